@@ -1,0 +1,57 @@
+"""Exceptions raised for bad input. The CLI turns every one of them into a message and an exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+class YiwuCreditError(Exception):
+    """Base class of every error the library raises on bad input or configuration."""
+
+    exit_code = 2
+
+
+class ConfigError(YiwuCreditError):
+    """A catalogue, policy or roster file is malformed (names the file, key and reason)."""
+
+    exit_code = 3
+
+
+class BundleError(YiwuCreditError):
+    """A model bundle is missing, tampered with or incompatible."""
+
+    exit_code = 4
+
+
+class PlanError(YiwuCreditError):
+    """An impossible supervision request (sample larger than the pool, unmet constraints...)."""
+
+    exit_code = 5
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One validation finding: which table/column, which rows (0-based data rows), and why."""
+
+    table: str
+    column: str | None
+    reason: str
+    rows: tuple[int, ...] = field(default_factory=tuple)
+    n_rows: int = 0
+
+    def __str__(self) -> str:
+        where = self.table + (f".{self.column}" if self.column else "")
+        if self.n_rows:
+            shown = ", ".join(str(r) for r in self.rows)
+            more = f" (+{self.n_rows - len(self.rows)} more)" if self.n_rows > len(self.rows) else ""
+            return f"{where}: {self.reason} — {self.n_rows} row(s), e.g. rows {shown}{more}"
+        return f"{where}: {self.reason}"
+
+
+class DataValidationError(YiwuCreditError):
+    """Every problem found in a dataset, not just the first."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        lines = [f"{len(self.problems)} data problem(s) found:"] + [f"  - {p}" for p in self.problems]
+        super().__init__("\n".join(lines))

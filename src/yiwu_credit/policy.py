@@ -1,0 +1,191 @@
+"""The supervision policy: tiers, credit-repair periods, overrides, labels, sampling, monitoring.
+
+A policy is a TOML file validated on load (see ``data/policy/yiwu-2022.toml``). Code reads it
+through :class:`Policy`; nothing policy-like is hard-coded elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+
+TIERS: tuple[str, ...] = ("A", "B", "C", "D")
+INSPECTION_RESULTS: tuple[str, ...] = (
+    "no_problem", "corrected", "pending", "info_not_published", "info_false",
+    "unreachable", "refused", "no_activity", "closed", "other_dept",
+)
+DEFAULT_POLICY = "yiwu-2022"
+
+
+def _num(cfg: dict, key: str, where: str, lo: float | None = None, hi: float | None = None) -> float:
+    if key not in cfg:
+        raise ConfigError(f"{where}: missing key '{key}'")
+    v = cfg[key]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{where}.{key}: expected a number, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{where}.{key}: {v} is outside [{lo}, {hi}]")
+    return float(v)
+
+
+def _tier(cfg: dict, key: str, where: str) -> str:
+    v = cfg.get(key)
+    if v not in TIERS:
+        raise ConfigError(f"{where}.{key}: expected one of {', '.join(TIERS)}, got {v!r}")
+    return v
+
+
+def _codes(cfg: dict, key: str, where: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    v = cfg.get(key, [])
+    if not isinstance(v, list) or any(x not in allowed for x in v):
+        raise ConfigError(f"{where}.{key}: expected a list drawn from {list(allowed)}, got {v!r}")
+    return tuple(v)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. ``raw`` is the parsed TOML; typed views are properties."""
+
+    raw: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.raw["meta"]["name"]
+
+    @property
+    def version(self) -> str:
+        return self.raw["meta"]["version"]
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the canonical JSON form of the policy (independent of TOML formatting)."""
+        blob = json.dumps(self.raw, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    @property
+    def tiers(self) -> dict[str, Any]:
+        return self.raw["tiers"]
+
+    def tier_label(self, tier: str, lang: str = "zh") -> str:
+        return self.raw["tiers"]["labels"][tier][lang]
+
+    @property
+    def repair(self) -> dict[str, float]:
+        return self.raw["repair"]
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return self.raw["overrides"]
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        return self.raw["labels"]
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return self.raw["sampling"]
+
+    @property
+    def monitoring(self) -> dict[str, float]:
+        return self.raw["monitoring"]
+
+
+def _validate(raw: dict, src: str) -> None:
+    for section in ("meta", "tiers", "repair", "overrides", "labels", "sampling", "monitoring"):
+        if not isinstance(raw.get(section), dict):
+            raise ConfigError(f"{src}: missing section [{section}]")
+    meta = raw["meta"]
+    for k in ("name", "version", "title_zh", "title_en"):
+        if not isinstance(meta.get(k), str):
+            raise ConfigError(f"{src} [meta].{k}: expected a string")
+    t = raw["tiers"]
+    if t.get("method") not in ("shares", "thresholds"):
+        raise ConfigError(f"{src} [tiers].method: expected 'shares' or 'thresholds', got {t.get('method')!r}")
+    shares = t.get("shares", {})
+    if set(shares) != set(TIERS):
+        raise ConfigError(f"{src} [tiers].shares: needs exactly the keys {list(TIERS)}")
+    for k in TIERS:
+        _num(shares, k, f"{src} [tiers].shares", 0.0, 1.0)
+    if abs(sum(shares.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"{src} [tiers].shares: must sum to 1, sums to {sum(shares.values())}")
+    th = t.get("thresholds", {})
+    vals = [_num(th, k, f"{src} [tiers].thresholds", 0.0, 1.0) for k in TIERS[:-1]]
+    if vals != sorted(vals) or len(set(vals)) != len(vals):
+        raise ConfigError(f"{src} [tiers].thresholds: A < B < C required, got {vals}")
+    for k in TIERS:
+        lab = t.get("labels", {}).get(k, {})
+        if not (isinstance(lab.get("zh"), str) and isinstance(lab.get("en"), str)):
+            raise ConfigError(f"{src} [tiers.labels.{k}]: needs 'zh' and 'en' strings")
+    r = raw["repair"]
+    for k in ("general_penalty_days", "low_fine_max_cny", "low_fine_days", "warning_days", "simple_procedure_days"):
+        _num(r, k, f"{src} [repair]", 0)
+    o = raw["overrides"]
+    _tier(o, "serious_dishonest_tier", f"{src} [overrides]")
+    _tier(o, "abnormal_operation_min_tier", f"{src} [overrides]")
+    _tier(o, "adverse_conduct_min_tier", f"{src} [overrides]")
+    _tier(o, "new_entity_tier", f"{src} [overrides]")
+    _codes(o, "adverse_conduct_results", f"{src} [overrides]", INSPECTION_RESULTS)
+    _num(o, "adverse_conduct_days", f"{src} [overrides]", 0)
+    _num(o, "new_entity_days", f"{src} [overrides]", 0)
+    lab = raw["labels"]
+    _num(lab, "horizon_days", f"{src} [labels]", 1)
+    _codes(lab, "adverse_results", f"{src} [labels]", INSPECTION_RESULTS)
+    s = raw["sampling"]
+    _num(s, "min_inclusion_prob", f"{src} [sampling]", 0.0, 1.0)
+    if s["min_inclusion_prob"] <= 0:
+        raise ConfigError(f"{src} [sampling].min_inclusion_prob: must be > 0 (no entity is exempt)")
+    _codes(s, "must_include", f"{src} [sampling]", ("serious_dishonest", "abnormal_operation"))
+    for k in TIERS:
+        tc = s.get("tiers", {}).get(k)
+        if not isinstance(tc, dict):
+            raise ConfigError(f"{src} [sampling.tiers.{k}]: missing")
+        _num(tc, "weight", f"{src} [sampling.tiers.{k}]", 0.0)
+        if tc["weight"] <= 0:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].weight: must be > 0 (no tier is exempt)")
+        _num(tc, "annual_rate", f"{src} [sampling.tiers.{k}]", 0.0, 1.0)
+        _num(tc, "max_per_year", f"{src} [sampling.tiers.{k}]", 0.0)
+    w = [s["tiers"][k]["weight"] for k in TIERS]
+    if w != sorted(w):
+        raise ConfigError(f"{src} [sampling.tiers]: weights must not decrease from A to D, got {w}")
+    for k, v in s.get("entity_type_factor", {}).items():
+        _num(s["entity_type_factor"], k, f"{src} [sampling.entity_type_factor]", 0.0)
+        if v <= 0:
+            raise ConfigError(f"{src} [sampling.entity_type_factor].{k}: must be > 0")
+    ins = s.get("inspectors", {})
+    _num(ins, "per_entity", f"{src} [sampling.inspectors]", 1)
+    _num(ins, "max_per_inspector", f"{src} [sampling.inspectors]", 1)
+    m = raw["monitoring"]
+    for k in ("psi_warn", "psi_retrain", "csi_warn", "csi_retrain", "auc_drop_retrain"):
+        _num(m, k, f"{src} [monitoring]", 0.0)
+
+
+def load_policy(policy: str | Path | Policy | None = None) -> Policy:
+    """Load and validate a policy: a shipped name (``"yiwu-2022"``), a TOML path, or a Policy."""
+    if isinstance(policy, Policy):
+        return policy
+    policy = policy or DEFAULT_POLICY
+    path = Path(policy)
+    if path.suffix != ".toml":
+        res = resources.files("yiwu_credit") / "data" / "policy" / f"{policy}.toml"
+        if not res.is_file():
+            shipped = sorted(p.name[:-5] for p in (resources.files("yiwu_credit") / "data" / "policy").iterdir())
+            raise ConfigError(f"unknown policy {str(policy)!r}; shipped policies: {shipped}, or give a .toml path")
+        text, src = res.read_text(encoding="utf-8"), f"policy {policy}"
+    else:
+        if not path.is_file():
+            raise ConfigError(f"policy file not found: {path}")
+        text, src = path.read_text(encoding="utf-8"), str(path)
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{src}: not valid TOML: {e}") from None
+    _validate(raw, src)
+    return Policy(raw=raw, source=src)
