@@ -14,6 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .errors import ConfigError
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
@@ -189,3 +192,34 @@ def load_policy(policy: str | Path | Policy | None = None) -> Policy:
         raise ConfigError(f"{src}: not valid TOML: {e}") from None
     _validate(raw, src)
     return Policy(raw=raw, source=src)
+
+
+def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy | str | None = None
+                    ) -> pd.DataFrame:
+    """Policy overrides on top of model tiers.
+
+    ``facts`` holds bool columns serious_dishonest, abnormal_operation, adverse_conduct, is_new
+    (see :func:`yiwu_credit.features.override_facts`), aligned with ``model_tier``. Returns a
+    frame with ``tier`` (final) and ``overrides`` (';'-joined rules that changed the tier, '' if
+    none). Order: new entity → fixed tier; list or conduct → at least a tier; serious-dishonest → D.
+    """
+    pol = load_policy(policy)
+    o = pol.overrides
+    rank = {t: i for i, t in enumerate(TIERS)}
+    r = model_tier.map(rank).to_numpy().astype(int)
+    notes = np.full(len(r), "", dtype=object)
+
+    def rule(mask: np.ndarray, new_rank: np.ndarray, label: str) -> None:
+        changed = mask & (new_rank != r)
+        r[mask] = new_rank[mask]
+        notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
+
+    f = {c: facts[c].to_numpy(dtype=bool) for c in ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new")}
+    rule(f["is_new"], np.full(len(r), rank[o["new_entity_tier"]]), f"new_entity->{o['new_entity_tier']}")
+    ab = rank[o["abnormal_operation_min_tier"]]
+    rule(f["abnormal_operation"], np.maximum(r, ab), f"abnormal_operation->{o['abnormal_operation_min_tier']}+")
+    ac = rank[o["adverse_conduct_min_tier"]]
+    rule(f["adverse_conduct"], np.maximum(r, ac), f"adverse_conduct->{o['adverse_conduct_min_tier']}+")
+    rule(f["serious_dishonest"], np.full(len(r), rank[o["serious_dishonest_tier"]]),
+         f"serious_dishonest->{o['serious_dishonest_tier']}")
+    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)

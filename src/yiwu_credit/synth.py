@@ -117,8 +117,8 @@ def generate(
     # ---- latent propensity (annual violation rate)
     sec_eff = np.array([_INDUSTRIES[s][2] for s in secs])[sec_idx]
     cap_f = np.nan_to_num(np.log1p(cap), nan=np.log1p(3.0))
-    z = (-3.1 + 0.35 * (etype == "enterprise") - 0.3 * is_coop + sec_eff + _TOWN_EFFECT[town_idx]
-         + 0.5 * (age_years < 2) - 0.12 * (cap_f - 2.5) + rng.normal(0, 0.9, n))
+    z = (-3.4 + 0.35 * (etype == "enterprise") - 0.3 * is_coop + sec_eff + _TOWN_EFFECT[town_idx]
+         + 0.5 * (age_years < 2) - 0.12 * (cap_f - 2.5) + rng.normal(0, 1.25, n))
     lam = 1.5 / (1.0 + np.exp(-z))  # violations per year, 0..1.5
 
     # ---- closures (entities that leave the pool during the window)
@@ -147,7 +147,7 @@ def generate(
     # complaints: 45% of violations draw a substantiated complaint, plus background noise
     c_from_v = rng.random(len(v_ent)) < 0.45
     c1_ent, c1_day = v_ent[c_from_v], v_day[c_from_v] + rng.integers(0, 30, c_from_v.sum())
-    bg_rate = 0.08 + 0.3 * lam
+    bg_rate = 0.05 + 0.6 * lam
     nbg = rng.poisson(bg_rate * span / 365.25)
     c2_ent = np.repeat(np.arange(n), nbg)
     c2_day = alive_from[c2_ent] + (rng.random(len(c2_ent)) * span[c2_ent]).astype(np.int64)
@@ -178,7 +178,7 @@ def generate(
     lam_ar = lam[ar_ent]
     u = rng.random(len(ar_ent))
     p_missing = np.clip(0.02 + 0.25 * lam_ar, 0, 0.5)
-    p_late = np.clip(0.05 + 0.3 * lam_ar, 0, 0.6)
+    p_late = np.clip(0.04 + 0.6 * lam_ar, 0, 0.7)
     missing = u < p_missing
     late = ~missing & (u < p_missing + p_late)
     jan1 = year_end[ar_yi] + 1

@@ -1,0 +1,145 @@
+"""Versioned model bundles: the fitted model plus everything needed to trust and reuse it.
+
+A bundle is a directory::
+
+    manifest.json    name, version, library versions, catalogue/policy hashes, features,
+                     cut-offs, training window, data fingerprint, metrics, SHA-256 of each file
+    model.joblib     the fitted TieredRiskModel (a pickle: load bundles only from a trusted source)
+    catalogue.toml   the feature catalogue the model was trained on
+    policy.toml      the policy used for labels, cut-offs and overrides
+
+:func:`load_bundle` verifies every hash and the format version before unpickling anything, so a
+tampered or incompatible bundle is refused with a clear :class:`BundleError`. Nothing in the
+manifest depends on the time or machine, so retraining with the same data, config and seed
+reproduces the bundle bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+
+from . import __version__
+from .catalogue import Catalogue, load_catalogue
+from .errors import BundleError, ConfigError
+from .io import atomic_path, sha256_file, write_text
+from .model import TieredRiskModel
+from .policy import Policy, load_policy
+
+FORMAT = "yiwu-credit-bundle/1"
+DEFAULT_BUNDLE = "default"
+
+
+@dataclass
+class Bundle:
+    """A verified, loaded bundle."""
+
+    model: TieredRiskModel
+    manifest: dict[str, Any]
+    catalogue: Catalogue
+    policy: Policy
+    path: Path
+
+    @property
+    def version(self) -> str:
+        return f"{self.manifest['name']}@{self.manifest['version']}"
+
+
+def _versions() -> dict[str, str]:
+    import lightgbm
+    import numpy
+    import pandas
+    import sklearn
+
+    return {"yiwu_credit": __version__, "scikit-learn": sklearn.__version__, "lightgbm": lightgbm.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__}
+
+
+def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version: str, catalogue: Catalogue,
+                policy: Policy, training: dict[str, Any], metrics: dict[str, Any]) -> Path:
+    """Write a bundle directory (each file atomically; the manifest last)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / "model.joblib") as tmp:
+        joblib.dump(model, tmp, compress=3)
+    write_text(path / "catalogue.toml", Path(catalogue.source).read_text(encoding="utf-8")
+               if Path(catalogue.source).is_file()
+               else (resources.files("yiwu_credit") / "data" / "features" / "catalogue.toml").read_text(encoding="utf-8"))
+    pol_src = Path(policy.source)
+    write_text(path / "policy.toml", pol_src.read_text(encoding="utf-8") if pol_src.is_file() else
+               (resources.files("yiwu_credit") / "data" / "policy" / f"{policy.name}.toml").read_text(encoding="utf-8"))
+    files = {f: sha256_file(path / f) for f in ("model.joblib", "catalogue.toml", "policy.toml")}
+    manifest = {
+        "format": FORMAT, "name": name, "version": version, "versions": _versions(),
+        "catalogue": {"name": catalogue.name, "version": catalogue.version, "sha256": catalogue.sha256},
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+        "features": list(model.feature_names_in_), "learner": model.learner,
+        "params": {k: v for k, v in model.get_params().items() if isinstance(v, int | float | str | type(None))},
+        "tier_cutoffs": [float(c) for c in model.tier_cutoffs_],
+        "training": training, "metrics": metrics, "files": files,
+    }
+    write_text(path / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
+def resolve_bundle_path(path: str | Path | None) -> Path:
+    """A bundle directory: an explicit path, or a shipped bundle name (default 'default')."""
+    if path is None or (not Path(path).exists() and "/" not in str(path)):
+        name = DEFAULT_BUNDLE if path is None else str(path)
+        return Path(str(resources.files("yiwu_credit") / "data" / "models" / name))
+    return Path(path)
+
+
+def load_bundle(path: str | Path | None = None) -> Bundle:
+    """Load and verify a bundle (default: the shipped ``models/default``)."""
+    p = resolve_bundle_path(path)
+    mpath = p / "manifest.json"
+    if not mpath.is_file():
+        raise BundleError(f"no model bundle at {p} (manifest.json not found)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise BundleError(f"{mpath}: manifest is not valid JSON: {e}") from None
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{p}: unsupported bundle format {manifest.get('format')!r}; this library reads {FORMAT}")
+    files = manifest.get("files", {})
+    for f in ("model.joblib", "catalogue.toml", "policy.toml"):
+        if f not in files:
+            raise BundleError(f"{p}: manifest lists no hash for {f}")
+        if not (p / f).is_file():
+            raise BundleError(f"{p}: {f} is missing")
+        got = sha256_file(p / f)
+        if got != files[f]:
+            raise BundleError(f"{p}: {f} has been modified (SHA-256 {got[:12]}… ≠ manifest {files[f][:12]}…); "
+                              "refusing to load a tampered bundle")
+    built = manifest.get("versions", {}).get("yiwu_credit", "0")
+    if built.split(".")[0] != __version__.split(".")[0]:
+        raise BundleError(f"{p}: built with yiwu_credit {built}, incompatible with {__version__}")
+    try:
+        catalogue = load_catalogue(p / "catalogue.toml")
+        policy = load_policy(p / "policy.toml")
+    except ConfigError as e:
+        raise BundleError(f"{p}: {e}") from None
+    if catalogue.sha256 != manifest["catalogue"]["sha256"]:
+        raise BundleError(f"{p}: catalogue hash does not match the manifest")
+    now = _versions()
+    for lib in ("scikit-learn", "lightgbm"):
+        if manifest["versions"].get(lib) != now[lib]:
+            warnings.warn(f"bundle {p.name} was built with {lib} {manifest['versions'].get(lib)}, running {now[lib]}",
+                          stacklevel=2)
+    try:
+        model = joblib.load(p / "model.joblib")
+    except Exception as e:  # a pickle from another library version can fail in many ways
+        raise BundleError(f"{p}: model.joblib could not be loaded ({type(e).__name__}: {e})") from None
+    if not isinstance(model, TieredRiskModel) or list(model.feature_names_in_) != manifest["features"]:
+        raise BundleError(f"{p}: model does not match its manifest (features differ)")
+    # the model reads texts and directions from its own catalogue and policy
+    model.catalogue = catalogue
+    model.policy = policy
+    return Bundle(model, manifest, catalogue, policy, p)

@@ -1,0 +1,329 @@
+"""Point-in-time credit features from the declarative catalogue.
+
+``build_features(dataset, as_of)`` returns one row per entity alive at ``as_of`` (entity_id
+index, sorted), computed only from facts dated strictly before ``as_of``. Credit repair is
+honoured through the policy's ``[repair]`` periods: a penalty decided on day d with publicity
+period P counts for as_of in (d, d + P) and not from its ``repaired_on`` (if before as_of);
+a list entry counts while entered_on < as_of <= removed_on.
+
+The function is pure over one :class:`Dataset`, so it runs unchanged on a partition of entities
+with their co-partitioned events (see ``yiwu_credit.distributed``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .catalogue import CATEGORIES, OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
+from .dataset import Dataset
+from .policy import Policy, load_policy
+
+_EPOCH = np.datetime64("1970-01-01", "D")
+_NAT = np.iinfo(np.int64).min
+
+
+def to_day(x: str | pd.Timestamp | np.datetime64) -> int:
+    """Days since 1970-01-01 of a date."""
+    return int((np.datetime64(pd.Timestamp(x).date(), "D") - _EPOCH).astype(np.int64))
+
+
+def day_array(s: pd.Series) -> np.ndarray:
+    """int64 days since epoch; NaT → a very small sentinel (never 'before as_of' by accident)."""
+    a = s.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT")).astype("datetime64[D]")
+    out = (a - _EPOCH).astype(np.int64)
+    out[np.isnat(a)] = _NAT
+    return out
+
+
+def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
+    """Entities established before as_of and not closed before it (bool, shape (n,))."""
+    est = day_array(entities["established_on"])
+    closed = day_array(entities["closed_on"])
+    return (est != _NAT) & (est < as_of_day) & ((closed == _NAT) | (closed >= as_of_day))
+
+
+@dataclass
+class Events:
+    """Rows of one event table usable at as_of: output row ``pos``, ``age`` in days (>= 1)."""
+
+    pos: np.ndarray
+    age: np.ndarray
+    cols: dict[str, np.ndarray]
+
+
+def _year_date(years: pd.Series, month: int, day: int) -> np.ndarray:
+    """Day number of (year + 1)-month-day for each year (the publication or filing deadline)."""
+    y = years.to_numpy(dtype="float64", na_value=np.nan)
+    ok = ~np.isnan(y)
+    out = np.full(len(y), _NAT, dtype=np.int64)
+    if ok.any():
+        yi = y[ok].astype(np.int64) + 1
+        months = (yi - 1970) * 12 + (month - 1)
+        d = months.astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(day - 1, "D")
+        out[ok] = (d - _EPOCH).astype(np.int64)
+    return out
+
+
+def events_at(ds: Dataset, name: str, as_of_day: int, remap: np.ndarray, policy: Policy,
+              catalogue: Catalogue) -> Events:
+    """The rows of table ``name`` that are known and (where it applies) publicly shown at as_of."""
+    df = ds.table(name)
+    codes = ds.entity_codes(name)
+    pos = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+    cols: dict[str, np.ndarray] = {}
+    if name == "penalties":
+        date = day_array(df["decided_on"])
+        rep = policy.repair
+        fine = df["fine_cny"].to_numpy(dtype="float64", na_value=np.nan)
+        general = (df["procedure"] == "general").to_numpy()
+        period = np.where(~general, rep["simple_procedure_days"],
+                          np.where(fine <= 0, rep["warning_days"],
+                                   np.where(fine <= rep["low_fine_max_cny"], rep["low_fine_days"],
+                                            rep["general_penalty_days"])))
+        repaired = day_array(df["repaired_on"])
+        shown = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
+        keep = shown
+        cols = {"procedure": df["procedure"].to_numpy(dtype=object), "fine_cny": fine}
+    elif name == "list_records":
+        date = day_array(df["entered_on"])
+        removed = day_array(df["removed_on"])
+        keep = (removed == _NAT) | (removed >= as_of_day)
+        cols = {"list": df["list"].to_numpy(dtype=object)}
+    elif name == "annual_reports":
+        src = catalogue.sources["annual_reports"]["date_from_year"]
+        date = _year_date(df["year"], src["month"], src["day"])
+        filed = day_array(df["filed_on"])
+        known = (filed != _NAT) & (filed < as_of_day)
+        status = np.where(known & (filed <= date), "on_time", np.where(known, "late", "missing"))
+        keep = np.ones(len(df), dtype=bool)
+        cols = {"status": status.astype(object), "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+    elif name == "tax_ratings":
+        src = catalogue.sources["tax_ratings"]["date_from_year"]
+        date = _year_date(df["year"], src["month"], src["day"])
+        keep = np.ones(len(df), dtype=bool)
+        rank = df["rating"].map(TAX_RANK).to_numpy(dtype="float64", na_value=np.nan)
+        cols = {"rating": rank, "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+    elif name == "inspections":
+        date = day_array(df["inspected_on"])
+        keep = np.ones(len(df), dtype=bool)
+        cols = {"result": df["result"].to_numpy(dtype=object)}
+    elif name == "complaints":
+        date = day_array(df["received_on"])
+        keep = np.ones(len(df), dtype=bool)
+        cols = {"substantiated": df["substantiated"].fillna(False).to_numpy(dtype=bool)}
+    else:  # pragma: no cover
+        raise KeyError(name)
+    keep &= (pos >= 0) & (date != _NAT) & (date < as_of_day)
+    return Events(pos[keep], (as_of_day - date[keep]).astype(np.int64), {k: v[keep] for k, v in cols.items()})
+
+
+def _mask(ev: Events, filt: tuple) -> np.ndarray:
+    m = np.ones(len(ev.pos), dtype=bool)
+    for col, val in filt:
+        vals = val if isinstance(val, list) else [val]
+        m &= np.isin(ev.cols[col], np.array(vals, dtype=ev.cols[col].dtype))
+    return m
+
+
+def _windowed_counts(pos: np.ndarray, age: np.ndarray, windows: tuple[int, ...], n: int,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """Sums over nested windows, shape (n, len(windows)): each row goes to its smallest window
+    once, then a cumulative sum over windows (one bincount instead of one per window)."""
+    w = np.asarray(windows, dtype=np.int64)
+    b = np.searchsorted(w, age, side="left")  # first window with w >= age
+    inside = b < len(w)
+    k = len(w)
+    flat = np.bincount(pos[inside] * k + b[inside], weights=None if weights is None else weights[inside],
+                       minlength=n * k)
+    return np.cumsum(flat.reshape(n, k), axis=1)
+
+
+def _per_window(ev: Events, m: np.ndarray, windows: tuple[int, ...], n: int,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    if windows:
+        return _windowed_counts(ev.pos[m], ev.age[m], windows, n, None if weights is None else weights[m])
+    return np.bincount(ev.pos[m], weights=None if weights is None else weights[m], minlength=n)[:, None].astype(float)
+
+
+def _compute(f: Feature, ev: Events, n: int, cache: dict) -> np.ndarray:
+    """Values of all windows of spec ``f.spec`` (shape (n, max(1, len(windows))))."""
+    s = f.spec
+    key = (s.table, repr(s.filter))
+    if key not in cache:
+        cache[key] = _mask(ev, s.filter)
+    m = cache[key]
+    ws = s.windows
+    agg = s.aggregation
+    if agg == "count":
+        return _per_window(ev, m, ws, n).astype(float)
+    if agg == "flag":
+        return (_per_window(ev, m, ws, n) > 0).astype(float)
+    if agg == "sum":
+        v = np.nan_to_num(ev.cols[s.column].astype(float))
+        return _per_window(ev, m, ws, n, v)
+    if agg == "decayed_count":
+        v = np.power(0.5, ev.age / s.half_life)
+        return _per_window(ev, m, ws, n, v)
+    if agg == "share":
+        num = _per_window(ev, m, ws, n)
+        den = _per_window(ev, np.ones_like(m), ws, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    if agg == "growth":
+        w = ws[0]
+        both = _windowed_counts(ev.pos[m], ev.age[m], (w, 2 * w), n)
+        out = 2 * both[:, :1] - both[:, 1:2]  # recent - previous = c_w - (c_2w - c_w)
+        return out.astype(float)
+    if agg in ("max", "days_since_last", "days_since_first"):
+        cols = []
+        for w in ws or (None,):
+            mm = m if w is None else m & (ev.age <= w)
+            if agg == "max":
+                out = np.zeros(n)
+                np.maximum.at(out, ev.pos[mm], np.nan_to_num(ev.cols[s.column][mm].astype(float)))
+            elif agg == "days_since_last":
+                out = np.full(n, float(w + 1))
+                np.minimum.at(out, ev.pos[mm], ev.age[mm].astype(float))
+            else:
+                out = np.zeros(n)
+                np.maximum.at(out, ev.pos[mm], ev.age[mm].astype(float))
+            cols.append(out)
+        return np.column_stack(cols)
+    if agg == "streak":
+        # rows are one per (entity, year); the streak is the number of matching years after the
+        # entity's latest non-matching year
+        year = ev.cols["year"]
+        last_ok = np.full(n, -np.inf)
+        np.maximum.at(last_ok, ev.pos[~m], year[~m])
+        hit = m & (year > last_ok[ev.pos])
+        return np.bincount(ev.pos[hit], minlength=n)[:, None].astype(float)
+    if agg == "latest":
+        year = ev.cols["year"]
+        latest = np.full(n, -np.inf)
+        np.maximum.at(latest, ev.pos[m], year[m])
+        sel = m & (year == latest[ev.pos])
+        out = np.full(n, np.nan)
+        out[ev.pos[sel]] = ev.cols[s.column][sel]
+        return out[:, None]
+    raise AssertionError(agg)  # pragma: no cover
+
+
+def _attribute(f: Feature, ent: pd.DataFrame, as_of_day: int) -> pd.Series | np.ndarray:
+    s = f.spec
+    col = ent[s.column]
+    if s.transform == "age_days":
+        return (as_of_day - day_array(col)).astype(float)
+    if s.transform == "value":
+        return col.to_numpy(dtype="float64", na_value=np.nan)
+    if s.transform == "section":
+        vals = col.str.slice(0, 1)
+    else:
+        vals = col
+        if s.column == "town":
+            vals = col.where(col.isin(CATEGORIES["town"]), OTHER_TOWN)
+    return pd.Categorical(vals.to_numpy(dtype=object), categories=list(f.categories))
+
+
+def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
+                   policy: Policy | str | None = None) -> pd.DataFrame:
+    """Credit features at ``as_of``: DataFrame (n_alive, n_features), index ``entity_id`` sorted.
+
+    Numeric features are float64; basic categorical attributes are pandas ``category`` with the
+    catalogue's fixed categories (unknown towns map to 其他).
+    """
+    cat = load_catalogue(catalogue)
+    pol = load_policy(policy)
+    as_of_day = to_day(as_of)
+    ent = dataset.entities
+    live = alive(ent, as_of_day)
+    idx = np.flatnonzero(live)
+    ids = ent["entity_id"].to_numpy(dtype=object)[idx]
+    order = np.argsort(ids, kind="stable")
+    idx = idx[order]
+    remap = np.full(len(ent), -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    n = len(idx)
+    ent_live = ent.iloc[idx].reset_index(drop=True)
+    events: dict[str, Events] = {}
+    cache: dict = {}
+    columns: dict[str, object] = {}
+    done: set[str] = set()
+    for f in cat.features:
+        s = f.spec
+        if s.table == "entities":
+            columns[f.name] = _attribute(f, ent_live, as_of_day)
+            continue
+        if s.name in done:
+            continue
+        if s.table not in events:
+            events[s.table] = events_at(dataset, s.table, as_of_day, remap, pol, cat)
+        vals = _compute(f, events[s.table], n, cache)
+        names = [f"{s.name}_{w}d" for w in s.windows] if s.windows else [s.name]
+        for j, nm in enumerate(names):
+            columns[nm] = vals[:, j]
+        done.add(s.name)
+    out = pd.DataFrame(columns, index=pd.Index(ent_live["entity_id"].astype("str"), name="entity_id"))
+    return out[cat.names]
+
+
+def feature_matrix_info(catalogue: Catalogue | str | None = None) -> pd.DataFrame:
+    """The catalogue as a table: name, family, direction, zh, en (for docs and reports)."""
+    cat = load_catalogue(catalogue)
+    return pd.DataFrame([
+        {"name": f.name, "family": f.spec.family, "table": f.spec.table, "aggregation": f.spec.aggregation,
+         "window_days": f.window, "direction": f.spec.direction, "zh": f.spec.zh, "en": f.spec.en}
+        for f in cat.features
+    ])
+
+
+def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy | str | None = None,
+                   catalogue: Catalogue | str | None = None) -> pd.DataFrame:
+    """Point-in-time facts behind the policy overrides, one row per entity alive at as_of.
+
+    Columns (bool): ``serious_dishonest`` and ``abnormal_operation`` (currently listed),
+    ``adverse_conduct`` (an inspection result in ``[overrides].adverse_conduct_results`` within
+    ``adverse_conduct_days``), ``is_new`` (established within ``new_entity_days`` and no penalty,
+    inspection, complaint or list record yet). Index entity_id, sorted like build_features.
+    """
+    pol = load_policy(policy)
+    cat = load_catalogue(catalogue)
+    o = pol.overrides
+    a = to_day(as_of)
+    ent = dataset.entities
+    live = alive(ent, a)
+    idx = np.flatnonzero(live)
+    ids = ent["entity_id"].to_numpy(dtype=object)[idx]
+    idx = idx[np.argsort(ids, kind="stable")]
+    remap = np.full(len(ent), -1, dtype=np.int64)
+    remap[idx] = np.arange(len(idx))
+    n = len(idx)
+    lr = events_at(dataset, "list_records", a, remap, pol, cat)
+    ins = events_at(dataset, "inspections", a, remap, pol, cat)
+
+    def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
+        return np.bincount(ev.pos[m], minlength=n) > 0
+
+    history = np.zeros(n, dtype=bool)
+    for name in ("penalties", "inspections", "complaints", "list_records"):
+        df = dataset.table(name)
+        codes = dataset.entity_codes(name)
+        d = day_array(df[TABLE_DATE[name]])
+        m = (codes >= 0) & (d != _NAT) & (d < a)
+        p = remap[np.maximum(codes[m], 0)]
+        history[p[p >= 0]] = True
+    age = a - day_array(ent["established_on"]).take(idx)
+    out = pd.DataFrame({
+        "serious_dishonest": any_of(lr, lr.cols["list"] == "serious_dishonest"),
+        "abnormal_operation": any_of(lr, lr.cols["list"] == "abnormal_operation"),
+        "adverse_conduct": any_of(ins, np.isin(ins.cols["result"], o["adverse_conduct_results"])
+                                  & (ins.age <= o["adverse_conduct_days"])),
+        "is_new": (age <= o["new_entity_days"]) & ~history,
+    }, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str), name="entity_id"))
+    return out
+
+
+TABLE_DATE = {"penalties": "decided_on", "inspections": "inspected_on", "complaints": "received_on",
+              "list_records": "entered_on"}

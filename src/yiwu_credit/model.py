@@ -1,0 +1,474 @@
+"""The tiered risk model: calibrated probability of violation, credit score, tier, reasons.
+
+:class:`TieredRiskModel` follows scikit-learn's estimator contract (``__init__`` stores
+parameters; ``fit`` learns attributes ending in ``_``; prediction never learns). Two learners:
+
+* ``"lightgbm"`` (default): gradient-boosted trees with monotone constraints from the feature
+  catalogue's directions; deterministic (fixed seed, ``deterministic=True``, row-wise, fixed
+  thread count).
+* ``"scorecard"``: quantile binning → weight of evidence (monotone where the catalogue gives a
+  direction) → logistic regression, with a points table (:attr:`points_table_`).
+
+The probability is calibrated on out-of-fold margins (Platt by default, or isotonic); the credit
+score is ``base_points + pdo / ln 2 · ln((1 - p) / p / base_odds)`` — higher is better, and
+``pdo`` points double the odds of good. Tiers come from cut-offs on the calibrated probability
+fitted to the policy's target shares (or its fixed thresholds).
+
+``predict_proba`` returns the (n, 2) array scikit-learn tools expect; the pandas-in, pandas-out
+views are :meth:`assess` (probability, score, tier), :meth:`predict_tier`, :meth:`credit_score`
+and :meth:`explain` (reason codes), all indexed like ``X``. ``score(X, y)`` is ROC AUC, the
+scikit-learn meaning of "score" (higher is better), so model selection works unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted
+
+from .catalogue import Catalogue, load_catalogue
+from .policy import TIERS, Policy, load_policy
+
+_EPS = 1e-6
+
+
+# ------------------------------------------------------------------------ input handling
+
+def _as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
+    if isinstance(X, pd.DataFrame):
+        return X
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead")
+    cols = names if names is not None and len(names) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=cols)
+
+
+def _is_cat(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+class _LGBLearner:
+    """LightGBM margins and exact TreeSHAP contributions."""
+
+    def __init__(self, params: dict, n_estimators: int, monotone: list[int], cat_cols: list[str]):
+        self.params, self.n_estimators, self.monotone, self.cat_cols = params, n_estimators, monotone, cat_cols
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None) -> _LGBLearner:
+        params = dict(self.params, monotone_constraints=self.monotone, monotone_constraints_method="advanced")
+        ds = lgb.Dataset(X, label=y, weight=w, categorical_feature=self.cat_cols or "auto", free_raw_data=True,
+                         params={"verbose": -1, "max_bin": params.get("max_bin", 255)})
+        self.booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
+        return self
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(X, raw_score=True, num_threads=self.params["num_threads"])
+
+    def contrib(self, X: pd.DataFrame) -> np.ndarray:
+        return self.booster.predict(X, pred_contrib=True, num_threads=self.params["num_threads"])[:, :-1]
+
+    def importance(self, names: list[str]) -> pd.Series:
+        return pd.Series(self.booster.feature_importance("gain"), index=names).sort_values(ascending=False)
+
+
+class _ScorecardLearner:
+    """Quantile bins → WOE (monotone by direction) → logistic regression; additive margins."""
+
+    def __init__(self, n_bins: int, monotone: list[int], cat_cols: list[str], C: float, random_state: int):
+        self.n_bins, self.monotone, self.cat_cols, self.C, self.random_state = n_bins, monotone, cat_cols, C, random_state
+
+    def _bin(self, X: pd.DataFrame) -> list[np.ndarray]:
+        out = []
+        for j, c in enumerate(X.columns):
+            s = X[c]
+            if c in self.cat_cols:
+                codes = pd.Categorical(s.astype(object), categories=self.levels[j]).codes.astype(np.int64)
+                out.append(np.where(codes < 0, len(self.levels[j]), codes))  # unseen/missing → last bin
+            else:
+                v = s.to_numpy(dtype="float64", na_value=np.nan)
+                b = np.searchsorted(self.edges[j], v, side="right")
+                out.append(np.where(np.isnan(v), len(self.edges[j]) + 1, b))
+        return out
+
+    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None) -> _ScorecardLearner:
+        w = np.ones(len(y)) if w is None else w
+        self.edges, self.levels = [], []
+        for c in X.columns:
+            if c in self.cat_cols:
+                self.levels.append(list(pd.unique(X[c].dropna().astype(object))))
+                self.edges.append(np.array([]))
+            else:
+                v = X[c].to_numpy(dtype="float64", na_value=np.nan)
+                v = v[~np.isnan(v)]
+                qs = np.unique(np.quantile(v, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if len(v) else np.array([])
+                self.edges.append(qs)
+                self.levels.append([])
+        bins = self._bin(X)
+        tot_b, tot_g = float((w * y).sum()), float((w * (1 - y)).sum())
+        self.woe = []
+        for j, b in enumerate(bins):
+            k = int(b.max()) + 1 if len(b) else 1
+            k = max(k, len(self.edges[j]) + 2, len(self.levels[j]) + 1)
+            bad = np.bincount(b, weights=w * y, minlength=k) + 0.5
+            good = np.bincount(b, weights=w * (1 - y), minlength=k) + 0.5
+            woe = np.log((bad / (tot_b + 0.5 * k)) / (good / (tot_g + 0.5 * k)))
+            d = self.monotone[j]
+            if d != 0 and self.cat_cols.count(X.columns[j]) == 0:
+                n_num = len(self.edges[j]) + 1  # numeric bins, the missing bin left free
+                cnt = np.bincount(b, weights=w, minlength=k)[:n_num] + 1e-9
+                iso = IsotonicRegression(increasing=d > 0)
+                woe[:n_num] = iso.fit_transform(np.arange(n_num), woe[:n_num], sample_weight=cnt)
+            self.woe.append(woe)
+        Z = self._woe(bins)
+        self.lr = LogisticRegression(C=self.C, max_iter=1000)
+        self.lr.fit(Z, y, sample_weight=w)
+        return self
+
+    def _woe(self, bins: list[np.ndarray]) -> np.ndarray:
+        return np.column_stack([self.woe[j][np.minimum(b, len(self.woe[j]) - 1)] for j, b in enumerate(bins)])
+
+    def margin(self, X: pd.DataFrame) -> np.ndarray:
+        return self.lr.decision_function(self._woe(self._bin(X)))
+
+    def contrib(self, X: pd.DataFrame) -> np.ndarray:
+        Z = self._woe(self._bin(X))
+        base = np.array([w.min() for w in self.woe]) * np.minimum(self.lr.coef_[0], 0) + \
+            np.array([w.max() for w in self.woe]) * np.maximum(self.lr.coef_[0], 0) * 0
+        lo = np.array([min(w.min() * c, w.max() * c) for w, c in zip(self.woe, self.lr.coef_[0], strict=True)])
+        del base
+        return Z * self.lr.coef_[0] - lo  # risk added relative to each feature's safest bin
+
+    def importance(self, names: list[str]) -> pd.Series:
+        spread = [abs(c) * (w.max() - w.min()) for w, c in zip(self.woe, self.lr.coef_[0], strict=True)]
+        return pd.Series(spread, index=names).sort_values(ascending=False)
+
+
+# ------------------------------------------------------------------------ the estimator
+
+class TieredRiskModel(ClassifierMixin, BaseEstimator):
+    """Calibrated probability of violation, credit score, tier A–D and reason codes.
+
+    Parameters
+    ----------
+    learner : "lightgbm" | "scorecard"
+    monotone : "catalogue" (directions of the default or given catalogue, matched by column
+        name), a dict ``{column: -1|0|1}``, or None for no constraints.
+    catalogue : catalogue path or object used for monotone directions and reason texts.
+    policy : policy name/path/object for tier cut-offs and labels.
+    calibration : "sigmoid" (Platt, default: smooth, keeps the ranking so share-based cut-offs
+        are exact) | "isotonic" (a step function: ties can move many entities across a cut-off) | None — fitted on out-of-fold margins from ``cv`` folds.
+    n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin : LightGBM.
+    n_bins, C : scorecard binning and inverse regularisation.
+    base_points, base_odds, pdo : the points scale (score ``base_points`` at odds good:bad =
+        ``base_odds``; ``pdo`` points double the odds).
+    n_reasons : reason codes per entity.
+    random_state, n_jobs : determinism and threads.
+    """
+
+    def __init__(self, learner: str = "lightgbm", monotone: str | dict | None = "catalogue",
+                 catalogue: str | Catalogue | None = None, policy: str | Policy | None = None,
+                 calibration: str | None = "sigmoid", cv: int = 5, n_estimators: int = 200,
+                 learning_rate: float = 0.05, num_leaves: int = 7, min_child_samples: int = 100,
+                 reg_lambda: float = 1.0, max_bin: int = 63, n_bins: int = 8, C: float = 1.0,
+                 base_points: float = 600.0, base_odds: float = 50.0, pdo: float = 40.0,
+                 n_reasons: int = 3, random_state: int = 0, n_jobs: int = 2):
+        self.learner = learner
+        self.monotone = monotone
+        self.catalogue = catalogue
+        self.policy = policy
+        self.calibration = calibration
+        self.cv = cv
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
+        self.n_bins = n_bins
+        self.C = C
+        self.base_points = base_points
+        self.base_odds = base_odds
+        self.pdo = pdo
+        self.n_reasons = n_reasons
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    # -------------------------------------------------------------- fitting
+    def _prepare(self, X: Any, fitting: bool) -> pd.DataFrame:
+        if fitting:
+            Xf = _as_frame(X)
+            if Xf.shape[1] == 0:
+                raise ValueError("0 feature(s) (shape=(n, 0)) while a minimum of 1 is required.")
+            if Xf.shape[0] == 0:
+                raise ValueError("0 sample(s) (shape=(0, n)) while a minimum of 1 is required.")
+            self.feature_names_in_ = np.array([str(c) for c in Xf.columns], dtype=object)
+            self.n_features_in_ = Xf.shape[1]
+            self.categories_ = {c: list(Xf[c].cat.categories) if isinstance(Xf[c].dtype, pd.CategoricalDtype)
+                                else sorted(pd.unique(Xf[c].dropna().astype(str)))
+                                for c in Xf.columns if _is_cat(Xf[c])}
+        else:
+            check_is_fitted(self, "learner_")
+            Xf = _as_frame(X, list(self.feature_names_in_))
+            if Xf.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {Xf.shape[1]} features, but TieredRiskModel is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            if isinstance(X, pd.DataFrame):
+                missing = [c for c in self.feature_names_in_ if c not in Xf.columns]
+                if missing:
+                    raise ValueError(f"X is missing feature column(s) {missing}")
+        Xf = Xf.copy() if not fitting else Xf
+        cols = {}
+        for c in self.feature_names_in_:
+            s = Xf[c]
+            if c in self.categories_:
+                cols[c] = pd.Categorical(s.astype(object).where(s.notna(), None).map(
+                    lambda v: v if v is None else str(v)), categories=self.categories_[c])
+            else:
+                try:
+                    cols[c] = pd.to_numeric(s, errors="raise").astype("float64").to_numpy()
+                except (ValueError, TypeError):
+                    raise ValueError(f"feature {c!r} is not numeric and was not categorical at fit time") from None
+                if np.isinf(cols[c]).any():
+                    raise ValueError(f"Input X contains infinity in feature {c!r}.")
+        return pd.DataFrame(cols, index=Xf.index)
+
+    def _directions(self) -> list[int]:
+        names = list(self.feature_names_in_)
+        if self.monotone is None:
+            d = {}
+        elif self.monotone == "catalogue":
+            d = load_catalogue(self.catalogue).directions
+        elif isinstance(self.monotone, dict):
+            d = self.monotone
+        else:
+            raise ValueError(f"monotone must be 'catalogue', a dict or None, got {self.monotone!r}")
+        return [0 if c in self.categories_ else int(d.get(c, 0)) for c in names]
+
+    def _make_learner(self):
+        mono = self.monotone_constraints_
+        cats = list(self.categories_)
+        if self.learner == "lightgbm":
+            params = {
+                "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+                "min_child_samples": self.min_child_samples, "min_child_weight": 1e-3, "reg_lambda": self.reg_lambda,
+                "max_bin": self.max_bin, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
+                "num_threads": self.n_jobs, "verbose": -1, "min_data_per_group": 20, "cat_smooth": 10.0,
+            }
+            return _LGBLearner(params, self.n_estimators, mono, cats)
+        if self.learner == "scorecard":
+            return _ScorecardLearner(self.n_bins, mono, cats, self.C, self.random_state)
+        raise ValueError(f"learner must be 'lightgbm' or 'scorecard', got {self.learner!r}")
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TieredRiskModel:
+        """Fit learner, calibration and tier cut-offs. ``X``: (n, p) frame or array; ``y``: 0/1."""
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        Xf = self._prepare(X, fitting=True)
+        y_arr = np.asarray(y)
+        if y_arr.ndim != 1:
+            y_arr = y_arr.ravel() if y_arr.ndim == 2 and y_arr.shape[1] == 1 else y_arr
+        if len(y_arr) != len(Xf):
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(Xf)}, {len(y_arr)}]")
+        kind = type_of_target(y_arr)
+        if kind not in ("binary", "unknown") or (kind == "unknown"):
+            if kind in ("continuous", "continuous-multioutput"):
+                raise ValueError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
+            if kind != "binary":
+                raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
+        self.classes_, y01 = np.unique(y_arr, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("y has only one class; a risk model needs both violators and non-violators.")
+        y01 = y01.astype(float)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if w is not None and (w.shape != (len(y01),) or (w < 0).any()):
+            raise ValueError("sample_weight must be non-negative with one weight per row")
+        self.monotone_constraints_ = self._directions()
+        self.learner_ = self._make_learner().fit(Xf, y01, w)
+        # out-of-fold margins for calibration and cut-offs
+        min_class = int(min(np.bincount(y01.astype(int))))
+        k = min(self.cv, min_class)
+        if self.calibration is not None and k >= 2:
+            oof = np.empty(len(y01))
+            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
+            for tr, te in skf.split(Xf, y01):
+                m = self._make_learner().fit(Xf.iloc[tr], y01[tr], None if w is None else w[tr])
+                oof[te] = m.margin(Xf.iloc[te])
+            if self.calibration == "isotonic":
+                self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=_EPS, y_max=1 - _EPS)
+                self.calibrator_.fit(oof, y01, sample_weight=w)
+            elif self.calibration == "sigmoid":
+                self.calibrator_ = LogisticRegression(C=1e6).fit(oof[:, None], y01, sample_weight=w)
+            else:
+                raise ValueError(f"calibration must be 'isotonic', 'sigmoid' or None, got {self.calibration!r}")
+            self.oof_proba_ = self._calibrate(oof)
+        else:
+            self.calibrator_ = None
+            self.oof_proba_ = self._calibrate(self.learner_.margin(Xf))
+        self.tier_cutoffs_ = self._fit_cutoffs(self.oof_proba_, w)
+        self.reference_scores_ = np.quantile(self._points(self.oof_proba_), np.linspace(0, 1, 11))
+        return self
+
+    def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+        cal = getattr(self, "calibrator_", None)
+        if cal is None:
+            p = 1.0 / (1.0 + np.exp(-margin))
+        elif isinstance(cal, IsotonicRegression):
+            p = cal.predict(margin)
+        else:
+            p = cal.predict_proba(margin[:, None])[:, 1]
+        return np.clip(p, _EPS, 1 - _EPS)
+
+    def _fit_cutoffs(self, p: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        """Upper probability bounds of tiers A, B, C (D is everything above)."""
+        pol = load_policy(self.policy)
+        if pol.tiers["method"] == "thresholds":
+            return np.array([pol.tiers["thresholds"][t] for t in TIERS[:-1]], dtype=float)
+        shares = np.cumsum([pol.tiers["shares"][t] for t in TIERS[:-1]])
+        order = np.argsort(p, kind="stable")
+        ww = np.ones(len(p)) if w is None else w
+        cw = np.cumsum(ww[order]) / ww.sum()
+        cuts = [p[order][min(np.searchsorted(cw, s), len(p) - 1)] for s in shares]
+        return np.maximum.accumulate(np.array(cuts, dtype=float))
+
+    # -------------------------------------------------------------- prediction
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw margin (log-odds before calibration), shape (n,)."""
+        return self.learner_.margin(self._prepare(X, fitting=False))
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): columns P(no violation), P(violation)."""
+        p = self._calibrate(self.decision_function(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Class labels at the tier-D cut-off (entities in tier D are predicted violators)."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p > self.tier_cutoffs_[-1]).astype(int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """ROC AUC of the calibrated probability (scikit-learn's 'higher is better' score)."""
+        return float(roc_auc_score(np.asarray(y) == self.classes_[1], self.predict_proba(X)[:, 1],
+                                   sample_weight=sample_weight))
+
+    def _points(self, p: np.ndarray) -> np.ndarray:
+        factor = self.pdo / math.log(2)
+        return self.base_points + factor * (np.log((1 - p) / p) - math.log(self.base_odds))
+
+    def tiers_from_proba(self, p: np.ndarray) -> np.ndarray:
+        """Tier letters for probabilities (array of str)."""
+        return np.array(TIERS)[np.searchsorted(self.tier_cutoffs_, p, side="left")]
+
+    def _index(self, X: Any) -> pd.Index:
+        return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(X))
+
+    def credit_score(self, X: Any) -> pd.Series:
+        """Credit score in points (higher = better credit), indexed like X."""
+        return pd.Series(self._points(self.predict_proba(X)[:, 1]), index=self._index(X), name="credit_score")
+
+    def predict_tier(self, X: Any) -> pd.Series:
+        """Model tier A–D (before policy overrides), indexed like X."""
+        return pd.Series(self.tiers_from_proba(self.predict_proba(X)[:, 1]), index=self._index(X), name="tier")
+
+    def assess(self, X: Any) -> pd.DataFrame:
+        """probability, credit_score and model tier in one pass, indexed like X."""
+        p = self.predict_proba(X)[:, 1]
+        return pd.DataFrame({"probability": p, "credit_score": self._points(p), "tier": self.tiers_from_proba(p)},
+                            index=self._index(X))
+
+    def contributions(self, X: Any) -> pd.DataFrame:
+        """Per-feature contributions to the margin (TreeSHAP for LightGBM; WOE·coef above each
+        feature's safest bin for the scorecard), shape (n, p), indexed like X."""
+        Xf = self._prepare(X, fitting=False)
+        return pd.DataFrame(self.learner_.contrib(Xf), index=self._index(X), columns=list(self.feature_names_in_))
+
+    def explain(self, X: Any, k: int | None = None) -> pd.DataFrame:
+        """Reason codes: the top ``k`` features pushing each entity's risk up.
+
+        Returns a frame indexed like X with, for i = 1..k: ``reason_i`` (feature name),
+        ``reason_i_zh``/``reason_i_en`` (catalogue texts with the entity's value; the feature
+        name and value for columns not in the catalogue) and ``reason_i_contrib`` (margin units).
+        Exact TreeSHAP is ~100× plain scoring, so call this only for the entities that need
+        reasons (``score_entities`` does it for tiers C and D and overrides by default).
+        """
+        k = self.n_reasons if k is None else k
+        if len(X) == 0:
+            return pd.DataFrame(index=self._index(X))
+        C = self.contributions(X)
+        vals = C.to_numpy()
+        order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+        cat = load_catalogue(self.catalogue)
+        feats = {f.name: f for f in cat.features}
+        names = np.array(C.columns)
+        Xf = _as_frame(X, list(self.feature_names_in_))
+        out: dict[str, Any] = {}
+        rows = np.arange(len(C))
+        for i in range(min(k, len(names))):
+            j = order[:, i]
+            contrib = vals[rows, j]
+            pos = contrib > 1e-9
+            fname = np.where(pos, names[j], None)
+            zh, en = [], []
+            for r, (f, ok) in enumerate(zip(names[j], pos, strict=True)):
+                if not ok:
+                    zh.append(None)
+                    en.append(None)
+                    continue
+                v = Xf[f].iloc[r]
+                if f in feats:
+                    zh.append(feats[f].reason(v, "zh"))
+                    en.append(feats[f].reason(v, "en"))
+                else:
+                    zh.append(f"{f}={v}")
+                    en.append(f"{f}={v}")
+            out[f"reason_{i + 1}"] = fname
+            out[f"reason_{i + 1}_zh"] = zh
+            out[f"reason_{i + 1}_en"] = en
+            out[f"reason_{i + 1}_contrib"] = np.where(pos, contrib, np.nan)
+        return pd.DataFrame(out, index=C.index)
+
+    def feature_importance(self) -> pd.Series:
+        """Gain (LightGBM) or points spread (scorecard) per feature, descending."""
+        check_is_fitted(self, "learner_")
+        return self.learner_.importance(list(self.feature_names_in_))
+
+    @property
+    def points_table_(self) -> pd.DataFrame:
+        """Scorecard points per (feature, bin): points lost relative to the safest bin."""
+        check_is_fitted(self, "learner_")
+        if not isinstance(self.learner_, _ScorecardLearner):
+            raise AttributeError("points_table_ exists for learner='scorecard'")
+        L = self.learner_
+        factor = self.pdo / math.log(2)
+        rows = []
+        for j, c in enumerate(self.feature_names_in_):
+            coef = L.lr.coef_[0][j]
+            risk = coef * L.woe[j]
+            if c in self.categories_:
+                labels = [*map(str, L.levels[j]), "missing/other"]
+            else:
+                e = L.edges[j]
+                lows = [-np.inf, *e]
+                highs = [*e, np.inf]
+                labels = [f"[{lo:g}, {hi:g})" for lo, hi in zip(lows, highs, strict=True)] + ["missing"]
+            for b, lab in enumerate(labels[: len(risk)]):
+                rows.append({"feature": c, "bin": lab, "woe": L.woe[j][b],
+                             "points_lost": factor * (risk[b] - risk.min())})
+        return pd.DataFrame(rows)
