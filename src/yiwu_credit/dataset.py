@@ -202,7 +202,10 @@ def _check_entities(df: pd.DataFrame, f: _Findings, as_of: pd.Timestamp | None) 
 def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np.ndarray,
                   f: _Findings, as_of: pd.Timestamp | None) -> np.ndarray:
     table = TABLES[name]
-    pos = pd.Index(entities["entity_id"]).get_indexer(df["entity_id"])
+    ids = entities["entity_id"]
+    first = np.flatnonzero(~ids.duplicated(keep="first").to_numpy())  # duplicates are rejected anyway
+    pos = pd.Index(ids.iloc[first]).get_indexer(df["entity_id"])
+    pos = np.where(pos >= 0, first[np.maximum(pos, 0)], -1)
     has_id = df["entity_id"].notna().to_numpy()
     ok_pos = pos >= 0
     f.add(name, "entity_id", "entity_id not in entities", has_id & ~ok_pos)

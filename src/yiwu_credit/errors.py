@@ -6,27 +6,31 @@ from dataclasses import dataclass, field
 
 
 class YiwuCreditError(Exception):
-    """Base class of every error the library raises on bad input or configuration."""
+    """Base class of every error the library raises on bad input or configuration.
 
-    exit_code = 2
+    ``exit_code`` is what the CLI exits with: 3 data, 4 configuration, 5 bundle, 6 plan
+    (2 is argparse's usage error, 1 an unexpected internal error).
+    """
+
+    exit_code = 3
 
 
 class ConfigError(YiwuCreditError):
     """A catalogue, policy or roster file is malformed (names the file, key and reason)."""
 
-    exit_code = 3
+    exit_code = 4
 
 
 class BundleError(YiwuCreditError):
     """A model bundle is missing, tampered with or incompatible."""
 
-    exit_code = 4
+    exit_code = 5
 
 
 class PlanError(YiwuCreditError):
     """An impossible supervision request (sample larger than the pool, unmet constraints...)."""
 
-    exit_code = 5
+    exit_code = 6
 
 
 @dataclass(frozen=True)
