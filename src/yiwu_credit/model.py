@@ -28,13 +28,14 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import StratifiedKFold, check_cv
 from sklearn.utils.multiclass import type_of_target
-from sklearn.utils.validation import check_is_fitted
+from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from .catalogue import Catalogue, load_catalogue
 from .policy import TIERS, Policy, load_policy
@@ -45,11 +46,16 @@ _EPS = 1e-6
 # ------------------------------------------------------------------------ input handling
 
 def _as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
+    if sp.issparse(X):
+        raise TypeError("sparse input is not supported: pass a dense DataFrame or array")
     if isinstance(X, pd.DataFrame):
-        return X
+        if all(isinstance(c, str) for c in X.columns):
+            return X
+        return X.rename(columns=str)
     arr = np.asarray(X)
     if arr.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead")
+        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
+                         "(one row per entity, one column per feature).")
     cols = names if names is not None and len(names) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
     return pd.DataFrame(arr, columns=cols)
 
@@ -165,6 +171,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         name), a dict ``{column: -1|0|1}``, or None for no constraints.
     catalogue : catalogue path or object used for monotone directions and reason texts.
     policy : policy name/path/object for tier cut-offs and labels.
+    cv : folds (int) or a scikit-learn splitter for the out-of-fold calibration margins.
     calibration : "sigmoid" (Platt, default: smooth, keeps the ranking so share-based cut-offs
         are exact) | "isotonic" (a step function: ties can move many entities across a cut-off) | None — fitted on out-of-fold margins from ``cv`` folds.
     n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin : LightGBM.
@@ -216,9 +223,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         if fitting:
             Xf = _as_frame(X)
             if Xf.shape[1] == 0:
-                raise ValueError("0 feature(s) (shape=(n, 0)) while a minimum of 1 is required.")
+                raise ValueError(f"0 feature(s) (shape={Xf.shape}) while a minimum of 1 is required.")
             if Xf.shape[0] == 0:
-                raise ValueError("0 sample(s) (shape=(0, n)) while a minimum of 1 is required.")
+                raise ValueError(f"0 sample(s) (shape={Xf.shape}) while a minimum of 1 is required.")
             self.feature_names_in_ = np.array([str(c) for c in Xf.columns], dtype=object)
             self.n_features_in_ = Xf.shape[1]
             self.categories_ = {c: list(Xf[c].cat.categories) if isinstance(Xf[c].dtype, pd.CategoricalDtype)
@@ -282,16 +289,14 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
         Xf = self._prepare(X, fitting=True)
-        y_arr = np.asarray(y)
-        if y_arr.ndim != 1:
-            y_arr = y_arr.ravel() if y_arr.ndim == 2 and y_arr.shape[1] == 1 else y_arr
+        y_arr = column_or_1d(y, warn=True)
         if len(y_arr) != len(Xf):
             raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(Xf)}, {len(y_arr)}]")
-        kind = type_of_target(y_arr)
-        if kind not in ("binary", "unknown") or (kind == "unknown"):
-            if kind in ("continuous", "continuous-multioutput"):
-                raise ValueError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
-            if kind != "binary":
+        kind = type_of_target(y_arr, raise_unknown=True)
+        if kind in ("continuous", "continuous-multioutput"):
+            raise ValueError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
+        if kind not in ("binary", "unknown"):
+            if len(np.unique(y_arr)) > 2:
                 raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
         self.classes_, y01 = np.unique(y_arr, return_inverse=True)
         if len(self.classes_) < 2:
@@ -304,11 +309,14 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         self.learner_ = self._make_learner().fit(Xf, y01, w)
         # out-of-fold margins for calibration and cut-offs
         min_class = int(min(np.bincount(y01.astype(int))))
-        k = min(self.cv, min_class)
-        if self.calibration is not None and k >= 2:
+        if isinstance(self.cv, int | np.integer):
+            k = min(int(self.cv), min_class)
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state) if k >= 2 else None
+        else:
+            splitter = check_cv(self.cv, y01, classifier=True)
+        if self.calibration is not None and splitter is not None:
             oof = np.empty(len(y01))
-            skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state)
-            for tr, te in skf.split(Xf, y01):
+            for tr, te in splitter.split(Xf, y01):
                 m = self._make_learner().fit(Xf.iloc[tr], y01[tr], None if w is None else w[tr])
                 oof[te] = m.margin(Xf.iloc[te])
             if self.calibration == "isotonic":
@@ -351,7 +359,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
     # -------------------------------------------------------------- prediction
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw margin (log-odds before calibration), shape (n,)."""
-        return self.learner_.margin(self._prepare(X, fitting=False))
+        Xf = self._prepare(X, fitting=False)
+        return self.learner_.margin(Xf)
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): columns P(no violation), P(violation)."""
@@ -359,9 +368,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        """Class labels at the tier-D cut-off (entities in tier D are predicted violators)."""
+        """Most probable class (scikit-learn's convention); for supervision use :meth:`predict_tier`."""
         p = self.predict_proba(X)[:, 1]
-        return self.classes_[(p > self.tier_cutoffs_[-1]).astype(int)]
+        return self.classes_[(p > 0.5).astype(int)]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """ROC AUC of the calibrated probability (scikit-learn's 'higher is better' score)."""
