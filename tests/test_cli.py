@@ -1,0 +1,126 @@
+"""The command line end to end on a small world, and on malformed inputs (message + exit code)."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+
+from yiwu_credit.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    return code, out, err
+
+
+def test_help_has_examples(capsys):
+    for cmd in ("validate", "synth", "train", "score", "demo"):
+        with pytest.raises(SystemExit) as ei:
+            main([cmd, "--help"])
+        assert ei.value.code == 0
+        out = capsys.readouterr().out
+        assert "example:" in out and f"yiwu-credit {cmd}" in out
+
+
+def test_synth_validate_score_end_to_end(capsys, tmp_path):
+    code, out, _ = run(capsys, "synth", "--entities", 1500, "--seed", 3, "--out", tmp_path / "w")
+    assert code == 0 and "1,500 entities" in out
+    data = tmp_path / "w" / "dataset"
+    assert not (data / "truth.parquet").exists() and (tmp_path / "w" / "truth.parquet").exists()
+    code, out, _ = run(capsys, "validate", data)
+    assert code == 0 and "no problems found" in out
+    code, out, _ = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "s.csv",
+                       "--excel")
+    assert code == 0, out
+    raw = (tmp_path / "s.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")  # BOM for Excel
+    s = pd.read_csv(tmp_path / "s.csv", encoding="utf-8-sig")
+    rej = pd.read_csv(tmp_path / "s.rejects.csv", encoding="utf-8-sig")
+    assert len(s) + len(rej) == 1500  # every entity accounted for
+    assert {"entity_id", "probability", "credit_score", "tier", "tier_zh", "reason_1_zh", "reason_1_en",
+            "overrides", "model_version"} <= set(s.columns)
+    assert set(s["tier_zh"]) <= {"信用风险低", "信用风险一般", "信用风险较高", "信用风险高"}
+    cd = s[s["tier"].isin(["C", "D"])]
+    assert cd["reason_1_zh"].notna().mean() > 0.9
+    assert "= scored" in out
+    # parquet output, and a bad row quarantined: counts still reconcile
+    ent = pd.read_csv(data / "entities.csv", dtype=str, keep_default_na=False)
+    ent.loc[3, "entity_id"] = ent.loc[3, "entity_id"][:-1] + ("0" if ent.loc[3, "entity_id"][-1] != "0" else "1")
+    ent.to_csv(data / "entities.csv", index=False)
+    code, out, _ = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "s.parquet")
+    assert code == 0
+    s2 = pd.read_parquet(tmp_path / "s.parquet")
+    rej2 = pd.read_csv(tmp_path / "s.rejects.csv")
+    ent_rej = rej2[(rej2["table"] == "entities")]
+    assert len(s2) + len(ent_rej) == 1500
+    assert "invalid USCC" in " ".join(rej2["reason"].astype(str))
+
+
+def test_train_writes_a_loadable_bundle(capsys, tmp_path):
+    code, out, _ = run(capsys, "train", "--synthetic", 3000, "--seed", 1, "--as-of", "2024-01-01",
+                       "--out", tmp_path / "m")
+    assert code == 0 and "out-of-time" in out
+    man = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert man["name"] == "m" and man["training"]["as_of"] == "2024-01-01"
+
+
+@pytest.fixture()
+def data(world_copy):
+    return world_copy
+
+
+def _csv(path, fn):
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    fn(df).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize("breakage, expect", [
+    (lambda d: (d / "penalties.csv").unlink(), "penalties: file not found"),
+    (lambda d: _csv(d / "complaints.csv", lambda df: df.rename(columns={"received_on": "date"})), "missing column"),
+    (lambda d: _csv(d / "entities.csv", lambda df: df.assign(entity_id=df["entity_id"].str[:-1] + "I")), "invalid USCC"),
+    (lambda d: _csv(d / "penalties.csv", lambda df: df.assign(decided_on="31/12/2020")), "not an ISO date"),
+    (lambda d: (d / "entities.csv").write_text(""), "cannot read entities.csv"),
+])
+def test_malformed_inputs_validate(capsys, data, breakage, expect):
+    breakage(data)
+    code, out, err = run(capsys, "validate", data)
+    assert code == 3
+    assert expect in out + err
+
+
+def test_empty_event_table_is_fine(capsys, data, tmp_path):
+    _csv(data / "complaints.csv", lambda df: df.iloc[:0])
+    code, out, _ = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "o.csv")
+    assert code == 0
+
+
+def test_strict_score_on_bad_data_exits_3(capsys, data, tmp_path):
+    _csv(data / "penalties.csv", lambda df: df.assign(fine_cny="-1"))
+    code, _, err = run(capsys, "score", "--strict", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "o.csv")
+    assert code == 3 and "penalties.fine_cny" in err and not (tmp_path / "o.csv").exists()
+
+
+def test_unknown_model_and_tampered_bundle(capsys, data, tmp_path, bundle):
+    code, _, err = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--model", tmp_path / "nope",
+                       "--out", tmp_path / "o.csv")
+    assert code == 5 and "no model bundle" in err
+    t = tmp_path / "tampered"
+    shutil.copytree(bundle.path, t)
+    with open(t / "model.joblib", "ab") as f:
+        f.write(b"x")
+    code, _, err = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--model", t, "--out", tmp_path / "o.csv")
+    assert code == 5 and "modified" in err and not (tmp_path / "o.csv").exists()
+
+
+def test_missing_dataset_dir(capsys, tmp_path):
+    code, out, err = run(capsys, "validate", tmp_path / "none")
+    assert code == 3 and "directory not found" in out + err
+
+
+def test_usage_error_exit_2(capsys):
+    with pytest.raises(SystemExit) as ei:
+        main(["score", "--data"])
+    assert ei.value.code == 2
