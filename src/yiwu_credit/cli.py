@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
              "yiwu-credit synth --entities 20000 --seed 7 --out out/world")
     p.add_argument("--entities", type=int, default=20_000)
     p.add_argument("--seed", type=int, default=2022)
-    p.add_argument("--start", default="2018-01-01")
+    p.add_argument("--start", default="2016-01-01")
     p.add_argument("--end", default="2025-12-31")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--out", required=True, help="output directory (dataset/ and truth.parquet)")

@@ -68,6 +68,9 @@ class Table:
     def column_names(self) -> list[str]:
         return [c.name for c in self.columns]
 
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
 
 _ID = Column("entity_id", "id", "统一社会信用代码", "unified social credit code (USCC, 18 chars)")
 

@@ -51,8 +51,7 @@ class Dataset:
     def entity_codes(self, name: str) -> np.ndarray:
         """Position (int64) in ``entities`` of each row's entity in table ``name``; -1 if unknown."""
         if name not in self._codes:
-            idx = pd.Index(self.entities["entity_id"])
-            self._codes[name] = idx.get_indexer(self.table(name)["entity_id"]).astype(np.int64)
+            self._codes[name] = index_of(self.entities["entity_id"], self.table(name)["entity_id"])
         return self._codes[name]
 
     def fingerprint(self) -> str:
@@ -77,6 +76,21 @@ class Dataset:
         """A copy with some tables replaced (cached codes dropped)."""
         kw = {n: tables.get(n, self.table(n)) for n in TABLES}
         return Dataset(**kw, rejects=self.rejects, counts=dict(self.counts), source=self.source)
+
+
+def index_of(values: pd.Series, lookup: pd.Series) -> np.ndarray:
+    """Position (int64) in ``values`` of each element of ``lookup``; -1 where absent.
+
+    Arrow's hash lookup is ~3× faster than a pandas Index on string ids; ``values`` must be unique.
+    """
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        res = pc.index_in(pa.array(lookup, type=pa.string()), value_set=pa.array(values, type=pa.string()))
+        return res.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    except (ImportError, pa.ArrowInvalid, pa.ArrowTypeError):  # non-string ids: the pandas path
+        return pd.Index(values).get_indexer(lookup).astype(np.int64)
 
 
 def empty_table(name: str) -> pd.DataFrame:
@@ -204,7 +218,7 @@ def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np
     table = TABLES[name]
     ids = entities["entity_id"]
     first = np.flatnonzero(~ids.duplicated(keep="first").to_numpy())  # duplicates are rejected anyway
-    pos = pd.Index(ids.iloc[first]).get_indexer(df["entity_id"])
+    pos = index_of(ids.iloc[first], df["entity_id"])
     pos = np.where(pos >= 0, first[np.maximum(pos, 0)], -1)
     has_id = df["entity_id"].notna().to_numpy()
     ok_pos = pos >= 0
@@ -271,8 +285,7 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     ent = typed["entities"]
     _check_entities(ent, f, as_of_ts)
     ent_bad = f.bad_rows("entities", len(ent))
-    for name in EVENT_TABLES:
-        _check_events(name, typed[name], ent, ~ent_bad, f, as_of_ts)
+    positions = {name: _check_events(name, typed[name], ent, ~ent_bad, f, as_of_ts) for name in EVENT_TABLES}
     problems = f.problems()
     if strict and problems:
         raise DataValidationError(problems)
@@ -286,7 +299,11 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
         if bad.any():
             rejects.append(_rejects(name, df, f))
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
-    return Dataset(**kept, rejects=rej, counts=counts, source=str(path))
+    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path))
+    if counts["entities"][2] == 0:  # entity positions unchanged: reuse the lookups made while checking
+        for name, pos in positions.items():
+            ds._codes[name] = pos[~f.bad_rows(name, len(pos))].astype(np.int64)
+    return ds
 
 
 def _rejects(name: str, df: pd.DataFrame, f: _Findings) -> pd.DataFrame:

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from .catalogue import CATEGORIES, OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
+from .contract import TABLES
 from .dataset import Dataset
 from .policy import Policy, load_policy
 
@@ -38,6 +39,17 @@ def day_array(s: pd.Series) -> np.ndarray:
     return out
 
 
+def sort_ids(ids: pd.Series) -> np.ndarray:
+    """Stable order (int64 positions) that sorts entity ids (Arrow's sort: ~10× numpy's on objects)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy().astype(np.int64)
+    except ImportError:  # pragma: no cover
+        return np.argsort(ids.to_numpy(dtype=object), kind="stable")
+
+
 def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
     """Entities established before as_of and not closed before it (bool, shape (n,))."""
     est = day_array(entities["established_on"])
@@ -47,11 +59,28 @@ def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
 
 @dataclass
 class Events:
-    """Rows of one event table usable at as_of: output row ``pos``, ``age`` in days (>= 1)."""
+    """Rows of one event table usable at as_of: output row ``pos``, ``age`` in days (>= 1).
+
+    Code columns are small ints indexing ``codes[column]`` (-1 = missing), so filters compare
+    integers instead of strings.
+    """
 
     pos: np.ndarray
     age: np.ndarray
     cols: dict[str, np.ndarray]
+    codes: dict[str, tuple]
+
+
+def code_array(s: pd.Series, codes: tuple) -> np.ndarray:
+    """Index (int16) of each value of ``s`` in ``codes``; -1 for missing or unknown values."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        res = pc.index_in(pa.array(s, type=pa.string()), value_set=pa.array(list(codes), type=pa.string()))
+        return res.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
+    except ImportError:  # pragma: no cover
+        return pd.Categorical(s, categories=list(codes)).codes.astype(np.int16)
 
 
 def _year_date(years: pd.Series, month: int, day: int) -> np.ndarray:
@@ -67,6 +96,9 @@ def _year_date(years: pd.Series, month: int, day: int) -> np.ndarray:
     return out
 
 
+AR_STATUS = ("on_time", "late", "missing")
+
+
 def events_at(ds: Dataset, name: str, as_of_day: int, remap: np.ndarray, policy: Policy,
               catalogue: Catalogue) -> Events:
     """The rows of table ``name`` that are known and (where it applies) publicly shown at as_of."""
@@ -74,57 +106,70 @@ def events_at(ds: Dataset, name: str, as_of_day: int, remap: np.ndarray, policy:
     codes = ds.entity_codes(name)
     pos = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
     cols: dict[str, np.ndarray] = {}
+    lists: dict[str, tuple] = {}
+
+    def coded(col: str) -> np.ndarray:
+        lists[col] = TABLES[name].column(col).codes
+        return code_array(df[col], lists[col])
+
     if name == "penalties":
         date = day_array(df["decided_on"])
         rep = policy.repair
         fine = df["fine_cny"].to_numpy(dtype="float64", na_value=np.nan)
-        general = (df["procedure"] == "general").to_numpy()
+        procedure = coded("procedure")
+        general = procedure == lists["procedure"].index("general")
         period = np.where(~general, rep["simple_procedure_days"],
                           np.where(fine <= 0, rep["warning_days"],
                                    np.where(fine <= rep["low_fine_max_cny"], rep["low_fine_days"],
                                             rep["general_penalty_days"])))
         repaired = day_array(df["repaired_on"])
-        shown = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
-        keep = shown
-        cols = {"procedure": df["procedure"].to_numpy(dtype=object), "fine_cny": fine}
+        keep = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
+        cols = {"procedure": procedure, "fine_cny": fine}
     elif name == "list_records":
         date = day_array(df["entered_on"])
         removed = day_array(df["removed_on"])
         keep = (removed == _NAT) | (removed >= as_of_day)
-        cols = {"list": df["list"].to_numpy(dtype=object)}
+        cols = {"list": coded("list")}
     elif name == "annual_reports":
         src = catalogue.sources["annual_reports"]["date_from_year"]
         date = _year_date(df["year"], src["month"], src["day"])
         filed = day_array(df["filed_on"])
         known = (filed != _NAT) & (filed < as_of_day)
-        status = np.where(known & (filed <= date), "on_time", np.where(known, "late", "missing"))
+        status = np.where(known & (filed <= date), 0, np.where(known, 1, 2)).astype(np.int16)
+        lists["status"] = AR_STATUS
         keep = np.ones(len(df), dtype=bool)
-        cols = {"status": status.astype(object), "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+        cols = {"status": status, "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
     elif name == "tax_ratings":
         src = catalogue.sources["tax_ratings"]["date_from_year"]
         date = _year_date(df["year"], src["month"], src["day"])
         keep = np.ones(len(df), dtype=bool)
-        rank = df["rating"].map(TAX_RANK).to_numpy(dtype="float64", na_value=np.nan)
-        cols = {"rating": rank, "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+        r = coded("rating")
+        rank_of = np.array([TAX_RANK[c] for c in lists["rating"]] + [np.nan], dtype=float)
+        cols = {"rating": rank_of[np.where(r < 0, len(rank_of) - 1, r)],
+                "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+        del lists["rating"]
     elif name == "inspections":
         date = day_array(df["inspected_on"])
         keep = np.ones(len(df), dtype=bool)
-        cols = {"result": df["result"].to_numpy(dtype=object)}
+        cols = {"result": coded("result")}
     elif name == "complaints":
         date = day_array(df["received_on"])
         keep = np.ones(len(df), dtype=bool)
-        cols = {"substantiated": df["substantiated"].fillna(False).to_numpy(dtype=bool)}
+        cols = {"substantiated": df["substantiated"].fillna(False).to_numpy(dtype=bool).astype(np.int16)}
+        lists["substantiated"] = (False, True)
     else:  # pragma: no cover
         raise KeyError(name)
     keep &= (pos >= 0) & (date != _NAT) & (date < as_of_day)
-    return Events(pos[keep], (as_of_day - date[keep]).astype(np.int64), {k: v[keep] for k, v in cols.items()})
+    return Events(pos[keep], (as_of_day - date[keep]).astype(np.int64), {k: v[keep] for k, v in cols.items()},
+                  lists)
 
 
 def _mask(ev: Events, filt: tuple) -> np.ndarray:
     m = np.ones(len(ev.pos), dtype=bool)
     for col, val in filt:
         vals = val if isinstance(val, list) else [val]
-        m &= np.isin(ev.cols[col], np.array(vals, dtype=ev.cols[col].dtype))
+        idx = [ev.codes[col].index(v) for v in vals]
+        m &= np.isin(ev.cols[col], np.array(idx, dtype=ev.cols[col].dtype))
     return m
 
 
@@ -218,13 +263,12 @@ def _attribute(f: Feature, ent: pd.DataFrame, as_of_day: int) -> pd.Series | np.
         return (as_of_day - day_array(col)).astype(float)
     if s.transform == "value":
         return col.to_numpy(dtype="float64", na_value=np.nan)
-    if s.transform == "section":
-        vals = col.str.slice(0, 1)
-    else:
-        vals = col
-        if s.column == "town":
-            vals = col.where(col.isin(CATEGORIES["town"]), OTHER_TOWN)
-    return pd.Categorical(vals.to_numpy(dtype=object), categories=list(f.categories))
+    vals = col.str.slice(0, 1) if s.transform == "section" else col
+    cats = list(f.categories)
+    c = code_array(vals, tuple(cats)).astype(np.int64)
+    if s.column == "town":  # free text: any town outside the known list is 其他
+        c = np.where(c < 0, cats.index(OTHER_TOWN), c)
+    return pd.Categorical.from_codes(c, categories=cats)
 
 
 def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
@@ -240,13 +284,12 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catal
     ent = dataset.entities
     live = alive(ent, as_of_day)
     idx = np.flatnonzero(live)
-    ids = ent["entity_id"].to_numpy(dtype=object)[idx]
-    order = np.argsort(ids, kind="stable")
-    idx = idx[order]
+    idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
     remap = np.full(len(ent), -1, dtype=np.int64)
     remap[idx] = np.arange(len(idx))
     n = len(idx)
-    ent_live = ent.iloc[idx].reset_index(drop=True)
+    needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
+    ent_live = ent[needed].take(idx).reset_index(drop=True)
     events: dict[str, Events] = {}
     cache: dict = {}
     columns: dict[str, object] = {}
@@ -295,8 +338,7 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     ent = dataset.entities
     live = alive(ent, a)
     idx = np.flatnonzero(live)
-    ids = ent["entity_id"].to_numpy(dtype=object)[idx]
-    idx = idx[np.argsort(ids, kind="stable")]
+    idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
     remap = np.full(len(ent), -1, dtype=np.int64)
     remap[idx] = np.arange(len(idx))
     n = len(idx)
@@ -316,9 +358,9 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
         history[p[p >= 0]] = True
     age = a - day_array(ent["established_on"]).take(idx)
     out = pd.DataFrame({
-        "serious_dishonest": any_of(lr, lr.cols["list"] == "serious_dishonest"),
-        "abnormal_operation": any_of(lr, lr.cols["list"] == "abnormal_operation"),
-        "adverse_conduct": any_of(ins, np.isin(ins.cols["result"], o["adverse_conduct_results"])
+        "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
+        "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
+        "adverse_conduct": any_of(ins, _mask(ins, (("result", list(o["adverse_conduct_results"])),))
                                   & (ins.age <= o["adverse_conduct_days"])),
         "is_new": (age <= o["new_entity_days"]) & ~history,
     }, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str), name="entity_id"))

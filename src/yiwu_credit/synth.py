@@ -74,7 +74,7 @@ def _frame(name: str, cols: dict) -> pd.DataFrame:
 def generate(
     n_entities: int = 20_000,
     seed: int = 0,
-    start: str = "2018-01-01",
+    start: str = "2016-01-01",
     end: str = "2025-12-31",
     campaign_rate: float = 0.02,
 ) -> World:
@@ -105,7 +105,7 @@ def generate(
     industry = np.char.add(sec_arr[sec_idx].astype(str), cls.astype(str))
     town_idx = rng.choice(len(YIWU_TOWNS), size=n, p=_TOWN_SHARE / _TOWN_SHARE.sum())
     town = np.array(YIWU_TOWNS)[town_idx]
-    age_years = np.minimum(rng.exponential(6.0, size=n), 30.0)
+    age_years = np.minimum(rng.exponential(8.0, size=n), 30.0)
     est = (t1 - age_years * 365.25).astype(np.int64)
     cap = np.where(etype == "enterprise", rng.lognormal(np.log(100), 1.2, n),
                    np.where(is_coop, rng.lognormal(np.log(50), 0.8, n), rng.lognormal(np.log(5), 1.0, n)))
@@ -147,7 +147,7 @@ def generate(
     # complaints: 45% of violations draw a substantiated complaint, plus background noise
     c_from_v = rng.random(len(v_ent)) < 0.45
     c1_ent, c1_day = v_ent[c_from_v], v_day[c_from_v] + rng.integers(0, 30, c_from_v.sum())
-    bg_rate = 0.05 + 0.6 * lam
+    bg_rate = 0.12 + 0.6 * lam
     nbg = rng.poisson(bg_rate * span / 365.25)
     c2_ent = np.repeat(np.arange(n), nbg)
     c2_day = alive_from[c2_ent] + (rng.random(len(c2_ent)) * span[c2_ent]).astype(np.int64)
