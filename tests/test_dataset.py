@@ -169,3 +169,13 @@ def test_many_bad_rows_show_first_few_and_count(world_copy):
     assert p.n_rows == 10 and len(p.rows) == 5
     assert "(+5 more)" in str(p)
     assert np.all(np.diff(p.rows) > 0)
+
+
+def test_data_contract_doc_lists_every_column():
+    from pathlib import Path
+
+    doc = (Path(__file__).parents[1] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for t in TABLES.values():
+        assert f"`{t.name}`" in doc
+        for c in t.columns:
+            assert f"| `{c.name}` | {c.zh} |" in doc, (t.name, c.name)

@@ -169,10 +169,20 @@ def test_explain_gives_positive_reasons_with_catalogue_texts(fitted, xy):
     assert ex["reason_1"].notna().all()
     assert (ex["reason_1_contrib"] >= ex["reason_2_contrib"].fillna(0)).all()
     assert ex["reason_1_zh"].str.len().min() > 2 and ex["reason_1_en"].str.len().min() > 2
-    contrib = fitted.contributions(X.loc[top])
-    # SHAP additivity: contributions + bias = margin
-    bias = fitted.decision_function(X.loc[top]) - contrib.sum(axis=1).to_numpy()
-    assert np.ptp(bias) < 1e-6
+    margin = fitted.decision_function(X.loc[top])
+    for method in ("path", "shap"):  # both add up to the margin less one constant
+        contrib = fitted.contributions(X.loc[top], method=method)
+        assert np.ptp(margin - contrib.sum(axis=1).to_numpy()) < 1e-4, method
+
+
+def test_path_attribution_agrees_with_shap_on_top_reasons(fitted, xy):
+    X, _ = xy
+    sub = X.iloc[:2000]
+    p = fitted.contributions(sub, "path").to_numpy()
+    s = fitted.contributions(sub, "shap").to_numpy()
+    risky = s.max(axis=1) > 0.05
+    agree = (p.argmax(axis=1) == s.argmax(axis=1))[risky].mean()
+    assert agree > 0.7, agree
 
 
 def test_scorecard_learner_points_and_monotone_woe(xy):

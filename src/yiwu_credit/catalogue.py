@@ -14,6 +14,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import pandas as pd
+
 from .contract import ENTITY_TYPES, TABLES, YIWU_TOWNS
 from .errors import ConfigError
 
@@ -82,6 +85,28 @@ class Feature:
         if self.spec.transform == "category":
             return CATEGORIES[self.spec.column]
         return None
+
+    def reasons(self, values: np.ndarray | pd.Series, lang: str = "zh") -> np.ndarray:
+        """Vectorised :meth:`reason` for many values (object array of str)."""
+        vals = pd.Series(values)
+        tpl = self.spec.reason_zh if lang == "zh" else self.spec.reason_en
+        alt = self.spec.reason_missing_zh if lang == "zh" else self.spec.reason_missing_en
+        win = window_text(self.window, lang)
+        missing = vals.isna().to_numpy()
+        if pd.api.types.is_numeric_dtype(vals.dtype):
+            v = vals.to_numpy(dtype="float64", na_value=np.nan)
+            whole = (np.abs(v - np.round(v)) < 1e-9) | (np.abs(v) >= 100)
+            txt = np.where(whole, np.char.mod("%.0f", np.nan_to_num(v)), np.char.mod("%.2f", np.nan_to_num(v)))
+            txt = txt.astype(object)
+        else:
+            txt = vals.astype(object).map(str).to_numpy()
+        txt[missing] = "缺失" if lang == "zh" else "missing"
+        pre, _, post = tpl.replace("{window}", win).partition("{value}")
+        out = (pre + pd.Series(txt, dtype=object) + post).to_numpy(dtype=object, copy=True) if "{value}" in tpl else \
+            np.full(len(vals), tpl.replace("{window}", win), dtype=object)
+        if alt and missing.any():
+            out[missing] = alt.replace("{window}", win).replace("{value}", txt[missing][0])
+        return out
 
     def reason(self, value: Any, lang: str = "zh") -> str:
         tpl = self.spec.reason_zh if lang == "zh" else self.spec.reason_en
