@@ -26,7 +26,7 @@ def run(*cmd: str | Path) -> None:
 
 
 def install(extras: str) -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - dev.py may run under an older system Python
         sys.exit(f"yiwu_credit needs Python >= 3.11 (this is {sys.version.split()[0]})")
     if not PY.exists():
         print(f"creating {VENV}", flush=True)

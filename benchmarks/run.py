@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, measure, machine, save  # noqa: E402
+from common import RESULTS, machine, measure, save  # noqa: E402
 
 from yiwu_credit import synth  # noqa: E402
 from yiwu_credit.bundle import load_bundle  # noqa: E402
@@ -83,7 +83,7 @@ def run_size(n: int, repeat: int, work: Path) -> dict:
     stages["reasons"], _ = measure(lambda: model.explain(X.loc[need.to_numpy()]), 1)
     stages["reasons"]["n_entities_explained"] = int(need.sum())
     stages["end_to_end_score"], scored = measure(lambda: score_entities(ds, AS_OF, bundle), 1)
-    for name, st in stages.items():
+    for st in stages.values():
         st["throughput_per_s"] = n / st["wall_s"] if st["wall_s"] > 0 else None
     res["stages"] = stages
     res["ratios"] = {

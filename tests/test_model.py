@@ -7,14 +7,21 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import chi2
 from sklearn.base import clone
 from sklearn.model_selection import GridSearchCV
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils.estimator_checks import check_estimator
-from scipy.stats import chi2
 
-from yiwu_credit import BundleError, TieredRiskModel, apply_overrides, build_features, build_labels, load_bundle
+from yiwu_credit import (
+    BundleError,
+    TieredRiskModel,
+    apply_overrides,
+    build_features,
+    build_labels,
+    load_bundle,
+)
 from yiwu_credit.bundle import save_bundle
 from yiwu_credit.evaluation import tier_table
 from yiwu_credit.training import train

@@ -94,10 +94,11 @@ class Feature:
         win = window_text(self.window, lang)
         missing = vals.isna().to_numpy()
         if pd.api.types.is_numeric_dtype(vals.dtype):
-            v = vals.to_numpy(dtype="float64", na_value=np.nan)
+            v = np.nan_to_num(vals.to_numpy(dtype="float64", na_value=np.nan))
             whole = (np.abs(v - np.round(v)) < 1e-9) | (np.abs(v) >= 100)
-            txt = np.where(whole, np.char.mod("%.0f", np.nan_to_num(v)), np.char.mod("%.2f", np.nan_to_num(v)))
-            txt = txt.astype(object)
+            txt = np.empty(len(v), dtype=object)
+            txt[whole] = pd.Series(np.round(v[whole]).astype(np.int64)).astype(str).to_numpy(dtype=object)
+            txt[~whole] = np.char.mod("%.2f", v[~whole]).astype(object)
         else:
             txt = vals.astype(object).map(str).to_numpy()
         txt[missing] = "缺失" if lang == "zh" else "missing"

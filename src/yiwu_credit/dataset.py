@@ -43,7 +43,7 @@ class Dataset:
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     source: str = ""
-    _codes: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    _codes: dict = field(default_factory=dict, repr=False)  # derived lookups (entity positions, pools)
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .catalogue import CATEGORIES, OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
+from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
 from .contract import TABLES
 from .dataset import Dataset
 from .policy import Policy, load_policy
@@ -55,6 +55,21 @@ def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
     est = day_array(entities["established_on"])
     closed = day_array(entities["closed_on"])
     return (est != _NAT) & (est < as_of_day) & ((closed == _NAT) | (closed >= as_of_day))
+
+
+def pool(dataset: Dataset, as_of_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """The supervision pool at as_of: positions in ``entities`` of the alive entities sorted by
+    entity_id (shape (n_alive,)), and the inverse map (shape (n_entities,), -1 = not in pool).
+    Cached on the dataset, since features, overrides and scoring all need it."""
+    key = ("pool", as_of_day)
+    if key not in dataset._codes:
+        ent = dataset.entities
+        idx = np.flatnonzero(alive(ent, as_of_day))
+        idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
+        remap = np.full(len(ent), -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx))
+        dataset._codes[key] = (idx, remap)
+    return dataset._codes[key]
 
 
 @dataclass
@@ -282,11 +297,7 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catal
     pol = load_policy(policy)
     as_of_day = to_day(as_of)
     ent = dataset.entities
-    live = alive(ent, as_of_day)
-    idx = np.flatnonzero(live)
-    idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
-    remap = np.full(len(ent), -1, dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
+    idx, remap = pool(dataset, as_of_day)
     n = len(idx)
     needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
     ent_live = ent[needed].take(idx).reset_index(drop=True)
@@ -336,11 +347,7 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     o = pol.overrides
     a = to_day(as_of)
     ent = dataset.entities
-    live = alive(ent, a)
-    idx = np.flatnonzero(live)
-    idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
-    remap = np.full(len(ent), -1, dtype=np.int64)
-    remap[idx] = np.arange(len(idx))
+    idx, remap = pool(dataset, a)
     n = len(idx)
     lr = events_at(dataset, "list_records", a, remap, pol, cat)
     ins = events_at(dataset, "inspections", a, remap, pol, cat)

@@ -245,8 +245,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
 
     def __init__(self, learner: str = "lightgbm", monotone: str | dict | None = "catalogue",
                  catalogue: str | Catalogue | None = None, policy: str | Policy | None = None,
-                 calibration: str | None = "sigmoid", cv: int = 5, n_estimators: int = 200,
-                 learning_rate: float = 0.05, num_leaves: int = 7, min_child_samples: int = 100,
+                 calibration: str | None = "sigmoid", cv: int = 5, n_estimators: int = 80,
+                 learning_rate: float = 0.1, num_leaves: int = 7, min_child_samples: int = 100,
                  reg_lambda: float = 1.0, max_bin: int = 63, n_bins: int = 8, C: float = 1.0,
                  base_points: float = 600.0, base_odds: float = 50.0, pdo: float = 40.0,
                  n_reasons: int = 3, random_state: int = 0, n_jobs: int = 2):

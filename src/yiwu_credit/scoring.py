@@ -13,7 +13,7 @@ import pandas as pd
 
 from .bundle import Bundle, load_bundle
 from .dataset import Dataset
-from .features import _NAT, build_features, day_array, override_facts, to_day
+from .features import _NAT, build_features, day_array, override_facts, pool, to_day
 from .policy import TIERS, apply_overrides
 
 REASON_TIERS = ("C", "D")
@@ -45,7 +45,8 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
     facts = override_facts(dataset, as_of, b.policy, b.catalogue)
     a = b.model.assess(X)
     final = apply_overrides(a["tier"], facts, b.policy)
-    ent = dataset.entities.set_index("entity_id").reindex(X.index)
+    idx, _ = pool(dataset, to_day(as_of))
+    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx).set_axis(X.index)
     out = pd.DataFrame({
         "probability": a["probability"], "credit_score": a["credit_score"].round(1), "model_tier": a["tier"],
         "tier": final["tier"],
@@ -56,23 +57,25 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
     }, index=X.index)
     k = b.model.n_reasons
     rcols = [f"reason_{i}{s}" for i in range(1, k + 1) for s in ("", "_zh", "_en")]
-    for c in rcols:
-        out[c] = pd.Series(None, index=out.index, dtype=object)
+    texts = {c: np.full(len(X), None, dtype=object) for c in rcols}
     if reasons != "none" and len(X):
         need = np.ones(len(X), dtype=bool) if reasons == "all" else (
-            out["tier"].isin(REASON_TIERS).to_numpy() | (out["overrides"] != "").to_numpy())
+            np.isin(final["tier"].to_numpy(dtype=object), REASON_TIERS) | (final["overrides"] != "").to_numpy())
         if need.any():
-            ex = b.model.explain(X.loc[need], k)
-            out.loc[need, rcols] = ex[rcols].to_numpy()
+            ex = b.model.explain(X.iloc[np.flatnonzero(need)], k)
+            for c in rcols:
+                texts[c][need] = ex[c].to_numpy(dtype=object)
+    out = pd.concat([out, pd.DataFrame(texts, index=out.index, dtype=object)], axis=1)  # object: no string re-encoding
     out["model_version"] = b.version
     # entities not in the pool, with the reason
     a_day = to_day(as_of)
-    all_ids = dataset.entities["entity_id"].astype(str)
-    gone = ~all_ids.isin(out.index).to_numpy()
+    gone = np.ones(len(dataset.entities), dtype=bool)
+    gone[idx] = False
+    all_ids = dataset.entities["entity_id"]
     est = day_array(dataset.entities["established_on"])[gone]
     closed = day_array(dataset.entities["closed_on"])[gone]
     reason = np.where(est >= a_day, "not established before as_of",
                       np.where((closed != _NAT) & (closed < a_day),
                                "revoked/cancelled before as_of (out of the supervision pool)", "not alive at as_of"))
-    excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(), "reason": reason})
+    excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(dtype=object), "reason": reason})
     return ScoreResult(out, excluded, X)
