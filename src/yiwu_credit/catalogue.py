@@ -10,6 +10,7 @@ import hashlib
 import json
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,7 @@ class Catalogue:
     sha256: str
     source: str
 
-    @property
+    @cached_property
     def features(self) -> tuple[Feature, ...]:
         out = []
         for s in self.specs:

@@ -12,7 +12,10 @@ with their co-partitioned events (see ``yiwu_credit.distributed``).
 
 from __future__ import annotations
 
+import datetime
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -26,9 +29,19 @@ _EPOCH = np.datetime64("1970-01-01", "D")
 _NAT = np.iinfo(np.int64).min
 
 
-def to_day(x: str | pd.Timestamp | np.datetime64) -> int:
-    """Days since 1970-01-01 of a date."""
-    return int((np.datetime64(pd.Timestamp(x).date(), "D") - _EPOCH).astype(np.int64))
+_ORDINAL_1970 = datetime.date(1970, 1, 1).toordinal()
+
+
+def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
+    """Days since 1970-01-01 of a date (ISO string, date, datetime, Timestamp or datetime64)."""
+    if isinstance(x, datetime.date):  # also datetime and pandas Timestamp
+        return x.toordinal() - _ORDINAL_1970
+    if isinstance(x, str) and len(x) == 10:
+        try:
+            return datetime.date.fromisoformat(x).toordinal() - _ORDINAL_1970
+        except ValueError:
+            pass
+    return pd.Timestamp(x).date().toordinal() - _ORDINAL_1970
 
 
 def day_array(s: pd.Series) -> np.ndarray:
@@ -98,9 +111,9 @@ def code_array(s: pd.Series, codes: tuple) -> np.ndarray:
         return pd.Categorical(s, categories=list(codes)).codes.astype(np.int16)
 
 
-def _year_date(years: pd.Series, month: int, day: int) -> np.ndarray:
-    """Day number of (year + 1)-month-day for each year (the publication or filing deadline)."""
-    y = years.to_numpy(dtype="float64", na_value=np.nan)
+def _year_date(y: np.ndarray, month: int, day: int) -> np.ndarray:
+    """Day number of (year + 1)-month-day for each year (float array; the publication or filing
+    deadline)."""
     ok = ~np.isnan(y)
     out = np.full(len(y), _NAT, dtype=np.int64)
     if ok.any():
@@ -112,66 +125,85 @@ def _year_date(years: pd.Series, month: int, day: int) -> np.ndarray:
 
 
 AR_STATUS = ("on_time", "late", "missing")
+BOOL_CODES = (False, True)
+
+
+def table_arrays(df: pd.DataFrame, name: str) -> dict[str, np.ndarray]:
+    """A table as plain numpy columns: dates as int64 day numbers (missing = a tiny sentinel),
+    code columns as int16 indexes into the contract's code list (-1 = missing), numbers and
+    years as float64, booleans as int16 (missing = 0). ``entity_id`` is left out."""
+    out: dict[str, np.ndarray] = {}
+    for c in TABLES[name].columns:
+        if c.kind == "date":
+            out[c.name] = day_array(df[c.name])
+        elif c.kind == "code":
+            out[c.name] = code_array(df[c.name], c.codes)
+        elif c.kind in ("float", "int", "year"):
+            out[c.name] = df[c.name].to_numpy(dtype="float64", na_value=np.nan)
+        elif c.kind == "bool":
+            out[c.name] = df[c.name].fillna(False).to_numpy(dtype=bool).astype(np.int16)
+    return out
 
 
 def events_at(ds: Dataset, name: str, as_of_day: int, remap: np.ndarray, policy: Policy,
               catalogue: Catalogue) -> Events:
     """The rows of table ``name`` that are known and (where it applies) publicly shown at as_of."""
-    df = ds.table(name)
     codes = ds.entity_codes(name)
     pos = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
-    cols: dict[str, np.ndarray] = {}
+    return events_from_arrays(name, table_arrays(ds.table(name), name), pos, as_of_day, policy, catalogue)
+
+
+def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_of_day: int, policy: Policy,
+                       catalogue: Catalogue) -> Events:
+    """The numpy core of :func:`events_at`: ``a`` from :func:`table_arrays`, ``pos`` the output row
+    of each input row (-1 = not in the pool). Pure; runs on any partition or a single entity."""
+    t = TABLES[name]
     lists: dict[str, tuple] = {}
-
-    def coded(col: str) -> np.ndarray:
-        lists[col] = TABLES[name].column(col).codes
-        return code_array(df[col], lists[col])
-
     if name == "penalties":
-        date = day_array(df["decided_on"])
+        date = a["decided_on"]
         rep = policy.repair
-        fine = df["fine_cny"].to_numpy(dtype="float64", na_value=np.nan)
-        procedure = coded("procedure")
-        general = procedure == lists["procedure"].index("general")
+        fine = a["fine_cny"]
+        lists["procedure"] = t.column("procedure").codes
+        general = a["procedure"] == lists["procedure"].index("general")
         period = np.where(~general, rep["simple_procedure_days"],
                           np.where(fine <= 0, rep["warning_days"],
                                    np.where(fine <= rep["low_fine_max_cny"], rep["low_fine_days"],
                                             rep["general_penalty_days"])))
-        repaired = day_array(df["repaired_on"])
+        repaired = a["repaired_on"]
         keep = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
-        cols = {"procedure": procedure, "fine_cny": fine}
+        cols = {"procedure": a["procedure"], "fine_cny": fine}
     elif name == "list_records":
-        date = day_array(df["entered_on"])
-        removed = day_array(df["removed_on"])
+        date = a["entered_on"]
+        removed = a["removed_on"]
         keep = (removed == _NAT) | (removed >= as_of_day)
-        cols = {"list": coded("list")}
+        lists["list"] = t.column("list").codes
+        cols = {"list": a["list"]}
     elif name == "annual_reports":
         src = catalogue.sources["annual_reports"]["date_from_year"]
-        date = _year_date(df["year"], src["month"], src["day"])
-        filed = day_array(df["filed_on"])
+        date = _year_date(a["year"], src["month"], src["day"])
+        filed = a["filed_on"]
         known = (filed != _NAT) & (filed < as_of_day)
         status = np.where(known & (filed <= date), 0, np.where(known, 1, 2)).astype(np.int16)
         lists["status"] = AR_STATUS
-        keep = np.ones(len(df), dtype=bool)
-        cols = {"status": status, "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
+        keep = np.ones(len(date), dtype=bool)
+        cols = {"status": status, "year": a["year"]}
     elif name == "tax_ratings":
         src = catalogue.sources["tax_ratings"]["date_from_year"]
-        date = _year_date(df["year"], src["month"], src["day"])
-        keep = np.ones(len(df), dtype=bool)
-        r = coded("rating")
-        rank_of = np.array([TAX_RANK[c] for c in lists["rating"]] + [np.nan], dtype=float)
-        cols = {"rating": rank_of[np.where(r < 0, len(rank_of) - 1, r)],
-                "year": df["year"].to_numpy(dtype="float64", na_value=np.nan)}
-        del lists["rating"]
+        date = _year_date(a["year"], src["month"], src["day"])
+        keep = np.ones(len(date), dtype=bool)
+        rank_of = np.array([TAX_RANK[c] for c in t.column("rating").codes] + [np.nan], dtype=float)
+        r = a["rating"]
+        cols = {"rating": rank_of[np.where(r < 0, len(rank_of) - 1, r)], "year": a["year"]}
     elif name == "inspections":
-        date = day_array(df["inspected_on"])
-        keep = np.ones(len(df), dtype=bool)
-        cols = {"result": coded("result")}
+        date = a["inspected_on"]
+        keep = np.ones(len(date), dtype=bool)
+        lists["result"] = t.column("result").codes
+        cols = {"result": a["result"]}
     elif name == "complaints":
-        date = day_array(df["received_on"])
-        keep = np.ones(len(df), dtype=bool)
-        cols = {"substantiated": df["substantiated"].fillna(False).to_numpy(dtype=bool).astype(np.int16)}
-        lists["substantiated"] = (False, True)
+        date = a["received_on"]
+        keep = np.ones(len(date), dtype=bool)
+        lists["substantiated"] = BOOL_CODES
+        cols = {"substantiated": a["substantiated"]}
     else:  # pragma: no cover
         raise KeyError(name)
     keep &= (pos >= 0) & (date != _NAT) & (date < as_of_day)
@@ -183,8 +215,9 @@ def _mask(ev: Events, filt: tuple) -> np.ndarray:
     m = np.ones(len(ev.pos), dtype=bool)
     for col, val in filt:
         vals = val if isinstance(val, list) else [val]
-        idx = [ev.codes[col].index(v) for v in vals]
-        m &= np.isin(ev.cols[col], np.array(idx, dtype=ev.cols[col].dtype))
+        lut = np.zeros(len(ev.codes[col]) + 1, dtype=bool)  # slot 0 is code -1 (missing)
+        lut[[ev.codes[col].index(v) + 1 for v in vals]] = True
+        m &= lut[ev.cols[col].astype(np.int64) + 1]
     return m
 
 
@@ -271,19 +304,72 @@ def _compute(f: Feature, ev: Events, n: int, cache: dict) -> np.ndarray:
     raise AssertionError(agg)  # pragma: no cover
 
 
-def _attribute(f: Feature, ent: pd.DataFrame, as_of_day: int) -> pd.Series | np.ndarray:
+def _no_events(f: Feature, n: int) -> np.ndarray:
+    """What :func:`_compute` gives when the table has no usable rows (fast path, same values)."""
     s = f.spec
-    col = ent[s.column]
-    if s.transform == "age_days":
-        return (as_of_day - day_array(col)).astype(float)
-    if s.transform == "value":
-        return col.to_numpy(dtype="float64", na_value=np.nan)
-    vals = col.str.slice(0, 1) if s.transform == "section" else col
-    cats = list(f.categories)
-    c = code_array(vals, tuple(cats)).astype(np.int64)
-    if s.column == "town":  # free text: any town outside the known list is 其他
-        c = np.where(c < 0, cats.index(OTHER_TOWN), c)
-    return pd.Categorical.from_codes(c, categories=cats)
+    ws = s.windows or (None,)
+    if s.aggregation in ("share", "latest"):
+        return np.full((n, len(ws)), np.nan)
+    if s.aggregation == "days_since_last":
+        return np.tile(np.array([float(w + 1) for w in ws]), (n, 1))
+    return np.zeros((n, len(ws)))
+
+
+def entity_arrays(ent: pd.DataFrame, catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """The entity attributes the catalogue needs, as numpy: ``established_on`` day numbers,
+    numeric columns as float64, and each categorical attribute feature's category codes (int64,
+    keyed by feature name; unknown towns → 其他, other unknowns → -1)."""
+    out: dict[str, np.ndarray] = {}
+    for f in catalogue.features:
+        s = f.spec
+        if s.table != "entities":
+            continue
+        col = ent[s.column]
+        if s.transform == "age_days":
+            out[s.column] = day_array(col)
+        elif s.transform == "value":
+            out[s.column] = col.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            vals = col.str.slice(0, 1) if s.transform == "section" else col
+            out[f.name] = _category_codes(f, code_array(vals, f.categories).astype(np.int64))
+    return out
+
+
+def _category_codes(f: Feature, codes: np.ndarray) -> np.ndarray:
+    if f.spec.column == "town":  # free text: any town outside the known list is 其他
+        return np.where(codes < 0, f.categories.index(OTHER_TOWN), codes)
+    return codes
+
+
+def compute_columns(ent: dict[str, np.ndarray], events: dict[str, Events], n: int, as_of_day: int,
+                    catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """Every catalogue feature for ``n`` pool rows from entity arrays and per-table Events.
+
+    Pure numpy; categorical attributes come back as category codes. Shared by the batch path
+    (:func:`build_features`), partitions, and the single-entity path (:func:`entity_features`).
+    """
+    columns: dict[str, np.ndarray] = {}
+    cache: dict = {}
+    done: set[str] = set()
+    for f in catalogue.features:
+        s = f.spec
+        if s.table == "entities":
+            if s.transform == "age_days":
+                columns[f.name] = (as_of_day - ent[s.column]).astype(float)
+            elif s.transform == "value":
+                columns[f.name] = ent[s.column]
+            else:
+                columns[f.name] = ent[f.name]
+            continue
+        if s.name in done:
+            continue
+        ev = events[s.table]
+        vals = _compute(f, ev, n, cache) if len(ev.pos) else _no_events(f, n)
+        names = [f"{s.name}_{w}d" for w in s.windows] if s.windows else [s.name]
+        for j, nm in enumerate(names):
+            columns[nm] = vals[:, j]
+        done.add(s.name)
+    return columns
 
 
 def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
@@ -296,31 +382,79 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catal
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
     as_of_day = to_day(as_of)
-    ent = dataset.entities
     idx, remap = pool(dataset, as_of_day)
-    n = len(idx)
     needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
-    ent_live = ent[needed].take(idx).reset_index(drop=True)
-    events: dict[str, Events] = {}
-    cache: dict = {}
-    columns: dict[str, object] = {}
-    done: set[str] = set()
+    ent_live = dataset.entities[needed].take(idx).reset_index(drop=True)
+    tables = {f.spec.table for f in cat.features if f.spec.table != "entities"}
+    events = {t: events_at(dataset, t, as_of_day, remap, pol, cat) for t in sorted(tables)}
+    cols = compute_columns(entity_arrays(ent_live, cat), events, len(idx), as_of_day, cat)
     for f in cat.features:
-        s = f.spec
-        if s.table == "entities":
-            columns[f.name] = _attribute(f, ent_live, as_of_day)
-            continue
-        if s.name in done:
-            continue
-        if s.table not in events:
-            events[s.table] = events_at(dataset, s.table, as_of_day, remap, pol, cat)
-        vals = _compute(f, events[s.table], n, cache)
-        names = [f"{s.name}_{w}d" for w in s.windows] if s.windows else [s.name]
-        for j, nm in enumerate(names):
-            columns[nm] = vals[:, j]
-        done.add(s.name)
-    out = pd.DataFrame(columns, index=pd.Index(ent_live["entity_id"].astype("str"), name="entity_id"))
+        if f.is_categorical:
+            cols[f.name] = pd.Categorical.from_codes(cols[f.name], categories=list(f.categories))
+    out = pd.DataFrame(cols, index=pd.Index(ent_live["entity_id"].astype("str"), name="entity_id"))
     return out[cat.names]
+
+
+def _record_arrays(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """:func:`table_arrays` for a few plain records (dicts with ISO-date strings or dates)."""
+    out: dict[str, np.ndarray] = {}
+    for c in TABLES[name].columns:
+        vals = [r.get(c.name) for r in rows]
+        if c.kind == "date":
+            out[c.name] = np.array([_NAT if _missing(v) else to_day(v) for v in vals], dtype=np.int64)
+        elif c.kind == "code":
+            out[c.name] = np.array([c.codes.index(v) if v in c.codes else -1 for v in vals], dtype=np.int16)
+        elif c.kind in ("float", "int", "year"):
+            out[c.name] = np.array([np.nan if _missing(v) else float(v) for v in vals], dtype=np.float64)
+        elif c.kind == "bool":
+            out[c.name] = np.array([1 if v is True or v in ("true", "1", 1) else 0 for v in vals], dtype=np.int16)
+    return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v == "" or (isinstance(v, float) and v != v)
+
+
+def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]], as_of_day: int,
+                  policy: Policy, catalogue: Catalogue) -> tuple[dict[str, np.ndarray], dict[str, Events]]:
+    """Entity arrays and per-table Events for one entity given as plain records."""
+    ent: dict[str, np.ndarray] = {}
+    for f in catalogue.features:
+        s = f.spec
+        if s.table != "entities":
+            continue
+        v = entity.get(s.column)
+        if s.transform == "age_days":
+            ent[s.column] = np.array([_NAT if _missing(v) else to_day(v)], dtype=np.int64)
+        elif s.transform == "value":
+            ent[s.column] = np.array([np.nan if _missing(v) else float(v)])
+        else:
+            key = str(v)[:1] if s.transform == "section" and not _missing(v) else v
+            code = f.categories.index(key) if key in f.categories else -1
+            ent[f.name] = _category_codes(f, np.array([code], dtype=np.int64))
+    evs = {}
+    for t in (n for n in TABLES if n != "entities"):
+        rows = events.get(t, ())
+        evs[t] = events_from_arrays(t, _record_arrays(t, rows), np.zeros(len(rows), dtype=np.int64), as_of_day,
+                                    policy, catalogue)
+    return ent, evs
+
+
+def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
+                    as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
+                    policy: Policy | str | None = None) -> dict[str, float]:
+    """Features of one entity from plain records, without pandas (the online path).
+
+    ``entity`` maps entities columns to values; ``events`` maps a table name to a list of row
+    dicts. Returns {feature: value}, categorical attributes as category codes. Equal to the row
+    of :func:`build_features` for the same data.
+    """
+    cat = load_catalogue(catalogue)
+    pol = load_policy(policy)
+    a = to_day(as_of)
+    ent, evs = entity_events(entity, events, a, pol, cat)
+    cols = compute_columns(ent, evs, 1, a, cat)
+    return {k: float(v[0]) for k, v in cols.items()}
 
 
 def feature_matrix_info(catalogue: Catalogue | str | None = None) -> pd.DataFrame:
@@ -344,17 +478,12 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     """
     pol = load_policy(policy)
     cat = load_catalogue(catalogue)
-    o = pol.overrides
     a = to_day(as_of)
     ent = dataset.entities
     idx, remap = pool(dataset, a)
     n = len(idx)
     lr = events_at(dataset, "list_records", a, remap, pol, cat)
     ins = events_at(dataset, "inspections", a, remap, pol, cat)
-
-    def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
-        return np.bincount(ev.pos[m], minlength=n) > 0
-
     history = np.zeros(n, dtype=bool)
     for name in ("penalties", "inspections", "complaints", "list_records"):
         df = dataset.table(name)
@@ -364,14 +493,27 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
         p = remap[np.maximum(codes[m], 0)]
         history[p[p >= 0]] = True
     age = a - day_array(ent["established_on"]).take(idx)
-    out = pd.DataFrame({
+    facts = override_core(lr, ins, history, age, n, pol)
+    return pd.DataFrame(facts, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str),
+                                              name="entity_id"))
+
+
+def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.ndarray, n: int,
+                  policy: Policy) -> dict[str, np.ndarray]:
+    """The override facts (bool arrays of shape (n,)) from list and inspection Events, whether
+    each entity has any record before as_of, and its age in days."""
+    o = policy.overrides
+
+    def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
+        return np.bincount(ev.pos[m], minlength=n) > 0
+
+    return {
         "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
         "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
         "adverse_conduct": any_of(ins, _mask(ins, (("result", list(o["adverse_conduct_results"])),))
                                   & (ins.age <= o["adverse_conduct_days"])),
-        "is_new": (age <= o["new_entity_days"]) & ~history,
-    }, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str), name="entity_id"))
-    return out
+        "is_new": (age_days <= o["new_entity_days"]) & ~history,
+    }
 
 
 TABLE_DATE = {"penalties": "decided_on", "inspections": "inspected_on", "complaints": "received_on",

@@ -74,23 +74,31 @@ def _is_cat(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
 
 
+SMALL_BATCH = 20_000  # below this many rows, one thread: starting threads costs more than it saves
+
+
 class _LGBLearner:
-    """LightGBM margins and exact TreeSHAP contributions."""
+    """LightGBM on the numeric matrix (categorical columns hold category codes)."""
 
-    def __init__(self, params: dict, n_estimators: int, monotone: list[int], cat_cols: list[str]):
-        self.params, self.n_estimators, self.monotone, self.cat_cols = params, n_estimators, monotone, cat_cols
+    def __init__(self, params: dict, n_estimators: int, monotone: list[int], cat_idx: list[int],
+                 names: list[str]):
+        self.params, self.n_estimators, self.monotone = params, n_estimators, monotone
+        self.cat_idx, self.names = cat_idx, names
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None) -> _LGBLearner:
+    def _threads(self, n: int) -> int:
+        return 1 if n < SMALL_BATCH else self.params["num_threads"]
+
+    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _LGBLearner:
         params = dict(self.params, monotone_constraints=self.monotone, monotone_constraints_method="advanced")
-        ds = lgb.Dataset(X, label=y, weight=w, categorical_feature=self.cat_cols or "auto", free_raw_data=True,
-                         params={"verbose": -1, "max_bin": params.get("max_bin", 255)})
+        ds = lgb.Dataset(X, label=y, weight=w, categorical_feature=self.cat_idx, feature_name=self.names,
+                         free_raw_data=True, params={"verbose": -1, "max_bin": params.get("max_bin", 255)})
         self.booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
         return self
 
-    def margin(self, X: pd.DataFrame) -> np.ndarray:
-        return self.booster.predict(X, raw_score=True, num_threads=self.params["num_threads"])
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, raw_score=True, num_threads=self._threads(len(X)))
 
-    def contrib(self, X: pd.DataFrame, method: str = "path") -> np.ndarray:
+    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
         """Per-feature margin contributions, shape (n, p).
 
         ``"shap"``: exact TreeSHAP (``pred_contrib``), ~100× the cost of scoring.
@@ -99,19 +107,31 @@ class _LGBLearner:
         the cost of scoring) and a precomputed (leaf × feature) table; like SHAP it adds up to
         the margin, and for shallow trees it ranks the top reasons much the same.
         """
-        nt = self.params["num_threads"]
+        nt = self._threads(len(X))
         if method == "shap":
             return self.booster.predict(X, pred_contrib=True, num_threads=nt)[:, :-1]
         if method != "path":
             raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
+        return self.contrib_from_leaves(self.leaves(X))
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """Leaf index of each row in each tree, shape (n, n_trees)."""
+        leaves = self.booster.predict(X, pred_leaf=True, num_threads=self._threads(len(X))).astype(np.int64)
+        return leaves[:, None] if leaves.ndim == 1 else leaves
+
+    def margin_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
+        """The raw margin from leaf indices (sum of leaf values), shape (n,)."""
+        values, offsets = self._leaf_values()
+        return values[offsets[None, :] + leaves].sum(axis=1)
+
+    def contrib_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
+        """Path attribution from leaf indices, shape (n, p)."""
         table, offsets = self._path_table()
-        leaves = self.booster.predict(X, pred_leaf=True, num_threads=nt).astype(np.int64)
-        if leaves.ndim == 1:
-            leaves = leaves[:, None]
-        out = np.zeros((leaves.shape[0], table.shape[1]), dtype=np.float32)
-        for t in range(leaves.shape[1]):  # one gather-add per tree: (n, p) float32
-            out += table[offsets[t] + leaves[:, t]]
-        return out.astype(np.float64)
+        out = np.empty((leaves.shape[0], table.shape[1]), dtype=np.float64)
+        rows = offsets[None, :] + leaves
+        for s in range(0, len(rows), 2048):  # gather (chunk, trees, features) and sum over trees
+            out[s:s + 2048] = table[rows[s:s + 2048]].sum(axis=1, dtype=np.float64)
+        return out
 
     def _path_table(self) -> tuple[np.ndarray, np.ndarray]:
         """(total leaves × features) path contributions and each tree's first row."""
@@ -142,9 +162,31 @@ class _LGBLearner:
         self._paths = (np.vstack(rows).astype(np.float32), np.array(offsets, dtype=np.int64))
         return self._paths
 
+    def _leaf_values(self) -> tuple[np.ndarray, np.ndarray]:
+        cached = getattr(self, "_values", None)
+        if cached is None:
+            dump = self.booster.dump_model()
+            vals, offsets = [], []
+            for tree in dump["tree_info"]:
+                offsets.append(len(vals))
+                leaf = np.zeros(tree["num_leaves"])
+                stack = [tree["tree_structure"]]
+                while stack:
+                    node = stack.pop()
+                    if "leaf_index" in node:
+                        leaf[node["leaf_index"]] = node["leaf_value"]
+                    elif "left_child" in node:
+                        stack += [node["left_child"], node["right_child"]]
+                    else:  # a single-leaf tree
+                        leaf[0] = node.get("leaf_value", 0.0)
+                vals.extend(leaf)
+            cached = self._values = (np.array(vals), np.array(offsets, dtype=np.int64))
+        return cached
+
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_paths", None)  # derived; rebuilt on first use
+        state.pop("_values", None)
         return state
 
     def importance(self, names: list[str]) -> pd.Series:
@@ -154,46 +196,39 @@ class _LGBLearner:
 class _ScorecardLearner:
     """Quantile bins → WOE (monotone by direction) → logistic regression; additive margins."""
 
-    def __init__(self, n_bins: int, monotone: list[int], cat_cols: list[str], C: float, random_state: int):
-        self.n_bins, self.monotone, self.cat_cols, self.C, self.random_state = n_bins, monotone, cat_cols, C, random_state
+    def __init__(self, n_bins: int, monotone: list[int], cat_idx: list[int], n_levels: dict[int, int], C: float):
+        self.n_bins, self.monotone, self.cat_idx, self.n_levels, self.C = n_bins, monotone, cat_idx, n_levels, C
 
-    def _bin(self, X: pd.DataFrame) -> list[np.ndarray]:
+    def _bin(self, X: np.ndarray) -> list[np.ndarray]:
         out = []
-        for j, c in enumerate(X.columns):
-            s = X[c]
-            if c in self.cat_cols:
-                codes = pd.Categorical(s.astype(object), categories=self.levels[j]).codes.astype(np.int64)
-                out.append(np.where(codes < 0, len(self.levels[j]), codes))  # unseen/missing → last bin
+        for j in range(X.shape[1]):
+            v = X[:, j]
+            if j in self.n_levels:  # category codes; missing or unseen → the last bin
+                out.append(np.where(np.isnan(v), self.n_levels[j], v).astype(np.int64))
             else:
-                v = s.to_numpy(dtype="float64", na_value=np.nan)
                 b = np.searchsorted(self.edges[j], v, side="right")
                 out.append(np.where(np.isnan(v), len(self.edges[j]) + 1, b))
         return out
 
-    def fit(self, X: pd.DataFrame, y: np.ndarray, w: np.ndarray | None) -> _ScorecardLearner:
+    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _ScorecardLearner:
         w = np.ones(len(y)) if w is None else w
-        self.edges, self.levels = [], []
-        for c in X.columns:
-            if c in self.cat_cols:
-                self.levels.append(list(pd.unique(X[c].dropna().astype(object))))
+        self.edges = []
+        for j in range(X.shape[1]):
+            v = X[:, j][~np.isnan(X[:, j])]
+            if j in self.n_levels or not len(v):
                 self.edges.append(np.array([]))
             else:
-                v = X[c].to_numpy(dtype="float64", na_value=np.nan)
-                v = v[~np.isnan(v)]
-                qs = np.unique(np.quantile(v, np.linspace(0, 1, self.n_bins + 1)[1:-1])) if len(v) else np.array([])
-                self.edges.append(qs)
-                self.levels.append([])
+                self.edges.append(np.unique(np.quantile(v, np.linspace(0, 1, self.n_bins + 1)[1:-1])))
         bins = self._bin(X)
         tot_b, tot_g = float((w * y).sum()), float((w * (1 - y)).sum())
         self.woe = []
         for j, b in enumerate(bins):
-            k = int(b.max()) + 1 if len(b) else 1
-            k = max(k, len(self.edges[j]) + 2, len(self.levels[j]) + 1)
+            k = self.n_levels[j] + 1 if j in self.n_levels else len(self.edges[j]) + 2
             bad = np.bincount(b, weights=w * y, minlength=k) + 0.5
             good = np.bincount(b, weights=w * (1 - y), minlength=k) + 0.5
             woe = np.log((bad / (tot_b + 0.5 * k)) / (good / (tot_g + 0.5 * k)))
             d = self.monotone[j]
-            if d != 0 and self.cat_cols.count(X.columns[j]) == 0:
+            if d != 0 and j not in self.n_levels:
                 n_num = len(self.edges[j]) + 1  # numeric bins, the missing bin left free
                 cnt = np.bincount(b, weights=w, minlength=k)[:n_num] + 1e-9
                 iso = IsotonicRegression(increasing=d > 0)
@@ -207,10 +242,10 @@ class _ScorecardLearner:
     def _woe(self, bins: list[np.ndarray]) -> np.ndarray:
         return np.column_stack([self.woe[j][np.minimum(b, len(self.woe[j]) - 1)] for j, b in enumerate(bins)])
 
-    def margin(self, X: pd.DataFrame) -> np.ndarray:
-        return self.lr.decision_function(self._woe(self._bin(X)))
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self._woe(self._bin(X)) @ self.lr.coef_[0] + self.lr.intercept_[0]
 
-    def contrib(self, X: pd.DataFrame, method: str = "path") -> np.ndarray:
+    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
         Z = self._woe(self._bin(X))
         lo = np.array([min(w.min() * c, w.max() * c) for w, c in zip(self.woe, self.lr.coef_[0], strict=True)])
         return Z * self.lr.coef_[0] - lo  # risk added relative to each feature's safest bin
@@ -280,7 +315,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return tags
 
     # -------------------------------------------------------------- fitting
-    def _prepare(self, X: Any, fitting: bool) -> pd.DataFrame:
+    def _prepare(self, X: Any, fitting: bool) -> np.ndarray:
+        """The float64 matrix (n, p) the learners see: categorical columns as category codes
+        (NaN for missing or unseen), in ``feature_names_in_`` order."""
         if fitting:
             Xf = _as_frame(X)
             if Xf.shape[1] == 0:
@@ -302,19 +339,20 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 missing = [c for c in self.feature_names_in_ if c not in Xf.columns]
                 if missing:
                     raise ValueError(f"X is missing feature column(s) {missing}")
-        cols = {}
-        for c in self.feature_names_in_:
+        M = np.empty((len(Xf), len(self.feature_names_in_)), dtype=np.float64)
+        for j, c in enumerate(self.feature_names_in_):
             s = Xf[c]
             if c in self.categories_:
-                cols[c] = _as_categorical(s, self.categories_[c])
+                codes = _as_categorical(s, self.categories_[c]).codes
+                M[:, j] = np.where(codes < 0, np.nan, codes)
             else:
                 try:
-                    cols[c] = pd.to_numeric(s, errors="raise").astype("float64").to_numpy()
+                    M[:, j] = pd.to_numeric(s, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
                 except (ValueError, TypeError):
                     raise ValueError(f"feature {c!r} is not numeric and was not categorical at fit time") from None
-                if np.isinf(cols[c]).any():
+                if np.isinf(M[:, j]).any():
                     raise ValueError(f"Input X contains infinity in feature {c!r}.")
-        return pd.DataFrame(cols, index=Xf.index)
+        return M
 
     def _directions(self) -> list[int]:
         names = list(self.feature_names_in_)
@@ -330,7 +368,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
 
     def _make_learner(self):
         mono = self.monotone_constraints_
-        cats = list(self.categories_)
+        names = list(self.feature_names_in_)
+        cat_idx = [names.index(c) for c in self.categories_]
         if self.learner == "lightgbm":
             params = {
                 "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
@@ -338,9 +377,10 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 "max_bin": self.max_bin, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
                 "num_threads": self.n_jobs, "verbose": -1, "min_data_per_group": 20, "cat_smooth": 10.0,
             }
-            return _LGBLearner(params, self.n_estimators, mono, cats)
+            return _LGBLearner(params, self.n_estimators, mono, cat_idx, names)
         if self.learner == "scorecard":
-            return _ScorecardLearner(self.n_bins, mono, cats, self.C, self.random_state)
+            levels = {names.index(c): len(v) for c, v in self.categories_.items()}
+            return _ScorecardLearner(self.n_bins, mono, cat_idx, levels, self.C)
         raise ValueError(f"learner must be 'lightgbm' or 'scorecard', got {self.learner!r}")
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TieredRiskModel:
@@ -376,8 +416,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         if self.calibration is not None and splitter is not None:
             oof = np.empty(len(y01))
             for tr, te in splitter.split(Xf, y01):
-                m = self._make_learner().fit(Xf.iloc[tr], y01[tr], None if w is None else w[tr])
-                oof[te] = m.margin(Xf.iloc[te])
+                m = self._make_learner().fit(Xf[tr], y01[tr], None if w is None else w[tr])
+                oof[te] = m.margin(Xf[te])
             if self.calibration == "isotonic":
                 self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=_EPS, y_max=1 - _EPS)
                 self.calibrator_.fit(oof, y01, sample_weight=w)
@@ -399,8 +439,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             p = 1.0 / (1.0 + np.exp(-margin))
         elif isinstance(cal, IsotonicRegression):
             p = cal.predict(margin)
-        else:
-            p = cal.predict_proba(margin[:, None])[:, 1]
+        else:  # Platt: the logistic of a linear map of the margin (no per-call sklearn overhead)
+            p = 1.0 / (1.0 + np.exp(-(cal.coef_[0, 0] * margin + cal.intercept_[0])))
         return np.clip(p, _EPS, 1 - _EPS)
 
     def _fit_cutoffs(self, p: np.ndarray, w: np.ndarray | None) -> np.ndarray:
@@ -533,7 +573,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             coef = L.lr.coef_[0][j]
             risk = coef * L.woe[j]
             if c in self.categories_:
-                labels = [*map(str, L.levels[j]), "missing/other"]
+                labels = [*map(str, self.categories_[c]), "missing/other"]
             else:
                 e = L.edges[j]
                 lows = [-np.inf, *e]

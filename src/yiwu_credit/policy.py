@@ -155,16 +155,37 @@ def _validate(raw: dict, src: str) -> None:
             raise ConfigError(f"{src} [sampling.tiers.{k}].weight: must be > 0 (no tier is exempt)")
         _num(tc, "annual_rate", f"{src} [sampling.tiers.{k}]", 0.0, 1.0)
         _num(tc, "max_per_year", f"{src} [sampling.tiers.{k}]", 0.0)
+        if tc["max_per_year"] <= 0:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].max_per_year: must be > 0 (no tier is exempt)")
+        if tc["annual_rate"] > tc["max_per_year"]:
+            raise ConfigError(f"{src} [sampling.tiers.{k}]: annual_rate {tc['annual_rate']} exceeds "
+                              f"max_per_year {tc['max_per_year']}")
+        flags = ("leave_in_peace", "normal", "watch", "everywhere")
+        if tc.get("flag", "normal") not in flags:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].flag: expected one of {list(flags)}, got {tc.get('flag')!r}")
     w = [s["tiers"][k]["weight"] for k in TIERS]
     if w != sorted(w):
         raise ConfigError(f"{src} [sampling.tiers]: weights must not decrease from A to D, got {w}")
+    if not isinstance(s.get("scale_by_probability", False), bool):
+        raise ConfigError(f"{src} [sampling].scale_by_probability: expected true or false")
+    band = s.get("overall_rate_band", [0.0, 1.0])
+    if (not isinstance(band, list) or len(band) != 2 or any(isinstance(b, bool) or not isinstance(b, int | float) for b in band)
+            or not 0 <= band[0] <= band[1] <= 1):
+        raise ConfigError(f"{src} [sampling].overall_rate_band: expected [low, high] with 0 ≤ low ≤ high ≤ 1, got {band!r}")
     for k, v in s.get("entity_type_factor", {}).items():
+        if k not in ("enterprise", "individual", "cooperative"):
+            raise ConfigError(f"{src} [sampling.entity_type_factor].{k}: unknown entity type "
+                              f"(expected enterprise, individual or cooperative)")
         _num(s["entity_type_factor"], k, f"{src} [sampling.entity_type_factor]", 0.0)
         if v <= 0:
             raise ConfigError(f"{src} [sampling.entity_type_factor].{k}: must be > 0")
     ins = s.get("inspectors", {})
-    _num(ins, "per_entity", f"{src} [sampling.inspectors]", 1)
-    _num(ins, "max_per_inspector", f"{src} [sampling.inspectors]", 1)
+    for k in ("per_entity", "max_per_inspector"):
+        _num(ins, k, f"{src} [sampling.inspectors]", 1)
+        if not isinstance(ins[k], int):
+            raise ConfigError(f"{src} [sampling.inspectors].{k}: expected a whole number, got {ins[k]!r}")
+    if not isinstance(ins.get("no_repeat_consecutive", True), bool):
+        raise ConfigError(f"{src} [sampling.inspectors].no_repeat_consecutive: expected true or false")
     m = raw["monitoring"]
     for k in ("psi_warn", "psi_retrain", "csi_warn", "csi_retrain", "auc_drop_retrain"):
         _num(m, k, f"{src} [monitoring]", 0.0)
@@ -203,10 +224,19 @@ def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy |
     frame with ``tier`` (final) and ``overrides`` (';'-joined rules that changed the tier, '' if
     none). Order: new entity → fixed tier; list or conduct → at least a tier; serious-dishonest → D.
     """
-    pol = load_policy(policy)
-    o = pol.overrides
     rank = {t: i for i, t in enumerate(TIERS)}
     r = model_tier.map(rank).to_numpy().astype(int)
+    f = {c: facts[c].to_numpy(dtype=bool) for c in ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new")}
+    r, notes = override_ranks(r, f, load_policy(policy))
+    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)
+
+
+def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy core of :func:`apply_overrides`: tier ranks (0=A..3=D) and fact arrays in, final
+    ranks and the notes (object array of str) out."""
+    o = pol.overrides
+    rank = {t: i for i, t in enumerate(TIERS)}
+    r = np.array(r, dtype=int)
     notes = np.full(len(r), "", dtype=object)
 
     def rule(mask: np.ndarray, new_rank: np.ndarray, label: str) -> None:
@@ -214,7 +244,6 @@ def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy |
         r[mask] = new_rank[mask]
         notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
 
-    f = {c: facts[c].to_numpy(dtype=bool) for c in ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new")}
     rule(f["is_new"], np.full(len(r), rank[o["new_entity_tier"]]), f"new_entity->{o['new_entity_tier']}")
     ab = rank[o["abnormal_operation_min_tier"]]
     rule(f["abnormal_operation"], np.maximum(r, ab), f"abnormal_operation->{o['abnormal_operation_min_tier']}+")
@@ -222,4 +251,4 @@ def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy |
     rule(f["adverse_conduct"], np.maximum(r, ac), f"adverse_conduct->{o['adverse_conduct_min_tier']}+")
     rule(f["serious_dishonest"], np.full(len(r), rank[o["serious_dishonest_tier"]]),
          f"serious_dishonest->{o['serious_dishonest_tier']}")
-    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)
+    return r, notes

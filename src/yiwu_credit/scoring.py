@@ -6,15 +6,28 @@ before as_of, or not yet established), so ``len(entities) == len(scored) + len(e
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .bundle import Bundle, load_bundle
 from .dataset import Dataset
-from .features import _NAT, build_features, day_array, override_facts, pool, to_day
-from .policy import TIERS, apply_overrides
+from .features import (
+    _NAT,
+    TABLE_DATE,
+    build_features,
+    compute_columns,
+    day_array,
+    entity_events,
+    override_core,
+    override_facts,
+    pool,
+    to_day,
+)
+from .policy import TIERS, apply_overrides, override_ranks
 
 REASON_TIERS = ("C", "D")
 
@@ -79,3 +92,72 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
                                "revoked/cancelled before as_of (out of the supervision pool)", "not alive at as_of"))
     excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(dtype=object), "reason": reason})
     return ScoreResult(out, excluded, X)
+
+
+class Scorer:
+    """Scores one entity at a time for online use: the same catalogue, model, tiers, overrides
+    and reasons as :func:`score_entities`, on plain records and without pandas (p50 well under
+    1 ms including features; see ``benchmarks/single_entity.py``).
+
+    >>> s = Scorer()                                             # the shipped bundle
+    >>> s.score_one(entity, {"penalties": [...], ...}, "2026-01-01")  # doctest: +SKIP
+    """
+
+    def __init__(self, bundle: Bundle | str | None = None, n_reasons: int | None = None):
+        self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+        m = self.bundle.model
+        self.names = list(m.feature_names_in_)
+        self.n_reasons = m.n_reasons if n_reasons is None else n_reasons
+        self._feats = {f.name: f for f in self.bundle.catalogue.features}
+        for c, cats in m.categories_.items():  # the online path passes catalogue codes directly
+            if c in self._feats and list(self._feats[c].categories or ()) != list(cats):
+                raise ValueError(f"model categories of {c!r} differ from the catalogue's")
+
+    def score_one(self, entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
+                  as_of: str | pd.Timestamp) -> dict[str, Any]:
+        """Score one entity. ``entity``: entities columns → values; ``events``: table name → list
+        of row dicts (dates as ISO strings or dates). Returns a dict like a row of
+        ``score_entities(...).scored`` plus ``reasons`` (list of (feature, zh, en))."""
+        b = self.bundle
+        m = b.model
+        a = to_day(as_of)
+        est = entity.get("established_on")
+        closed = entity.get("closed_on")
+        if est is None or to_day(est) >= a or (closed not in (None, "") and to_day(closed) < a):
+            raise ValueError(f"entity {entity.get('entity_id')} is not in the supervision pool at {as_of}")
+        ent, evs = entity_events(entity, events, a, b.policy, b.catalogue)
+        cols = compute_columns(ent, evs, 1, a, b.catalogue)
+        row = np.array([[cols[n][0] for n in self.names]], dtype=np.float64)
+        cat_cols = [j for j, n in enumerate(self.names) if n in m.categories_]
+        row[0, cat_cols] = np.where(row[0, cat_cols] < 0, np.nan, row[0, cat_cols])
+        lg = getattr(m.learner_, "leaves", None)
+        leaves = lg(row) if lg else None  # LightGBM: one call gives margin and reasons
+        margin = m.learner_.margin_from_leaves(leaves) if lg else m.learner_.margin(row)
+        p = float(m._calibrate(margin)[0])
+        model_rank = int(np.searchsorted(m.tier_cutoffs_, p, side="left"))
+        history = any(r.get(TABLE_DATE[t]) not in (None, "") and to_day(r[TABLE_DATE[t]]) < a
+                      for t in TABLE_DATE for r in events.get(t, ()))
+        facts = override_core(evs["list_records"], evs["inspections"], np.array([history]),
+                              np.array([a - to_day(est)]), 1, b.policy)
+        ranks, notes = override_ranks(np.array([model_rank]), facts, b.policy)
+        tier = TIERS[int(ranks[0])]
+        out: dict[str, Any] = {
+            "entity_id": entity.get("entity_id"), "probability": p,
+            "credit_score": round(float(m._points(np.array([p]))[0]), 1), "model_tier": TIERS[model_rank],
+            "tier": tier, "tier_zh": b.policy.tier_label(tier, "zh"), "tier_en": b.policy.tier_label(tier, "en"),
+            "overrides": str(notes[0]), **{k: bool(v[0]) for k, v in facts.items()}, "model_version": b.version,
+        }
+        contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
+        order = np.argsort(-contrib, kind="stable")[: self.n_reasons]
+        reasons = []
+        for j in order:
+            if contrib[j] <= 1e-9:
+                break
+            name = self.names[j]
+            v = row[0, j]
+            f = self._feats.get(name)
+            if f is not None and f.is_categorical:
+                v = f.categories[int(v)] if v == v else None
+            reasons.append((name, f.reason(v, "zh") if f else f"{name}={v}", f.reason(v, "en") if f else f"{name}={v}"))
+        out["reasons"] = reasons
+        return out
