@@ -1,0 +1,313 @@
+"""Random inspectors for drawn entities (双随机: the second random), with recusal (回避).
+
+Roster CSV columns: ``inspector_id``, ``department``, ``towns`` (";"-separated; empty = all
+towns), ``qualifications`` (";"-separated), ``conflicts`` (";"-separated entity_ids the
+inspector has declared a conflict of interest with).
+
+Algorithm (:func:`assign_inspectors`): each (entity, inspector) pair gets a random priority
+``fmix64(prn(entity) ^ prn(inspector) * K)`` from the seed — reproducible on any platform and
+independent of row order. Entities are visited in PRN order; each takes the ``per_entity``
+eligible inspectors with spare capacity and the lowest priorities (a uniformly random choice
+among them). If an entity is left short because the workload caps were used up by earlier
+entities, an augmenting path (Ford–Fulkerson on entities → inspectors → capacity) moves
+earlier assignments to other eligible inspectors. The augmenting step is exact: when no path
+exists the constraints cannot be met for that entity whatever the assignment, and
+:class:`~yiwu_credit.errors.PlanError` names the entity and the constraint that binds.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigError, PlanError
+from .policy import Policy, load_policy
+from .sampling import _fmix64, _seed_str, prn_keys
+
+__all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "inspectors_by_entity", "load_roster"]
+
+ROSTER_COLUMNS = ("inspector_id", "department", "towns", "qualifications", "conflicts")
+_K = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _split(v: Any) -> frozenset[str]:
+    if v is None or (isinstance(v, float) and np.isnan(v)):
+        return frozenset()
+    return frozenset(x.strip() for x in str(v).split(";") if x.strip())
+
+
+@dataclass(frozen=True)
+class Roster:
+    """A validated inspector roster. ``table`` is indexed by ``inspector_id`` with ``department``
+    (str) and ``towns`` / ``qualifications`` / ``conflicts`` as frozensets (empty towns = all)."""
+
+    table: pd.DataFrame
+    source: str = "roster"
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+
+def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
+    """Read and validate a roster (CSV path or DataFrame). ConfigError names file, column and rows."""
+    if isinstance(source, Roster):
+        return source
+    if isinstance(source, pd.DataFrame):
+        df, src = source.copy(), "roster"
+    else:
+        p = Path(source)
+        if not p.is_file():
+            raise ConfigError(f"roster file not found: {p}")
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{p}: not a readable CSV: {e}") from None
+        src = str(p)
+    if df.index.name == "inspector_id":
+        df = df.reset_index()
+    missing = [c for c in ROSTER_COLUMNS if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{src}: missing column(s) {missing}; expected {list(ROSTER_COLUMNS)}")
+    if len(df) == 0:
+        raise ConfigError(f"{src}: the roster is empty")
+    ids = df["inspector_id"].fillna("").astype(str).str.strip()
+    empty = np.flatnonzero((ids == "").to_numpy())
+    if len(empty):
+        raise ConfigError(f"{src}.inspector_id: empty id in data row(s) {empty[:5].tolist()}")
+    dup = ids[ids.duplicated(keep=False)]
+    if len(dup):
+        raise ConfigError(f"{src}.inspector_id: duplicate id(s) {sorted(set(dup))[:5]} "
+                          f"(rows {dup.index[:5].tolist()})")
+    dept = df["department"].fillna("").astype(str).str.strip()
+    empty = np.flatnonzero((dept == "").to_numpy())
+    if len(empty):
+        raise ConfigError(f"{src}.department: empty department in data row(s) {empty[:5].tolist()}")
+    table = pd.DataFrame({
+        "department": dept.to_numpy(),
+        "towns": [_split(v) for v in df["towns"]],
+        "qualifications": [_split(v) for v in df["qualifications"]],
+        "conflicts": [_split(v) for v in df["conflicts"]],
+    }, index=pd.Index(ids.to_numpy(), name="inspector_id"))
+    return Roster(table=table, source=src)
+
+
+def _previous_map(previous: pd.DataFrame | Mapping[str, Iterable[str]] | None) -> dict[str, set[str]]:
+    if previous is None:
+        return {}
+    if isinstance(previous, pd.DataFrame):
+        p = previous.reset_index() if "entity_id" not in previous.columns else previous
+        if not {"entity_id", "inspector_id"} <= set(p.columns):
+            raise PlanError("previous: expected columns entity_id and inspector_id (an assign_inspectors result)")
+        out: dict[str, set[str]] = {}
+        for e, i in zip(p["entity_id"].astype(str), p["inspector_id"].astype(str), strict=True):
+            out.setdefault(e, set()).add(i)
+        return out
+    return {str(e): {str(x) for x in ([v] if isinstance(v, str) else v)} for e, v in previous.items()}
+
+
+def _entities(selected: pd.DataFrame | pd.Index | Sequence[str]) -> tuple[pd.Index, np.ndarray]:
+    if isinstance(selected, pd.DataFrame):
+        df = selected.set_index("entity_id") if "entity_id" in selected.columns else selected
+        ids = pd.Index(df.index.astype(str), name="entity_id")
+        town = df["town"].astype(object).where(df["town"].notna(), None).to_numpy() if "town" in df.columns \
+            else np.full(len(df), None, dtype=object)
+    else:
+        ids = pd.Index([str(x) for x in selected], name="entity_id")
+        town = np.full(len(ids), None, dtype=object)
+    if ids.has_duplicates:
+        raise PlanError(f"selected: duplicate entity_id(s) {sorted(set(ids[ids.duplicated()]))[:5]}")
+    return ids, town
+
+
+def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster: Roster | pd.DataFrame | str | os.PathLike,
+                      seed: int | str, *, per_entity: int | None = None, max_per_inspector: int | None = None,
+                      previous: pd.DataFrame | Mapping[str, Iterable[str]] | None = None,
+                      qualification: str | Sequence[str] | None = None, departments: str | Sequence[str] | None = None,
+                      policy: str | Path | Policy | None = None) -> pd.DataFrame:
+    """Assign ``per_entity`` distinct random inspectors to each drawn entity, reproducibly.
+
+    Parameters
+    ----------
+    selected : the drawn entities: a DataFrame indexed by ``entity_id`` (a ``town`` column is
+        used for coverage; entities without a town need inspectors covering all towns) or ids.
+    roster : a :class:`Roster`, DataFrame or CSV path.
+    seed : campaign seed (the assignment is a function of seed, entity ids and roster only).
+    per_entity, max_per_inspector : default from the policy ``[sampling.inspectors]``.
+    previous : the previous campaign's assignments (``entity_id``, ``inspector_id``) or a mapping
+        entity → inspector ids; with the policy's ``no_repeat_consecutive`` those inspectors
+        may not check the same entity again.
+    qualification : qualification(s) every assigned inspector must hold for this campaign.
+    departments : restrict the roster to these departments.
+
+    Returns a DataFrame with one row per assignment: ``entity_id``, ``slot`` (1..per_entity),
+    ``inspector_id``, ``department``; sorted by entity and slot. Raises PlanError naming the
+    entity and the constraint (town coverage, qualification, conflicts, previous campaign,
+    workload caps) when no valid assignment exists.
+    """
+    need_policy = per_entity is None or max_per_inspector is None or previous is not None or policy is not None
+    icfg = load_policy(policy).sampling.get("inspectors", {}) if need_policy else {}
+    k = int(icfg.get("per_entity", 2) if per_entity is None else per_entity)
+    cap = int(icfg.get("max_per_inspector", 40) if max_per_inspector is None else max_per_inspector)
+    no_repeat = bool(icfg.get("no_repeat_consecutive", True))
+    if k < 1 or cap < 1:
+        raise PlanError(f"per_entity={k} and max_per_inspector={cap} must both be ≥ 1")
+    ros = load_roster(roster)
+    table = ros.table
+    if departments is not None:
+        want = {departments} if isinstance(departments, str) else set(departments)
+        table = table[table["department"].isin(want)]
+        if table.empty:
+            raise PlanError(f"roster: no inspectors in department(s) {sorted(want)}")
+    quals = set() if qualification is None else ({qualification} if isinstance(qualification, str) else set(qualification))
+    ids, town = _entities(selected)
+    E, n_insp = len(ids), len(table)
+    if E == 0:
+        return pd.DataFrame({"entity_id": pd.Series(dtype=str), "slot": pd.Series(dtype=int),
+                             "inspector_id": pd.Series(dtype=str), "department": pd.Series(dtype=str)})
+    if k > n_insp:
+        raise PlanError(f"roster: {n_insp} inspector(s) cannot give each entity {k} distinct inspectors")
+    if n_insp * cap < k * E:
+        raise PlanError(f"workload caps: {n_insp} inspectors × max_per_inspector={cap} = {n_insp * cap} < "
+                        f"{k} × {E} entities; raise max_per_inspector or add inspectors")
+
+    insp = table.index.to_numpy(dtype=object)
+    all_towns = np.array([len(t) == 0 for t in table["towns"]])
+    qual_ok = np.array([quals <= q for q in table["qualifications"]]) if quals else np.ones(n_insp, bool)
+    town_vec: dict[Any, np.ndarray] = {None: all_towns}
+    for t in set(town) - {None}:
+        town_vec[t] = all_towns | np.array([t in ts for ts in table["towns"]])
+    conflicts: dict[str, set[int]] = {}
+    for j, cs in enumerate(table["conflicts"]):
+        for e in cs:
+            conflicts.setdefault(e, set()).add(j)
+    pos = {x: j for j, x in enumerate(insp)}
+    prev_j: dict[str, set[int]] = {}
+    if no_repeat:
+        for e, s in _previous_map(previous).items():
+            prev_j[e] = {pos[x] for x in s if x in pos}
+
+    def eligible(i: int) -> np.ndarray:
+        m = town_vec[town[i]] & qual_ok
+        bad = conflicts.get(ids[i], set()) | prev_j.get(ids[i], set())
+        if bad:
+            m = m.copy()
+            m[list(bad)] = False
+        return m
+
+    s = _seed_str(seed)
+    ke = prn_keys(ids, f"inspectors\x00{s}")
+    kj = prn_keys(pd.Index(insp.astype(str)), f"inspectors\x00{s}") * _K
+    tmp = np.empty(n_insp, np.uint64)
+
+    def priority(i: int) -> np.ndarray:
+        h = kj ^ ke[i]
+        _fmix64(h, tmp)
+        return h
+
+    load = np.zeros(n_insp, np.int64)
+    assign: list[set[int]] = [set() for _ in range(E)]
+    holders: list[set[int]] = [set() for _ in range(n_insp)]
+    short: list[int] = []
+    order = np.argsort(ke, kind="stable")
+    for i in order:
+        m = eligible(i) & (load < cap)
+        cand = np.flatnonzero(m)
+        pr = priority(i)[cand]
+        take = cand[np.argsort(pr, kind="stable")[:k]]
+        for j in take:
+            assign[i].add(int(j))
+            holders[j].add(int(i))
+        load[take] += 1
+        if len(take) < k:
+            short.append(int(i))
+
+    for i in short:
+        while len(assign[i]) < k:
+            if not _augment(i, assign, holders, load, cap, eligible, priority, ke):
+                raise PlanError(_diagnose(i, ids, town, table, quals, conflicts, prev_j, k, cap, eligible))
+
+    rows = []
+    for i in range(E):
+        pr = priority(i)
+        js = sorted(assign[i], key=lambda j, p=pr: int(p[j]))
+        rows += [(ids[i], s_ + 1, insp[j], table["department"].iat[j]) for s_, j in enumerate(js)]
+    out = pd.DataFrame(rows, columns=["entity_id", "slot", "inspector_id", "department"])
+    return out.sort_values(["entity_id", "slot"], ignore_index=True)
+
+
+def _augment(e0: int, assign: list[set[int]], holders: list[set[int]], load: np.ndarray, cap: int,
+             eligible: Any, priority: Any, rank: np.ndarray) -> bool:
+    """One more inspector for entity ``e0`` along a BFS augmenting path; False if none exists."""
+    parent: dict[int, int] = {}           # inspector -> entity that would take it
+    via: dict[int, int] = {}              # entity (other than e0) -> inspector it would give up
+    seen_e = {e0}
+    queue = deque([e0])
+    while queue:
+        e = queue.popleft()
+        m = eligible(e)
+        cand = [j for j in np.flatnonzero(m) if j not in assign[e] and j not in parent]
+        pr = priority(e)
+        cand.sort(key=lambda j, p=pr: int(p[j]))
+        for j in cand:
+            parent[j] = e
+            if load[j] < cap:             # augment: e0 takes j1, each e_i swaps j_i for j_{i+1}
+                load[j] += 1
+                cur = j
+                while True:
+                    taker = parent[cur]
+                    assign[taker].add(cur)
+                    holders[cur].add(taker)
+                    if taker == e0:
+                        return True
+                    lost = via[taker]
+                    assign[taker].discard(lost)
+                    holders[lost].discard(taker)
+                    cur = lost
+            for e2 in sorted(holders[j], key=lambda x: int(rank[x])):
+                if e2 not in seen_e:
+                    seen_e.add(e2)
+                    via[e2] = j
+                    queue.append(e2)
+    return False
+
+
+def _diagnose(i: int, ids: pd.Index, town: np.ndarray, table: pd.DataFrame, quals: set[str],
+              conflicts: dict[str, set[int]], prev_j: dict[str, set[int]], k: int, cap: int, eligible: Any) -> str:
+    e, t = ids[i], town[i]
+    insp = table.index
+    cover = np.array([len(ts) == 0 or (t is not None and t in ts) for ts in table["towns"]])
+    qual = cover & np.array([quals <= q for q in table["qualifications"]])
+    conf = sorted(insp[j] for j in conflicts.get(e, set()) if qual[j])
+    rep = sorted(insp[j] for j in prev_j.get(e, set()) if qual[j] and insp[j] not in conf)
+    n_elig = int(eligible(i).sum())
+    where = f"town {t!r}" if t is not None else "an unknown town (only all-town inspectors qualify)"
+    if n_elig < k:
+        parts = [f"{int(cover.sum())} cover {where}"]
+        if quals:
+            parts.append(f"{int(qual.sum())} of them hold {sorted(quals)}")
+        if conf:
+            parts.append(f"{len(conf)} recused for declared conflicts ({', '.join(conf)})")
+        if rep:
+            parts.append(f"{len(rep)} checked it in the previous campaign ({', '.join(rep)})")
+        binding = ("town coverage" if cover.sum() < k else "qualification" if qual.sum() < k
+                   else "recusal (conflicts / previous campaign)")
+        return (f"entity {e}: only {n_elig} eligible inspector(s), {k} needed — {'; '.join(parts)}. "
+                f"Binding constraint: {binding}")
+    return (f"entity {e}: its {n_elig} eligible inspectors (covering {where}) are all at "
+            f"max_per_inspector={cap} and their other entities cannot be reassigned. Binding constraint: "
+            f"workload caps; raise max_per_inspector or add inspectors for {where}")
+
+
+def inspectors_by_entity(assignments: pd.DataFrame) -> pd.Series:
+    """Entity → ";"-joined inspector ids (slot order), from :func:`assign_inspectors` output."""
+    a = assignments.sort_values(["entity_id", "slot"])
+    s = a.groupby("entity_id", sort=True)["inspector_id"].agg(";".join)
+    s.name = "inspectors"
+    return s
