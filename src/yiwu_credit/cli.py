@@ -2,7 +2,7 @@
 
 Exit codes: 0 success · 1 unexpected internal error · 2 usage error · 3 bad data ·
 4 bad configuration (catalogue, policy, roster) · 5 model bundle missing/tampered/incompatible ·
-6 impossible supervision request. User errors never print a traceback (``--debug`` does).
+6 impossible supervision request · 7 a draw does not verify. User errors never print a traceback (``--debug`` does).
 """
 
 from __future__ import annotations
@@ -60,11 +60,16 @@ def cmd_synth(a: argparse.Namespace) -> int:
     t = time.perf_counter()
     world = synth.generate(a.entities, seed=a.seed, start=a.start, end=a.end)
     data_dir, truth = world.save(a.out, format=a.format)
+    from .io import write_table
+
+    ros = write_table(synth.roster(max(20, a.entities // 200), seed=a.seed,
+                                   entity_ids=world.dataset.entities["entity_id"].to_numpy()), Path(a.out) / "inspectors.csv")
     n_events = sum(v[0] for k, v in world.dataset.counts.items() if k != "entities")
     _out(f"synthetic world: {a.entities:,} entities, {n_events:,} event rows, seed {a.seed} "
          f"({time.perf_counter() - t:.1f} s)")
     _out(f"  dataset      {data_dir}")
     _out(f"  ground truth {truth}   (never part of the dataset)")
+    _out(f"  inspectors   {ros}")
     return 0
 
 
@@ -143,6 +148,112 @@ def _rejects_frame(ds, excluded: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([rej.reindex(columns=cols), ex.reindex(columns=cols)], ignore_index=True)
 
 
+def _read(path: str, what: str) -> pd.DataFrame:
+    """A CSV/Parquet table with an entity_id column, indexed by it (clear errors)."""
+    from .errors import DataValidationError, Problem
+
+    p = Path(path)
+    if not p.is_file():
+        raise DataValidationError([Problem(what, None, f"file not found: {p}")])
+    try:
+        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(
+            p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str}, encoding="utf-8-sig")
+    except Exception as e:
+        raise DataValidationError([Problem(what, None, f"cannot read {p.name}: {type(e).__name__}: {e}")]) from None
+    if "entity_id" not in df.columns:
+        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p.name}")])
+    return df.set_index("entity_id")
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from .io import write_table
+    from .sampling import supervision_plan
+
+    scored = _read(a.scores, "scores")
+    plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
+    write_table(plan.reset_index(), a.out)
+    by = plan.groupby("tier").agg(entities=("pi", "size"), per_year=("expected_per_year", "sum"), campaign=("pi", "sum"))
+    _out(f"plan for {len(plan):,} entities: {plan['expected_per_year'].sum():,.0f} inspections a year, "
+         f"campaign of {plan['pi'].sum():,.0f} (Σπ); must-include {int(plan['must_include'].sum())} → {a.out}")
+    _out(by.to_string(float_format=lambda x: f"{x:,.1f}"))
+    return 0
+
+
+def cmd_draw(a: argparse.Namespace) -> int:
+    from .io import write_table
+    from .sampling import draw, save_audit
+
+    plan = _read(a.plan, "plan")
+    d = draw(plan, a.n, a.seed)
+    sel = d.frame(plan).reset_index()
+    audit_path = Path(a.audit) if a.audit else Path(a.out).with_suffix(".audit.json")
+    if a.inspectors:
+        from .inspectors import assign_inspectors, inspectors_by_entity
+
+        prev = _read(a.previous, "previous").reset_index() if a.previous else None
+        asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
+        sel["inspectors"] = sel["entity_id"].map(inspectors_by_entity(asg))
+        asg_path = Path(a.out).with_name(Path(a.out).stem + ".inspectors.csv")
+        write_table(asg, asg_path)
+    write_table(sel, a.out)
+    save_audit(d, audit_path)
+    _out(f"drew {len(d.selected):,} of {len(plan):,} entities with seed {a.seed!r} → {a.out}")
+    _out(f"audit record (publish it with the frame so anyone can verify) → {audit_path}")
+    if a.inspectors:
+        _out(f"inspectors: {len(asg):,} assignments, at least 2 per entity, recusal honoured → {asg_path}")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from .sampling import verify_files
+
+    res = verify_files(a.audit, a.frame, a.policy)
+    _out(str(res))
+    return 0 if res.ok else 7
+
+
+def cmd_estimate(a: argparse.Namespace) -> int:
+    from .estimates import results_table, violation_rates
+    from .io import write_table
+
+    plan = _read(a.plan, "plan")
+    results = _read(a.results, "results")
+    est = violation_rates(results, plan, by=a.by, policy=a.policy)
+    write_table(est, a.out, excel=a.excel)
+    overall = est[est["domain"] == "all"].iloc[0]
+    _out(f"violation rate (Hájek, published): {overall['rate']:.2%} ± {overall['se']:.2%} "
+         f"(95% CI {overall['ci_low']:.2%}–{overall['ci_high']:.2%}), n={int(overall['n'])} of N={int(overall['N'])}")
+    _out(f"estimates by {', '.join(a.by)} → {a.out}")
+    if a.publish:
+        asg = pd.read_csv(a.assignments, dtype=str) if a.assignments else None
+        write_table(results_table(results, asg, zh_columns=True), a.publish, excel=True)
+        _out(f"publishable results table (一公开) → {a.publish}")
+    return 0
+
+
+def cmd_report(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .dataset import load_dataset
+    from .labels import build_labels
+    from .report import write_report
+    from .scoring import score_entities
+
+    ds = load_dataset(a.data, strict=False)
+    bundle = load_bundle(a.model)
+    res = score_entities(ds, a.as_of, bundle)
+    outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
+    plan = _read(a.plan, "plan") if a.plan else None
+    ref = None
+    if a.reference_as_of:
+        from .features import build_features
+
+        ref = build_features(ds, a.reference_as_of, bundle.catalogue, bundle.policy)
+    write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
+                 reference_features=ref, as_of=a.as_of)
+    _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
+    return 0
+
+
 def cmd_demo(a: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -163,7 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="yiwu-credit", description="Credit-based risk supervision of market entities (义乌信用分级分类监管).",
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 bad data, 4 bad config, 5 bad model bundle, "
-               "6 impossible plan",
+               "6 impossible plan, 7 draw verification failed",
     )
     ap.add_argument("--version", action="version", version=f"yiwu-credit {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -213,6 +324,56 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasons", choices=["CD", "all", "none"], default="CD",
                    help="reason codes for tiers C/D and overrides (default), everyone, or no one")
     p.add_argument("--strict", action="store_true", help="fail on any bad row instead of quarantining it")
+
+    p = _sub(sp, "plan", cmd_plan, "Supervision plan: expected inspections per year and campaign inclusion "
+             "probabilities per entity.",
+             "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]")
+    p.add_argument("--scores", required=True, help="output of 'score' (or any table with entity_id, tier)")
+    p.add_argument("--policy", help="policy name or TOML path (default yiwu-2022)")
+    p.add_argument("--n", type=int, help="campaign size (default: the annual budget)")
+    p.add_argument("--budget", type=float, help="inspections per year over the pool (default: policy rates)")
+    p.add_argument("--out", required=True)
+
+    p = _sub(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
+             "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
+             "--out out/drawn.csv")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--seed", required=True, help="a public seed (e.g. a lottery number), int or text")
+    p.add_argument("--n", type=int, help="campaign size (default: Σπ of the plan)")
+    p.add_argument("--inspectors", help="inspector roster CSV: inspector_id, department, towns, qualifications, conflicts")
+    p.add_argument("--previous", help="previous campaign's assignments (no inspector twice in a row on an entity)")
+    p.add_argument("--qualification", help="qualification every assigned inspector must hold")
+    p.add_argument("--audit", help="audit JSON (default: <out>.audit.json)")
+    p.add_argument("--out", required=True)
+
+    p = _sub(sp, "verify", cmd_verify, "Recompute a draw from its audit record and frame: OK or the mismatch "
+             "(exit 7).", "yiwu-credit verify --audit out/drawn.audit.json --frame out/plan.csv")
+    p.add_argument("--audit", required=True)
+    p.add_argument("--frame", required=True, help="the plan the draw was made from")
+    p.add_argument("--policy")
+
+    p = _sub(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results (一公开).",
+             "yiwu-credit estimate --results out/results.csv --plan out/plan.csv --out out/estimates.csv "
+             "--publish out/published.csv")
+    p.add_argument("--results", required=True, help="entity_id, date, result (SAMR result codes)")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--by", nargs="+", default=["tier", "town", "section"])
+    p.add_argument("--policy")
+    p.add_argument("--out", required=True)
+    p.add_argument("--excel", action="store_true")
+    p.add_argument("--publish", help="also write the publishable results table (Chinese labels)")
+    p.add_argument("--assignments", help="inspector assignments for the published table")
+
+    p = _sub(sp, "report", cmd_report, "One self-contained HTML report: scores, tiers, performance, stability, plan.",
+             "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model")
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--evaluate", action="store_true",
+                   help="evaluate against violations detected in the year after --as-of (needs that data)")
+    p.add_argument("--plan", help="a plan from 'plan' to summarise")
+    p.add_argument("--reference-as-of", help="feature stability (CSI) against the population at this date")
+    p.add_argument("--out", required=True)
 
     p = _sub(sp, "demo", cmd_demo, "Run the whole pipeline on a synthetic world with the shipped model.",
              "yiwu-credit demo --out out/demo")

@@ -9,30 +9,79 @@ from pathlib import Path
 from . import synth
 from .bundle import load_bundle
 from .dataset import load_dataset
+from .estimates import results_table, violation_rates
+from .inspectors import assign_inspectors, inspectors_by_entity
 from .io import write_table
+from .labels import build_labels
+from .sampling import draw, save_audit, supervision_plan, verify
 from .scoring import score_entities
 
 SCORE_AS_OF = "2026-01-01"
+EVAL_AS_OF = "2025-01-01"
 
 
 def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Callable[[str], None] = print) -> dict:
-    """Generate, validate, score with the shipped model, plan, draw, and write a report.
+    """Generate, validate, score with the shipped model, plan, draw entities and inspectors,
+    verify the draw, estimate from simulated results, and write the report.
 
-    Returns the paths written. Each step prints one line.
+    Returns the paths written; each step prints one line.
     """
     t0 = time.perf_counter()
+    out = Path(out)
     paths: dict[str, Path] = {}
     world = synth.generate(n_entities, seed=seed)
-    data_dir, truth = world.save(out / "world", format="csv")
-    printer(f"1. synthetic world: {n_entities:,} entities → {data_dir} (truth: {truth})")
-    ds = load_dataset(data_dir, strict=False)
-    n_rej = len(ds.rejects)
-    printer(f"2. validated: {sum(c[0] for c in ds.counts.values()):,} rows, {n_rej} rejected")
+    paths["dataset"], paths["truth"] = world.save(out / "world", format="csv")
+    paths["roster"] = write_table(synth.roster(max(20, n_entities // 200), seed=seed,
+                                               entity_ids=world.dataset.entities["entity_id"].to_numpy()),
+                                  out / "world" / "inspectors.csv")
+    printer(f"1. synthetic world: {n_entities:,} entities → {paths['dataset']} (ground truth kept apart: "
+            f"{paths['truth']})")
+    ds = load_dataset(paths["dataset"], strict=False)
+    printer(f"2. validated {sum(c[0] for c in ds.counts.values()):,} rows: {len(ds.rejects)} rejected")
     bundle = load_bundle()
     res = score_entities(ds, SCORE_AS_OF, bundle)
     paths["scores"] = write_table(res.scored.reset_index(), out / "scores.csv", excel=True)
+    paths["excluded"] = write_table(res.excluded, out / "scores.rejects.csv", excel=True)
     tiers = res.scored["tier"].value_counts().reindex(list("ABCD"), fill_value=0)
-    printer(f"3. scored {len(res.scored):,} entities at {SCORE_AS_OF} with {bundle.version}; "
-            f"tiers {dict(tiers)}; {len(res.excluded):,} out of the pool → {paths['scores']}")
-    printer(f"done in {time.perf_counter() - t0:.1f} s; outputs in {out}")
+    printer(f"3. scored {len(res.scored):,} entities at {SCORE_AS_OF} with {bundle.version}: "
+            + ", ".join(f"{t} {n:,}" for t, n in tiers.items())
+            + f"; {len(res.excluded):,} out of the pool → {paths['scores']}")
+    plan = supervision_plan(res.scored, bundle.policy)
+    paths["plan"] = write_table(plan.reset_index(), out / "plan.csv")
+    printer(f"4. plan: {plan['expected_per_year'].sum():,.0f} inspections a year; campaign Σπ = {plan['pi'].sum():,.0f}"
+            f" → {paths['plan']}")
+    campaign_seed = f"{seed}-{SCORE_AS_OF}"
+    d = draw(plan, None, campaign_seed)
+    asg = assign_inspectors(d.frame(plan), paths["roster"], campaign_seed, policy=bundle.policy)
+    drawn = d.frame(plan).assign(inspectors=lambda f: f.index.map(inspectors_by_entity(asg)))
+    paths["drawn"] = write_table(drawn.reset_index(), out / "drawn.csv", excel=True)
+    paths["audit"] = save_audit(d, out / "drawn.audit.json")
+    paths["assignments"] = write_table(asg, out / "drawn.inspectors.csv")
+    ok = verify(d.audit, plan, bundle.policy)
+    printer(f"5. drew {len(d.selected):,} entities and {asg['inspector_id'].nunique()} inspectors (seed "
+            f"{campaign_seed!r}); audit verifies: {ok.ok} → {paths['drawn']}, {paths['audit']}")
+    results = synth.simulate_results(d.selected, world.truth, seed, SCORE_AS_OF)
+    paths["results"] = write_table(results, out / "results.csv")
+    est = violation_rates(results.set_index("entity_id"), plan, policy=bundle.policy)
+    paths["estimates"] = write_table(est, out / "estimates.csv", excel=True)
+    paths["published"] = write_table(results_table(results.set_index("entity_id"), asg, zh_columns=True),
+                                     out / "published.csv", excel=True)
+    o = est[est["domain"] == "all"].iloc[0]
+    printer(f"6. published estimate of the violation rate: {o['rate']:.1%} (95% CI {o['ci_low']:.1%}–"
+            f"{o['ci_high']:.1%}); hit rate in the sample {results['result'].isin(bundle.policy.labels['adverse_results']).mean():.1%}"
+            f" → {paths['estimates']}, {paths['published']}")
+    try:
+        from .report import write_report
+    except ImportError:  # pragma: no cover - matplotlib is the [report] extra
+        printer("7. report skipped: pip install 'yiwu-credit[report]'")
+    else:
+        ev = score_entities(ds, EVAL_AS_OF, bundle, reasons="none")
+        outcomes = build_labels(ds, EVAL_AS_OF, policy=bundle.policy)["y"]
+        paths["report"] = write_report(out / "report.html", res.scored, bundle, features=res.features, plan=plan,
+                                       reference_features=ev.features, as_of=SCORE_AS_OF)
+        paths["evaluation"] = write_report(out / "evaluation.html", ev.scored, bundle, features=ev.features,
+                                           outcomes=outcomes, as_of=EVAL_AS_OF)
+        printer(f"7. reports → {paths['report']} (current scores and plan), {paths['evaluation']} "
+                f"(scored at {EVAL_AS_OF}, checked against the following year's violations)")
+    printer(f"done in {time.perf_counter() - t0:.1f} s; everything is in {out}/")
     return paths

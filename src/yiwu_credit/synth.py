@@ -314,3 +314,42 @@ def generate(
     truth = pd.DataFrame({"propensity": lam, "annual_violation_prob": 1 - np.exp(-lam)},
                          index=pd.Index(ids, name="entity_id"))
     return World(Dataset(**tables, counts=counts, source=f"synth(n={n}, seed={seed})"), truth, seed)
+
+
+def roster(n_inspectors: int = 120, seed: int = 0, entity_ids: np.ndarray | None = None) -> pd.DataFrame:
+    """A synthetic inspector roster (执法检查人员名录库): inspector_id, department, towns
+    (';'-joined, empty = every town), qualifications, conflicts (declared entity ids).
+
+    Most inspectors cover two or three towns; a fifth cover all. ``entity_ids`` lets a few
+    inspectors declare conflicts with real entities of the world.
+    """
+    rng = np.random.default_rng(seed)
+    dept = rng.choice(np.array(["market_supervision", "tax", "fire", "ecology"]), n_inspectors, p=[0.7, 0.1, 0.1, 0.1])
+    towns = []
+    for _ in range(n_inspectors):
+        if rng.random() < 0.2:
+            towns.append("")
+        else:
+            towns.append(";".join(rng.choice(np.array(YIWU_TOWNS), size=int(rng.integers(2, 4)), replace=False)))
+    quals = np.array(["general", "general;food", "general;product_quality", "general;special_equipment"])
+    conflicts = np.full(n_inspectors, "", dtype=object)
+    if entity_ids is not None and len(entity_ids):
+        who = rng.choice(n_inspectors, size=max(1, n_inspectors // 10), replace=False)
+        conflicts[who] = rng.choice(np.asarray(entity_ids, dtype=object), size=len(who))
+    return pd.DataFrame({
+        "inspector_id": [f"ZF{330782}{i:04d}" for i in range(n_inspectors)], "department": dept, "towns": towns,
+        "qualifications": rng.choice(quals, n_inspectors, p=[0.55, 0.15, 0.2, 0.1]), "conflicts": conflicts,
+    })
+
+
+def simulate_results(selected: pd.Index | np.ndarray, truth: pd.DataFrame, seed: int, date: str) -> pd.DataFrame:
+    """Inspection outcomes for drawn entities from the ground truth (synthetic worlds only):
+    ``entity_id``, ``date``, ``result``; adverse with probability 1 - exp(-1.2 · propensity)."""
+    rng = np.random.default_rng(seed)
+    ids = np.asarray(selected, dtype=object)
+    lam = truth.reindex(ids)["propensity"].fillna(truth["propensity"].median()).to_numpy()
+    adverse = rng.random(len(ids)) < 1 - np.exp(-1.2 * lam)
+    res = np.where(rng.random(len(ids)) < 0.93, "no_problem", "no_activity").astype(object)
+    res[adverse] = rng.choice(_ADVERSE, size=int(adverse.sum()), p=_ADVERSE_P)
+    d = np.datetime64(date, "D") + rng.integers(0, 60, len(ids)).astype("timedelta64[D]")
+    return pd.DataFrame({"entity_id": ids, "date": d.astype(str), "result": res})
