@@ -43,7 +43,7 @@ def main(argv: list[str]) -> int:
             run(BIN / "yiwu-credit", "demo", *rest)
         elif task == "test":
             install("test")
-            run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks", "dev.py")
+            run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks", "notebooks", "dev.py")
             run(PY, "-m", "pytest", *rest)
         elif task == "bench":
             install("test,dask")
