@@ -3,6 +3,7 @@
 import json
 import shutil
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -17,7 +18,7 @@ def run(capsys, *argv):
 
 
 def test_help_has_examples(capsys):
-    for cmd in ("validate", "synth", "train", "score", "demo"):
+    for cmd in ("validate", "synth", "train", "score", "plan", "draw", "verify", "estimate", "report", "demo"):
         with pytest.raises(SystemExit) as ei:
             main([cmd, "--help"])
         assert ei.value.code == 0
@@ -124,3 +125,91 @@ def test_usage_error_exit_2(capsys):
     with pytest.raises(SystemExit) as ei:
         main(["score", "--data"])
     assert ei.value.code == 2
+
+
+@pytest.fixture(scope="module")
+def campaign(tmp_path_factory):
+    """synth → score → plan → draw (with inspectors) through the CLI, once for the module."""
+    import io
+    from contextlib import redirect_stdout
+
+    d = tmp_path_factory.mktemp("campaign")
+    buf = io.StringIO()
+    with redirect_stdout(buf):
+        assert main(["synth", "--entities", "4000", "--seed", "9", "--out", str(d / "w")]) == 0
+        assert main(["score", "--data", str(d / "w" / "dataset"), "--as-of", "2026-01-01",
+                     "--out", str(d / "scores.csv")]) == 0
+        assert main(["plan", "--scores", str(d / "scores.csv"), "--n", "200", "--out", str(d / "plan.csv")]) == 0
+        assert main(["draw", "--plan", str(d / "plan.csv"), "--seed", "20260101", "--inspectors",
+                     str(d / "w" / "inspectors.csv"), "--out", str(d / "drawn.csv")]) == 0
+    return d, buf.getvalue()
+
+
+def test_plan_draw_verify_estimate(capsys, campaign):
+    d, log = campaign
+    assert "campaign of 200" in log and "audit record" in log
+    plan = pd.read_csv(d / "plan.csv")
+    drawn = pd.read_csv(d / "drawn.csv")
+    assert len(drawn) == 200 and abs(plan["pi"].sum() - 200) < 1e-6
+    assert drawn["inspectors"].str.count(";").min() >= 1  # at least two inspectors each
+    code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", d / "plan.csv")
+    assert code == 0 and out.startswith("OK")
+    # results for the drawn entities → estimates and the published table
+    res = drawn[["entity_id"]].assign(date="2026-02-01", result=np.where(np.arange(len(drawn)) % 5 == 0,
+                                                                         "pending", "no_problem"))
+    res.to_csv(d / "results.csv", index=False)
+    code, out, _ = run(capsys, "estimate", "--results", d / "results.csv", "--plan", d / "plan.csv",
+                       "--out", d / "est.csv", "--publish", d / "pub.csv", "--assignments",
+                       d / "drawn.inspectors.csv")
+    assert code == 0 and "violation rate" in out
+    est = pd.read_csv(d / "est.csv")
+    assert {"domain", "level", "rate", "se", "ci_low", "ci_high"} <= set(est.columns)
+    pub = pd.read_csv(d / "pub.csv", encoding="utf-8-sig")
+    assert "检查结果" in pub.columns and len(pub) == 200
+
+
+def test_verify_detects_tampering(capsys, campaign, tmp_path):
+    d, _ = campaign
+    plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
+    # move probability between two entities: same total, different frame
+    plan.loc[0, "pi"], plan.loc[1, "pi"] = plan.loc[1, "pi"], plan.loc[0, "pi"]
+    plan.to_csv(tmp_path / "plan.csv", index=False)
+    if plan.loc[0, "pi"] != plan.loc[1, "pi"]:
+        code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "plan.csv")
+        assert code == 7 and "MISMATCH" in out
+    audit = json.loads((d / "drawn.audit.json").read_text())
+    audit["selected"][0] = audit["selected"][0][:-1] + "0"
+    (tmp_path / "a.json").write_text(json.dumps(audit))
+    code, out, _ = run(capsys, "verify", "--audit", tmp_path / "a.json", "--frame", d / "plan.csv")
+    assert code == 7 and "MISMATCH" in out
+
+
+def test_impossible_plan_and_bad_roster(capsys, campaign, tmp_path):
+    d, _ = campaign
+    code, _, err = run(capsys, "plan", "--scores", d / "scores.csv", "--n", "999999", "--out", tmp_path / "p.csv")
+    assert code == 6 and "pool" in err
+    pd.DataFrame({"inspector_id": ["a"], "department": ["x"]}).to_csv(tmp_path / "r.csv", index=False)
+    code, _, err = run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--inspectors", tmp_path / "r.csv",
+                       "--out", tmp_path / "o.csv")
+    assert code == 4 and "missing column" in err and not (tmp_path / "o.csv").exists()
+    code, _, err = run(capsys, "plan", "--scores", tmp_path / "none.csv", "--out", tmp_path / "p.csv")
+    assert code == 3 and "file not found" in err
+
+
+def test_report_command_writes_self_contained_html(capsys, campaign):
+    d, _ = campaign
+    code, out, _ = run(capsys, "report", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--evaluate",
+                       "--plan", d / "plan.csv", "--out", d / "report.html")
+    assert code == 0
+    html = (d / "report.html").read_text(encoding="utf-8")
+    assert "<img" in html and "data:image/png;base64," in html and "信用风险高" in html
+    assert "http://" not in html and "https://" not in html
+
+
+def test_demo_runs_end_to_end(capsys, tmp_path):
+    code, out, _ = run(capsys, "demo", "--entities", "3000", "--out", tmp_path / "demo")
+    assert code == 0
+    for step in ("1. synthetic world", "3. scored", "5. drew", "audit verifies: True", "6. published", "7. reports"):
+        assert step in out
+    for f in ("scores.csv", "plan.csv", "drawn.csv", "drawn.audit.json", "estimates.csv", "report.html"):
+        assert (tmp_path / "demo" / f).exists(), f
