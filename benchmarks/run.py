@@ -29,6 +29,7 @@ from yiwu_credit.bundle import load_bundle  # noqa: E402
 from yiwu_credit.dataset import load_dataset  # noqa: E402
 from yiwu_credit.features import build_features, override_facts  # noqa: E402
 from yiwu_credit.policy import apply_overrides  # noqa: E402
+from yiwu_credit.sampling import draw, supervision_plan  # noqa: E402
 from yiwu_credit.scoring import score_entities  # noqa: E402
 
 AS_OF = "2026-01-01"
@@ -47,22 +48,52 @@ def baseline_features(ds, as_of: str, catalogue) -> pd.DataFrame:
         df = ds.table(s.table)
         m = (df[date_col[s.table]] < a) & (df[date_col[s.table]] >= a - pd.Timedelta(days=f.window))
         for col, val in s.filter:
-            m &= df[col].isin(val if isinstance(val, list) else [val])
+            m &= df[col].isin(val if isinstance(val, tuple | list) else [val])
         g = df[m].groupby("entity_id")
         out[f.name] = g.size() if s.aggregation == "count" else g[s.column].sum()
     return pd.DataFrame(out)
 
 
-def run_size(n: int, repeat: int, work: Path) -> dict:
+def single_entity(ds, bundle, k: int = 500) -> dict:
+    """p50/p90 latency of Scorer.score_one (features for that entity included) over k entities."""
+    from yiwu_credit.contract import TABLES
+    from yiwu_credit.scoring import Scorer
+
+    def records(df: pd.DataFrame) -> list[dict]:
+        out = []
+        for r in df.to_dict("records"):
+            out.append({c: (None if v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v)
+                            else str(v.date()) if isinstance(v, pd.Timestamp) else v) for c, v in r.items()})
+        return out
+
+    sc = Scorer(bundle)
+    X = build_features(ds, AS_OF, bundle.catalogue, bundle.policy)
+    ids = np.random.default_rng(0).choice(X.index.to_numpy(), k, replace=False)
+    sub = {n: ds.table(n)[ds.table(n)["entity_id"].isin(ids)] for n in TABLES}
+    groups = {n: dict(tuple(sub[n].groupby("entity_id"))) for n in TABLES if n != "entities"}
+    ents = {r["entity_id"]: r for r in records(sub["entities"])}
+    cases = [(ents[i], {n: records(g[i]) if i in g else [] for n, g in groups.items()}) for i in ids]
+    for e, ev in cases[:20]:  # warm up
+        sc.score_one(e, ev, AS_OF)
+    lat = []
+    for e, ev in cases:
+        t = time.perf_counter()
+        sc.score_one(e, ev, AS_OF)
+        lat.append(time.perf_counter() - t)
+    lat_ms = np.array(lat) * 1e3
+    return {"entities": k, "p50_ms": float(np.median(lat_ms)), "p90_ms": float(np.percentile(lat_ms, 90)),
+            "p99_ms": float(np.percentile(lat_ms, 99)),
+            "events_per_entity_mean": float(np.mean([sum(map(len, ev.values())) for _, ev in cases]))}
+
+
+def run_size(n: int, repeat: int, work: Path, latency: bool = False) -> dict:
     res: dict = {"n_entities": n}
-    t = time.perf_counter()
-    world = synth.generate(n, seed=2022)
-    res["synth_s"] = time.perf_counter() - t
+    stages: dict = {}
+    stages["synth_generate"], world = measure(lambda: synth.generate(n, seed=2022), 1)
     res["n_event_rows"] = int(sum(v[0] for k, v in world.dataset.counts.items() if k != "entities"))
     data_dir = world.dataset.save(work / f"ds{n}", format="parquet")
     del world
     bundle = load_bundle()
-    stages: dict = {}
 
     stages["load"], ds = measure(lambda: load_dataset(data_dir), repeat=1)
     stages["features"], X = measure(lambda: build_features(ds, AS_OF, bundle.catalogue, bundle.policy), repeat)
@@ -83,6 +114,22 @@ def run_size(n: int, repeat: int, work: Path) -> dict:
     stages["reasons"], _ = measure(lambda: model.explain(X.loc[need.to_numpy()]), 1)
     stages["reasons"]["n_entities_explained"] = int(need.sum())
     stages["end_to_end_score"], scored = measure(lambda: score_entities(ds, AS_OF, bundle), 1)
+    stages["plan"], plan = measure(lambda: supervision_plan(scored.scored, bundle.policy), repeat)
+    stages["draw"], drawn = measure(lambda: draw(plan, None, "bench-2026"), repeat)
+
+    def end_to_end():
+        fresh = load_dataset(data_dir)  # no caches carried over
+        r = score_entities(fresh, AS_OF, bundle)
+        p = supervision_plan(r.scored, bundle.policy)
+        return draw(p, None, "bench-2026")
+
+    stages["end_to_end_load_to_draw"], _ = measure(end_to_end, 1)
+    e2e_ds = load_dataset(data_dir)
+    stages["end_to_end_features_to_draw"], _ = measure(
+        lambda: draw(supervision_plan(score_entities(e2e_ds, AS_OF, bundle).scored, bundle.policy), None, "bench-2026"), 1)
+    res["campaign_n"] = int(len(drawn.selected))
+    if latency:
+        res["single_entity"] = single_entity(ds, bundle)
     for st in stages.values():
         st["throughput_per_s"] = n / st["wall_s"] if st["wall_s"] > 0 else None
     res["stages"] = stages
@@ -98,16 +145,21 @@ def run_size(n: int, repeat: int, work: Path) -> dict:
 
 def markdown(results: list[dict], info: dict) -> str:
     lines = ["# Hot-path benchmarks", "",
-             f"Machine: {info['cpu_count']} cores, {info['platform']}, Python {info['python']}; "
+             f"Medians of several runs (end-to-end rows: one run). Machine: {info['cpu_count']} cores, {info['platform']}, Python {info['python']}; "
              f"versions {info['versions']}; threads {info['threads']}.", ""]
     for r in results:
-        lines += [f"## {r['n_entities']:,} entities, {r['n_event_rows']:,} event rows "
-                  f"(synthetic world generated in {r['synth_s']:.1f} s)", "",
+        lines += [f"## {r['n_entities']:,} entities, {r['n_event_rows']:,} event rows, campaign of "
+                  f"{r['campaign_n']:,}", "",
                   "| stage | wall s (median) | CPU s | entities/s | peak RSS GiB |", "|---|---|---|---|---|"]
         for name, st in r["stages"].items():
             lines.append(f"| {name} | {st['wall_s']:.3f} | {st['cpu_s']:.3f} | {st['throughput_per_s']:,.0f} | "
                          f"{st['peak_rss_gib']:.2f} |")
         lines += ["", "Ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in r["ratios"].items()), ""]
+        if "single_entity" in r:
+            se = r["single_entity"]
+            lines += [f"Single-entity scoring (Scorer.score_one, features included, {se['entities']} entities, "
+                      f"{se['events_per_entity_mean']:.1f} events each on average): p50 {se['p50_ms']:.3f} ms, "
+                      f"p90 {se['p90_ms']:.3f} ms, p99 {se['p99_ms']:.3f} ms.", ""]
     return "\n".join(lines) + "\n"
 
 
@@ -120,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.sizes:
-            r = run_size(n, a.repeat, Path(tmp))
+            r = run_size(n, a.repeat, Path(tmp), latency=(n == min(a.sizes)))
             results.append(r)
             save(f"hotpath_{n}", {"machine": info, **r})
             print(f"{n:,} entities: " + ", ".join(f"{k} {v['wall_s']:.2f}s" for k, v in r["stages"].items()), flush=True)

@@ -246,7 +246,8 @@ def _spec(i: int, raw: dict, src: str) -> FeatureSpec:
     return FeatureSpec(
         name=raw["name"], family=raw["family"], table=table, aggregation=agg, direction=int(direction),
         zh=raw["zh"], en=raw["en"], reason_zh=raw["reason_zh"], reason_en=raw["reason_en"], column=column,
-        filter=tuple(sorted(filt.items())), windows=tuple(windows), half_life=half, transform=transform,
+        filter=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filt.items())),
+        windows=tuple(windows), half_life=half, transform=transform,
         reason_missing_zh=raw.get("reason_missing_zh"), reason_missing_en=raw.get("reason_missing_en"),
     )
 

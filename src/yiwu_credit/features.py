@@ -13,6 +13,7 @@ with their co-partitioned events (see ``yiwu_credit.distributed``).
 from __future__ import annotations
 
 import datetime
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -214,11 +215,17 @@ def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_
 def _mask(ev: Events, filt: tuple) -> np.ndarray:
     m = np.ones(len(ev.pos), dtype=bool)
     for col, val in filt:
-        vals = val if isinstance(val, list) else [val]
-        lut = np.zeros(len(ev.codes[col]) + 1, dtype=bool)  # slot 0 is code -1 (missing)
-        lut[[ev.codes[col].index(v) + 1 for v in vals]] = True
-        m &= lut[ev.cols[col].astype(np.int64) + 1]
+        m &= _lut(ev.codes[col], val if isinstance(val, tuple | list) else (val,))[ev.cols[col].astype(np.intp) + 1]
     return m
+
+
+@functools.lru_cache(maxsize=256)
+def _lut(codes: tuple, vals: tuple) -> np.ndarray:
+    """Boolean lookup over code indexes shifted by one (slot 0 is code -1, missing)."""
+    lut = np.zeros(len(codes) + 1, dtype=bool)
+    lut[[codes.index(v) + 1 for v in vals]] = True
+    lut.flags.writeable = False
+    return lut
 
 
 def _windowed_counts(pos: np.ndarray, age: np.ndarray, windows: tuple[int, ...], n: int,
@@ -244,7 +251,7 @@ def _per_window(ev: Events, m: np.ndarray, windows: tuple[int, ...], n: int,
 def _compute(f: Feature, ev: Events, n: int, cache: dict) -> np.ndarray:
     """Values of all windows of spec ``f.spec`` (shape (n, max(1, len(windows))))."""
     s = f.spec
-    key = (s.table, repr(s.filter))
+    key = (s.table, s.filter)
     if key not in cache:
         cache[key] = _mask(ev, s.filter)
     m = cache[key]
@@ -305,14 +312,23 @@ def _compute(f: Feature, ev: Events, n: int, cache: dict) -> np.ndarray:
 
 
 def _no_events(f: Feature, n: int) -> np.ndarray:
-    """What :func:`_compute` gives when the table has no usable rows (fast path, same values)."""
+    """What :func:`_compute` gives when the table has no usable rows (fast path, same values;
+    read-only, shared between calls)."""
     s = f.spec
-    ws = s.windows or (None,)
-    if s.aggregation in ("share", "latest"):
-        return np.full((n, len(ws)), np.nan)
-    if s.aggregation == "days_since_last":
-        return np.tile(np.array([float(w + 1) for w in ws]), (n, 1))
-    return np.zeros((n, len(ws)))
+    return _no_events_cached(s.aggregation, s.windows, n)
+
+
+@functools.lru_cache(maxsize=512)
+def _no_events_cached(aggregation: str, windows: tuple[int, ...], n: int) -> np.ndarray:
+    ws = windows or (None,)
+    if aggregation in ("share", "latest"):
+        out = np.full((n, len(ws)), np.nan)
+    elif aggregation == "days_since_last":
+        out = np.tile(np.array([float(w + 1) for w in ws]), (n, 1))
+    else:
+        out = np.zeros((n, len(ws)))
+    out.flags.writeable = False
+    return out
 
 
 def entity_arrays(ent: pd.DataFrame, catalogue: Catalogue) -> dict[str, np.ndarray]:
@@ -435,9 +451,24 @@ def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mappi
     evs = {}
     for t in (n for n in TABLES if n != "entities"):
         rows = events.get(t, ())
+        if not rows:  # most entities have no rows in most tables
+            evs[t] = _empty_events(t, policy, catalogue)
+            continue
         evs[t] = events_from_arrays(t, _record_arrays(t, rows), np.zeros(len(rows), dtype=np.int64), as_of_day,
                                     policy, catalogue)
     return ent, evs
+
+
+def _empty_events(name: str, policy: Policy, catalogue: Catalogue) -> Events:
+    key = ("empty", name)
+    cache = _EMPTY.setdefault(id(policy), {})
+    if key not in cache:
+        cache[key] = events_from_arrays(name, _record_arrays(name, ()), np.zeros(0, dtype=np.int64), 0, policy,
+                                        catalogue)
+    return cache[key]
+
+
+_EMPTY: dict[int, dict] = {}
 
 
 def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
@@ -510,7 +541,7 @@ def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.nda
     return {
         "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
         "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
-        "adverse_conduct": any_of(ins, _mask(ins, (("result", list(o["adverse_conduct_results"])),))
+        "adverse_conduct": any_of(ins, _mask(ins, (("result", tuple(o["adverse_conduct_results"])),))
                                   & (ins.age <= o["adverse_conduct_days"])),
         "is_new": (age_days <= o["new_entity_days"]) & ~history,
     }

@@ -240,6 +240,8 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
     notes = np.full(len(r), "", dtype=object)
 
     def rule(mask: np.ndarray, new_rank: np.ndarray, label: str) -> None:
+        if not mask.any():
+            return
         changed = mask & (new_rank != r)
         r[mask] = new_rank[mask]
         notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
