@@ -239,7 +239,7 @@ def small_bundle(tmp_path_factory):
     res = train(w.dataset, "2024-01-01", n_estimators=30)
     d = tmp_path_factory.mktemp("b") / "bundle"
     save_bundle(res.model, d, name="t", version="0.1", catalogue=res.model.catalogue, policy=res.model.policy,
-                training=res.training, metrics=res.metrics)
+                training=res.training, metrics=res.metrics, reference=res.reference)
     return d, w, res
 
 
@@ -258,12 +258,12 @@ def test_bundle_is_reproducible_bit_for_bit(small_bundle, tmp_path):
     d, w, _ = small_bundle
     res = train(w.dataset, "2024-01-01", n_estimators=30)
     save_bundle(res.model, tmp_path / "again", name="t", version="0.1", catalogue=res.model.catalogue,
-                policy=res.model.policy, training=res.training, metrics=res.metrics)
-    for f in ("model.joblib", "manifest.json", "catalogue.toml", "policy.toml"):
+                policy=res.model.policy, training=res.training, metrics=res.metrics, reference=res.reference)
+    for f in ("model.joblib", "manifest.json", "catalogue.toml", "policy.toml", "reference.parquet"):
         assert (tmp_path / "again" / f).read_bytes() == (d / f).read_bytes(), f
 
 
-@pytest.mark.parametrize("target", ["model.joblib", "catalogue.toml", "policy.toml"])
+@pytest.mark.parametrize("target", ["model.joblib", "catalogue.toml", "policy.toml", "reference.parquet"])
 def test_tampered_bundle_is_refused(small_bundle, tmp_path, target):
     d, _, _ = small_bundle
     t = tmp_path / "t"

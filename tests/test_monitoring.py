@@ -157,3 +157,51 @@ def test_flags_and_policy_thresholds():
     thr = thresholds()
     assert thr == {k: float(v) for k, v in load_policy().monitoring.items()}
     assert thr["psi_warn"] < thr["psi_retrain"]
+
+
+# ------------------------------------------------------------------ monitoring a scoring run
+
+def _scored(bundle, world, as_of):
+    from yiwu_credit.scoring import score_entities
+
+    return score_entities(world.dataset, as_of, bundle, reasons="none")
+
+
+def test_migration_matrix_counts_reconcile():
+    from yiwu_credit.monitoring import migration_matrix
+
+    before = pd.Series(["A", "B", "C", "D", "A"], index=list("vwxyz"))
+    after = pd.Series(["A", "C", "C", "B"], index=list("vwxq"))
+    m = migration_matrix(before, after)
+    assert m.loc["A", "A"] == 1 and m.loc["B", "C"] == 1 and m.loc["C", "C"] == 1
+    assert m.loc["D", "gone"] == 1 and m.loc["A", "gone"] == 1 and m.loc["new", "B"] == 1
+    assert m.to_numpy().sum() == len(before.index.union(after.index))
+
+
+def test_monitor_ok_on_the_same_kind_of_population(bundle, world):
+    from yiwu_credit.labels import build_labels
+    from yiwu_credit.monitoring import monitor
+
+    r = _scored(bundle, world, "2025-01-01")
+    prev = _scored(bundle, world, "2024-07-01").scored
+    y = build_labels(world.dataset, "2025-01-01")["y"]
+    m = monitor(bundle, r.scored, r.features, outcomes=y, previous=prev)
+    assert m.psi_score < 0.1 and m.csi is not None and (m.csi < 0.1).all()
+    assert m.status in ("ok", "watch")
+    assert m.migration.loc[["A", "B", "C", "D"], ["A", "B", "C", "D"]].to_numpy().sum() > 0
+    assert m.performance["auc"] > 0.55
+    assert "status" in m.to_dict() and "PSI" in m.summary()
+
+
+def test_monitor_flags_retrain_on_shift_and_on_lost_performance(bundle, world):
+    from yiwu_credit.monitoring import monitor
+
+    r = _scored(bundle, world, "2025-01-01")
+    shifted = r.scored.assign(credit_score=r.scored["credit_score"] - 60)
+    feats = r.features.assign(compl_365d=r.features["compl_365d"] + 3)
+    m = monitor(bundle, shifted, feats)
+    assert m.status == "retrain"
+    assert any("PSI" in x for x in m.reasons) and any("compl_365d" in x for x in m.reasons)
+    noise = pd.Series(np.random.default_rng(0).integers(0, 2, len(r.scored)), index=r.scored.index)
+    m2 = monitor(bundle, r.scored, outcomes=noise)
+    assert m2.status == "retrain" and any("AUC fell" in x for x in m2.reasons)

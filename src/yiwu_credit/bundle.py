@@ -7,6 +7,8 @@ A bundle is a directory::
     model.joblib     the fitted TieredRiskModel (a pickle: load bundles only from a trusted source)
     catalogue.toml   the feature catalogue the model was trained on
     policy.toml      the policy used for labels, cut-offs and overrides
+    reference.parquet  a fixed sample (≤ 5,000 rows, no entity ids) of the training feature
+                     matrix: the reference population for stability monitoring (CSI)
 
 :func:`load_bundle` verifies every hash and the format version before unpickling anything, so a
 tampered or incompatible bundle is refused with a clear :class:`BundleError`. Nothing in the
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+import pandas as pd
 
 from . import __version__
 from .catalogue import Catalogue, load_catalogue
@@ -45,6 +48,7 @@ class Bundle:
     catalogue: Catalogue
     policy: Policy
     path: Path
+    reference: pd.DataFrame | None = None  # training-population feature sample (monitoring)
 
     @property
     def version(self) -> str:
@@ -61,9 +65,20 @@ def _versions() -> dict[str, str]:
             "numpy": numpy.__version__, "pandas": pandas.__version__}
 
 
+REFERENCE_ROWS = 5_000
+
+
+def reference_sample(X: pd.DataFrame, n: int = REFERENCE_ROWS, seed: int = 0) -> pd.DataFrame:
+    """A deterministic sample of a feature matrix without entity ids (the monitoring reference)."""
+    take = X if len(X) <= n else X.sample(n=n, random_state=seed).sort_index()
+    return take.reset_index(drop=True)
+
+
 def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version: str, catalogue: Catalogue,
-                policy: Policy, training: dict[str, Any], metrics: dict[str, Any]) -> Path:
-    """Write a bundle directory (each file atomically; the manifest last)."""
+                policy: Policy, training: dict[str, Any], metrics: dict[str, Any],
+                reference: pd.DataFrame | None = None) -> Path:
+    """Write a bundle directory (each file atomically; the manifest last). ``reference`` is the
+    training feature matrix (or a sample); up to 5,000 rows without ids are stored."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / "model.joblib") as tmp:
@@ -74,7 +89,12 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
     pol_src = Path(policy.source)
     write_text(path / "policy.toml", pol_src.read_text(encoding="utf-8") if pol_src.is_file() else
                (resources.files("yiwu_credit") / "data" / "policy" / f"{policy.name}.toml").read_text(encoding="utf-8"))
-    files = {f: sha256_file(path / f) for f in ("model.joblib", "catalogue.toml", "policy.toml")}
+    names = ["model.joblib", "catalogue.toml", "policy.toml"]
+    if reference is not None:
+        with atomic_path(path / "reference.parquet") as tmp:
+            reference_sample(reference).to_parquet(tmp, index=False)
+        names.append("reference.parquet")
+    files = {f: sha256_file(path / f) for f in names}
     manifest = {
         "format": FORMAT, "name": name, "version": version, "versions": _versions(),
         "catalogue": {"name": catalogue.name, "version": catalogue.version, "sha256": catalogue.sha256},
@@ -109,7 +129,8 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     if manifest.get("format") != FORMAT:
         raise BundleError(f"{p}: unsupported bundle format {manifest.get('format')!r}; this library reads {FORMAT}")
     files = manifest.get("files", {})
-    for f in ("model.joblib", "catalogue.toml", "policy.toml"):
+    for f in ("model.joblib", "catalogue.toml", "policy.toml", *(["reference.parquet"] if "reference.parquet" in files
+                                                                 else [])):
         if f not in files:
             raise BundleError(f"{p}: manifest lists no hash for {f}")
         if not (p / f).is_file():
@@ -142,4 +163,5 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     # the model reads texts and directions from its own catalogue and policy
     model.catalogue = catalogue
     model.policy = policy
-    return Bundle(model, manifest, catalogue, policy, p)
+    reference = pd.read_parquet(p / "reference.parquet") if "reference.parquet" in files else None
+    return Bundle(model, manifest, catalogue, policy, p, reference)

@@ -2,7 +2,8 @@
 
 Exit codes: 0 success · 1 unexpected internal error · 2 usage error · 3 bad data ·
 4 bad configuration (catalogue, policy, roster) · 5 model bundle missing/tampered/incompatible ·
-6 impossible supervision request · 7 a draw does not verify. User errors never print a traceback (``--debug`` does).
+6 impossible supervision request · 7 a draw does not verify · 8 monitoring says retrain
+(``monitor --fail-on-retrain``). User errors never print a traceback (``--debug`` does).
 """
 
 from __future__ import annotations
@@ -93,7 +94,7 @@ def cmd_train(a: argparse.Namespace) -> int:
                 catalogue=a.catalogue, label_source=a.labels, truth=truth, **params)
     name = a.name or Path(a.out).name
     save_bundle(res.model, a.out, name=name, version=a.version, catalogue=res.model.catalogue,
-                policy=res.model.policy, training=res.training, metrics=res.metrics)
+                policy=res.model.policy, training=res.training, metrics=res.metrics, reference=res.reference)
     m = res.metrics["test_out_of_time"]
     _out(f"trained {a.learner} on {res.training['n_train']:,} entities at {res.training['as_of']}; "
          f"out-of-time at {res.training['test_as_of']}: AUC {m['auc']:.3f}, KS {m['ks']:.3f}, "
@@ -243,7 +244,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     res = score_entities(ds, a.as_of, bundle)
     outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
     plan = _read(a.plan, "plan") if a.plan else None
-    ref = None
+    ref = bundle.reference  # the training population stored in the bundle
     if a.reference_as_of:
         from .features import build_features
 
@@ -252,6 +253,27 @@ def cmd_report(a: argparse.Namespace) -> int:
                  reference_features=ref, as_of=a.as_of)
     _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
     return 0
+
+
+def cmd_monitor(a: argparse.Namespace) -> int:
+    from .bundle import load_bundle
+    from .dataset import load_dataset
+    from .io import write_text
+    from .labels import build_labels
+    from .monitoring import monitor
+    from .scoring import score_entities
+
+    ds = load_dataset(a.data, strict=False)
+    bundle = load_bundle(a.model)
+    res = score_entities(ds, a.as_of, bundle, reasons="none")
+    prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
+    outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
+    m = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
+    _out(m.summary())
+    if a.out:
+        write_text(a.out, json.dumps(m.to_dict(), indent=2, ensure_ascii=False, default=float) + "\n")
+        _out(f"monitoring record → {a.out}")
+    return 0 if m.status != "retrain" or not a.fail_on_retrain else 8
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
@@ -274,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="yiwu-credit", description="Credit-based risk supervision of market entities (义乌信用分级分类监管).",
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 bad data, 4 bad config, 5 bad model bundle, "
-               "6 impossible plan, 7 draw verification failed",
+               "6 impossible plan, 7 draw verification failed, 8 monitor says retrain (with --fail-on-retrain)",
     )
     ap.add_argument("--version", action="version", version=f"yiwu-credit {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -372,8 +394,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--evaluate", action="store_true",
                    help="evaluate against violations detected in the year after --as-of (needs that data)")
     p.add_argument("--plan", help="a plan from 'plan' to summarise")
-    p.add_argument("--reference-as-of", help="feature stability (CSI) against the population at this date")
+    p.add_argument("--reference-as-of", help="feature stability (CSI) against the population at this date "
+                   "(default: the training population stored in the bundle)")
     p.add_argument("--out", required=True)
+
+    p = _sub(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "
+             "performance drift; flags 'retrain' by the policy's thresholds.",
+             "yiwu-credit monitor --data out/world/dataset --as-of 2025-01-01 --previous-as-of 2024-07-01 --evaluate")
+    p.add_argument("--data", required=True)
+    p.add_argument("--model")
+    p.add_argument("--as-of", required=True)
+    p.add_argument("--previous-as-of", help="compare tiers with a scoring run at this date")
+    p.add_argument("--evaluate", action="store_true", help="performance on violations in the year after --as-of")
+    p.add_argument("--out", help="write the monitoring record (JSON)")
+    p.add_argument("--fail-on-retrain", action="store_true", help="exit 8 when the status is 'retrain'")
 
     p = _sub(sp, "demo", cmd_demo, "Run the whole pipeline on a synthetic world with the shipped model.",
              "yiwu-credit demo --out out/demo")

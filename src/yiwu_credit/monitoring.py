@@ -28,6 +28,7 @@ compare values computed with the same binning, on populations of thousands of en
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -206,3 +207,113 @@ def csi(reference_X: pd.DataFrame, actual_X: pd.DataFrame, bins: int = 10, eps: 
             vals.append(psi_from_samples(r.to_numpy(dtype=float, na_value=np.nan),
                                          a.to_numpy(dtype=float, na_value=np.nan), bins, eps))
     return pd.Series(vals, index=pd.Index(common, name="feature"), name="csi", dtype=float)
+
+
+# ------------------------------------------------------------------ monitoring a scoring run
+
+def migration_matrix(before: pd.Series, after: pd.Series) -> pd.DataFrame:
+    """Tier migration between two scoring runs: counts, rows = tier before (plus ``new``: not in
+    the earlier run), columns = tier after (plus ``gone``: not in the later run)."""
+    tiers = ["A", "B", "C", "D"]
+    b = before.reindex(before.index.union(after.index)).fillna("new")
+    a = after.reindex(b.index).fillna("gone")
+    tab = pd.crosstab(pd.Categorical(b, categories=[*tiers, "new"]), pd.Categorical(a, categories=[*tiers, "gone"]),
+                      dropna=False)
+    tab.index.name, tab.columns.name = "before", "after"
+    return tab
+
+
+@dataclass
+class MonitorResult:
+    """Stability, migration and performance drift of one scoring run against its bundle.
+
+    ``status`` is "ok", "watch" or "retrain" (policy ``[monitoring]`` thresholds); ``reasons``
+    says which checks set it.
+    """
+
+    status: str
+    reasons: list[str]
+    psi_score: float
+    csi: pd.Series | None
+    migration: pd.DataFrame | None
+    performance: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "status": self.status, "reasons": self.reasons, "psi_score": self.psi_score,
+            "csi": None if self.csi is None else {k: float(v) for k, v in self.csi.items()},
+            "migration": None if self.migration is None else {
+                str(i): {str(c): int(v) for c, v in row.items()} for i, row in self.migration.iterrows()},
+            "performance": self.performance,
+        }
+
+    def summary(self) -> str:
+        lines = [f"status: {self.status.upper()}" + (f" ({'; '.join(self.reasons)})" if self.reasons else ""),
+                 f"score PSI vs training population: {self.psi_score:.4f}"]
+        if self.csi is not None:
+            top = self.csi.sort_values(ascending=False).head(3)
+            lines.append("largest feature CSI: " + ", ".join(f"{k} {v:.3f}" for k, v in top.items()))
+        if self.migration is not None:
+            m = self.migration.loc[["A", "B", "C", "D"], ["A", "B", "C", "D"]].to_numpy()
+            stay = np.trace(m) / max(m.sum(), 1)
+            lines.append(f"tier migration: {stay:.1%} of entities scored in both runs kept their tier")
+        if self.performance is not None:
+            p = self.performance
+            lines.append(f"performance on new outcomes: AUC {p['auc']:.3f} (reference {p['reference_auc']:.3f}), "
+                         f"KS {p['ks']:.3f}, tiers monotone {p['tiers_monotone']}")
+        return "\n".join(lines)
+
+
+def monitor(bundle: Any, scored: pd.DataFrame, features: pd.DataFrame | None = None, *,
+            outcomes: pd.Series | None = None, previous: pd.DataFrame | None = None) -> MonitorResult:
+    """Check a scoring run (``score_entities`` output) against its bundle.
+
+    PSI of the credit score against the training reference (``model.reference_scores_``); CSI
+    of each feature against the bundle's stored training sample (``bundle.reference``); tier
+    migration against a ``previous`` run; and, with ``outcomes`` (y per entity observed after the
+    run), AUC/KS/calibration by tier against the bundle's out-of-time AUC.
+    """
+    from .evaluation import metrics, tier_table
+
+    th = thresholds(bundle.policy)
+    reasons: list[str] = []
+    status = "ok"
+
+    def flag(level: str, why: str) -> None:
+        nonlocal status
+        reasons.append(why)
+        if level == "retrain" or status == "ok":
+            status = level
+
+    p_score = psi(bundle.model.reference_scores_, scored["credit_score"].to_numpy(dtype=float))
+    if p_score >= th["psi_retrain"]:
+        flag("retrain", f"score PSI {p_score:.3f} ≥ {th['psi_retrain']}")
+    elif p_score >= th["psi_warn"]:
+        flag("watch", f"score PSI {p_score:.3f} ≥ {th['psi_warn']}")
+    c = None
+    if features is not None and getattr(bundle, "reference", None) is not None:
+        c = csi(bundle.reference, features)
+        hi = c[c >= th["csi_retrain"]]
+        mid = c[(c >= th["csi_warn"]) & (c < th["csi_retrain"])]
+        if len(hi):
+            flag("retrain", f"CSI ≥ {th['csi_retrain']} for {', '.join(hi.index[:5])}")
+        elif len(mid):
+            flag("watch", f"CSI ≥ {th['csi_warn']} for {', '.join(mid.index[:5])}")
+    mig = migration_matrix(previous["tier"], scored["tier"]) if previous is not None else None
+    perf = None
+    if outcomes is not None:
+        y = outcomes.reindex(scored.index)
+        ok = y.notna().to_numpy()
+        yv = y.to_numpy(dtype=float)[ok]
+        pv = scored["probability"].to_numpy(dtype=float)[ok]
+        tv = scored["tier"].to_numpy()[ok]
+        perf = metrics(yv, pv, tv)
+        perf["calibration_by_tier"] = tier_table(yv, tv, pv).to_dict(orient="records")
+        ref_auc = bundle.manifest.get("metrics", {}).get("test_out_of_time", {}).get("auc", perf["auc"])
+        perf["reference_auc"] = float(ref_auc)
+        drop = ref_auc - perf["auc"]
+        if drop >= th["auc_drop_retrain"]:
+            flag("retrain", f"AUC fell by {drop:.3f} (≥ {th['auc_drop_retrain']})")
+        if not perf["tiers_monotone"]:
+            flag("watch", "observed bad rates are not monotone across tiers")
+    return MonitorResult(status, reasons, float(p_score), c, mig, perf)

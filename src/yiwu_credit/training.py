@@ -34,6 +34,7 @@ class TrainResult:
     test_tiers: pd.DataFrame = field(repr=False)
     test_calibration: pd.DataFrame = field(repr=False)
     test_frame: pd.DataFrame = field(repr=False)  # y and probability per test entity
+    reference: pd.DataFrame = field(repr=False, default=None)  # the training feature matrix
 
 
 def train(dataset: Dataset, as_of: str, horizon: str = "365D", test_as_of: str | None = None,
@@ -74,4 +75,4 @@ def train(dataset: Dataset, as_of: str, horizon: str = "365D", test_as_of: str |
     frame = pd.DataFrame({"y": y, "probability": a["probability"], "tier": a["tier"],
                           "credit_score": a["credit_score"]}, index=Xte.index)
     return TrainResult(model, m, training, tier_table(y, a["tier"].to_numpy(), a["probability"].to_numpy()),
-                       calibration_table(y, a["probability"].to_numpy()), frame)
+                       calibration_table(y, a["probability"].to_numpy()), frame, Xtr)
