@@ -18,7 +18,8 @@ def run(capsys, *argv):
 
 
 def test_help_has_examples(capsys):
-    for cmd in ("validate", "synth", "train", "score", "plan", "draw", "verify", "estimate", "report", "demo"):
+    for cmd in ("validate", "synth", "train", "score", "plan", "draw", "verify", "estimate", "report", "monitor",
+                "simulate-loop", "demo"):
         with pytest.raises(SystemExit) as ei:
             main([cmd, "--help"])
         assert ei.value.code == 0
@@ -209,7 +210,20 @@ def test_report_command_writes_self_contained_html(capsys, campaign):
 def test_demo_runs_end_to_end(capsys, tmp_path):
     code, out, _ = run(capsys, "demo", "--entities", "3000", "--out", tmp_path / "demo")
     assert code == 0
-    for step in ("1. synthetic world", "3. scored", "5. drew", "audit verifies: True", "6. published", "7. reports"):
+    for step in ("1. synthetic world", "3. scored", "5. drew", "audit verifies: True", "6. published",
+                 "7. monitoring", "closed loop", "8. reports"):
         assert step in out
     for f in ("scores.csv", "plan.csv", "drawn.csv", "drawn.audit.json", "estimates.csv", "report.html"):
         assert (tmp_path / "demo" / f).exists(), f
+
+
+def test_monitor_and_simulate_loop_commands(capsys, campaign, tmp_path):
+    d, _ = campaign
+    code, out, _ = run(capsys, "monitor", "--data", d / "w" / "dataset", "--as-of", "2025-01-01",
+                       "--previous-as-of", "2024-07-01", "--evaluate", "--out", tmp_path / "m.json")
+    assert code == 0 and "status:" in out and "tier migration" in out
+    rec = json.loads((tmp_path / "m.json").read_text())
+    assert rec["status"] in ("ok", "watch", "retrain") and rec["migration"] is not None
+    code, out, _ = run(capsys, "simulate-loop", "--entities", 3000, "--cycles", 2, "--out", tmp_path / "loop")
+    assert code == 0 and "policy vs uniform" in out
+    assert (tmp_path / "loop" / "cycles.csv").exists() and (tmp_path / "loop" / "closed-loop.png").exists()

@@ -88,9 +88,15 @@ def plan(scoring):
 
 @pytest.fixture(scope="module")
 def full_page(world, bundle, scoring, outcomes, plan):
+    from yiwu_credit.monitoring import monitor
+    from yiwu_credit.simulation import simulate_loop
+
     ref = build_features(world.dataset, "2024-01-01", bundle.catalogue, bundle.policy)
+    mon = monitor(bundle, scoring.scored, scoring.features, outcomes=outcomes["y"] if hasattr(outcomes, "columns")
+                  else outcomes)
+    loop = simulate_loop(n_entities=3000, cycles=2, seed=1)
     return build_report(scoring.scored, bundle, features=scoring.features, outcomes=outcomes, plan=plan,
-                        reference_features=ref, as_of=AS_OF)
+                        reference_features=ref, as_of=AS_OF, monitoring=mon, loop=loop)
 
 
 @pytest.fixture(scope="module")

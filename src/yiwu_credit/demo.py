@@ -75,13 +75,23 @@ def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Cal
     except ImportError:  # pragma: no cover - matplotlib is the [report] extra
         printer("7. report skipped: pip install 'yiwu-credit[report]'")
     else:
+        from .monitoring import monitor
+        from .simulation import simulate_loop
+
         ev = score_entities(ds, EVAL_AS_OF, bundle, reasons="none")
         outcomes = build_labels(ds, EVAL_AS_OF, policy=bundle.policy)["y"]
+        mon = monitor(bundle, res.scored, res.features, previous=ev.scored)
+        loop = simulate_loop(n_entities=min(n_entities, 8_000), cycles=3, seed=seed)
+        printer(f"7. monitoring: {mon.status} (score PSI {mon.psi_score:.3f}); closed loop: "
+                + loop.summary().splitlines()[-2].strip())
         paths["report"] = write_report(out / "report.html", res.scored, bundle, features=res.features, plan=plan,
-                                       reference_features=ev.features, as_of=SCORE_AS_OF)
+                                       reference_features=bundle.reference, as_of=SCORE_AS_OF, monitoring=mon,
+                                       loop=loop)
+        ev_mon = monitor(bundle, ev.scored, ev.features, outcomes=outcomes)
         paths["evaluation"] = write_report(out / "evaluation.html", ev.scored, bundle, features=ev.features,
-                                           outcomes=outcomes, as_of=EVAL_AS_OF)
-        printer(f"7. reports → {paths['report']} (current scores and plan), {paths['evaluation']} "
-                f"(scored at {EVAL_AS_OF}, checked against the following year's violations)")
+                                           outcomes=outcomes, reference_features=bundle.reference, as_of=EVAL_AS_OF,
+                                           monitoring=ev_mon)
+        printer(f"8. reports → {paths['report']} (current scores, plan, monitoring, closed loop), "
+                f"{paths['evaluation']} (scored at {EVAL_AS_OF}, checked against the following year's violations)")
     printer(f"done in {time.perf_counter() - t0:.1f} s; everything is in {out}/")
     return paths

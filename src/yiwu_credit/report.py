@@ -40,6 +40,8 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("stability", "稳定性监测", "Stability (PSI / CSI)"),
     ("overrides", "策略修正与风险原因", "Overrides and reason codes"),
     ("plan", "双随机抽查计划", "Inspection plan"),
+    ("monitoring", "监测与迁移", "Monitoring: migration and drift"),
+    ("loop", "闭环模拟与抽查负担", "Closed loop and inspection burden"),
     ("training", "训练指标", "Training metrics"),
 )
 TITLE_ZH = "义乌市市场主体信用风险分级分类监管报告"
@@ -571,7 +573,7 @@ def _section_overrides(scored: pd.DataFrame, b: Bundle) -> str:
         "example_zh": [example(f, "zh") for f in order.index], "example_en": [example(f, "en") for f in order.index],
     }, index=list(order.index))
     parts.append(_note(f"{len(cd):,} entities in tiers C/D; up to {len(rcols)} reasons each (the features pushing "
-                       "the risk up most, exact TreeSHAP).")
+                       "the risk up most, path attribution over the trees).")
                  + _table(tab, {"feature": "特征 feature", "desc_zh": "中文说明", "desc_en": "description",
                                 "first": "首要原因次数 as 1st reason", "any": f"前{len(rcols)}原因次数 in top {len(rcols)}",
                                 "share": "占C/D比例 share of C/D", "example_zh": "示例 example (zh)",
@@ -641,6 +643,39 @@ def _section_plan(plan: pd.DataFrame | None, b: Bundle, Figure: Any) -> str:
             + "<h3>按镇街 By town</h3>" + town_html)
 
 
+def _section_monitoring(m: Any) -> str:
+    if m is None:
+        return _skipped("未提供监测结果 (yiwu-credit monitor)", "no monitoring result given (yiwu-credit monitor)")
+    parts = [f"<p>Status 状态: {_status_badge({'ok': 'stable', 'watch': 'watch', 'retrain': 'act'}[m.status])} "
+             f"<b>{_esc(m.status)}</b>" + (f" — {_esc('; '.join(m.reasons))}" if m.reasons else "") + "</p>",
+             f"<pre>{_esc(m.summary())}</pre>"]
+    if m.migration is not None:
+        parts.append("<h3>等级迁移 Tier migration (rows: before, columns: after)</h3>"
+                     + _table(m.migration.reset_index(), {"before": "之前 before"}))
+    if m.performance is not None and m.performance.get("calibration_by_tier"):
+        cal = pd.DataFrame(m.performance["calibration_by_tier"])
+        parts.append("<h3>分级校准 Calibration by tier on new outcomes</h3>"
+                     + _table(cal, fmt={c: _pct for c in ("share", "bad_rate", "ci_low", "ci_high", "predicted")
+                                        if c in cal.columns}))
+    return "".join(parts)
+
+
+def _section_loop(loop: Any) -> str:
+    if loop is None:
+        return _skipped("未提供闭环模拟 (yiwu-credit simulate-loop)", "no closed-loop result given "
+                        "(yiwu-credit simulate-loop)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(loop.plot(Path(d) / "loop.png")).read_bytes()
+    img = (f'<figure><img alt="closed loop" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+           "</figure>")
+    by = loop.by_strategy().reset_index() if hasattr(loop, "by_strategy") else loop.cycles
+    burden = loop.burden
+    return (f"<pre>{_esc(loop.summary())}</pre>" + img + "<h3>按策略汇总 By strategy</h3>" + _table(by)
+            + "<h3>抽查负担与命中率(按组) Burden and hit rate by group</h3>" + _table(burden))
+
+
 def _section_training(b: Bundle) -> str:
     mt = b.manifest.get("metrics", {})
     sets = [k for k in ("train_oof", "test_out_of_time") if k in mt]
@@ -681,7 +716,7 @@ def _section_training(b: Bundle) -> str:
 def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, features: pd.DataFrame | None = None,
                  outcomes: pd.Series | pd.DataFrame | None = None, plan: pd.DataFrame | None = None,
                  reference_features: pd.DataFrame | None = None, title: str | None = None,
-                 as_of: str | pd.Timestamp | None = None) -> str:
+                 as_of: str | pd.Timestamp | None = None, monitoring: Any = None, loop: Any = None) -> str:
     """One self-contained HTML page (a str) describing a scored population.
 
     Parameters
@@ -695,6 +730,8 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
     plan : a supervision plan (entity_id index; tier, town, expected_per_year, optional pi).
     reference_features : the training-time feature matrix, for CSI.
     title : page title (default: bilingual report title). as_of : shown in the header.
+    monitoring : a :class:`~yiwu_credit.monitoring.MonitorResult` (status, migration, drift).
+    loop : a :class:`~yiwu_credit.simulation.LoopResult` (closed loop and burden by group).
 
     Raises ImportError (naming ``pip install 'yiwu-credit[report]'``) without matplotlib, and
     ValueError for an empty ``scored``, missing columns or malformed outcomes/plan.
@@ -715,6 +752,8 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
             "stability": _section_stability(scored, b, features, reference_features, Figure),
             "overrides": _section_overrides(scored, b),
             "plan": _section_plan(plan, b, Figure),
+            "monitoring": _section_monitoring(monitoring),
+            "loop": _section_loop(loop),
             "training": _section_training(b),
         }
     sections = "".join(f'<section id="{a}"><h2>{i}. {_esc(zh)} · {_esc(en)}</h2>{body[a]}</section>'
@@ -729,8 +768,10 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
 def write_report(path: str | Path, scored: pd.DataFrame, bundle: Bundle | str | None = None, *,
                  features: pd.DataFrame | None = None, outcomes: pd.Series | pd.DataFrame | None = None,
                  plan: pd.DataFrame | None = None, reference_features: pd.DataFrame | None = None,
-                 title: str | None = None, as_of: str | pd.Timestamp | None = None) -> Path:
+                 title: str | None = None, as_of: str | pd.Timestamp | None = None, monitoring: Any = None,
+                 loop: Any = None) -> Path:
     """Build the report (see :func:`build_report`) and write it atomically as UTF-8; returns the path."""
     text = build_report(scored, bundle, features=features, outcomes=outcomes, plan=plan,
-                        reference_features=reference_features, title=title, as_of=as_of)
+                        reference_features=reference_features, title=title, as_of=as_of,
+                        monitoring=monitoring, loop=loop)
     return write_text(path, text)
