@@ -152,8 +152,11 @@ def test_draw_on_a_bare_frame_with_negative_deficit_and_given_n(client, ref):
     """pi slightly above n (within tolerance): the fixed point removes units from the first eligible."""
     plan = ref["plan"][["pi"]].copy()
     n = int(round(plan["pi"].sum()))
-    plan["pi"] = np.minimum(plan["pi"] * (1 + 2e-7), 1.0)
-    assert int(np.floor(plan["pi"].to_numpy() * S.SCALE).sum()) > n * S.SCALE   # a negative deficit
+    lost = n * S.SCALE - int(np.floor(plan["pi"].to_numpy() * S.SCALE).sum())   # the floors' shortfall
+    free = plan["pi"] < 1
+    plan.loc[free, "pi"] *= 1 + (lost + len(plan) // 4) / (n * S.SCALE)         # now ~N/4 units too many
+    excess = int(np.floor(plan["pi"].to_numpy() * S.SCALE).sum()) - n * S.SCALE
+    assert 0 < excess < int(free.sum())
     ddf = dd.from_pandas(plan.sample(frac=1, random_state=3), npartitions=4)
     got = D.draw_distributed(ddf, n, 5, plan_attrs={"note": "bare"})
     want = S.draw(plan, n, 5)
@@ -186,6 +189,10 @@ def test_parquet_round_trip_scores_identically(client, small, bundle, tmp_path):
     got = D.read_partitioned(tmp_path / "one")
     assert got.npartitions == 4 and got["entities"].divisions == (0, 1, 2, 3, 3)
     _exact(D.score_distributed(got, AS_OF, bundle).compute().sort_index(), want)
+    one = D.read_bucket(tmp_path / "one", 2)                        # one bucket, no Dask
+    assert (D.bucket_of(one.entities["entity_id"], 4) == 2).all()
+    s2 = score_entities(one, AS_OF, bundle).scored
+    _exact(s2, want.loc[s2.index])
     # in chunks of disjoint entities (what a province-scale load does), and from a DistributedDataset
     ids = small.entities["entity_id"]
     half = ids.isin(ids.iloc[::2])
@@ -193,14 +200,20 @@ def test_parquet_round_trip_scores_identically(client, small, bundle, tmp_path):
               for m in (half, ~half)]
     D.write_partitioned(iter(chunks), tmp_path / "chunks", 4)
     D.write_partitioned(got, tmp_path / "again")
-    for d in ("chunks", "again"):
-        again = D.read_partitioned(tmp_path / d)
+    for i, c in enumerate(chunks):
+        D.write_partitioned(c, tmp_path / f"batch{i}", 4)
+    for d in ("chunks", "again", ["batch0", "batch1"]):
+        again = D.read_partitioned([tmp_path / x for x in d] if isinstance(d, list) else tmp_path / d)
         _exact(D.score_distributed(again, AS_OF, bundle).compute().sort_index(), want)
         for name in TABLES:
             assert again[name].map_partitions(len).compute().tolist() == \
                 got[name].map_partitions(len).compute().tolist()
 
 
-def test_read_partitioned_needs_the_manifest(tmp_path):
+def test_read_partitioned_needs_the_manifest_and_equal_bucket_counts(small, tmp_path):
     with pytest.raises(ConfigError, match="not a partitioned"):
         D.read_partitioned(tmp_path)
+    D.write_partitioned(small, tmp_path / "b2", 2)
+    D.write_partitioned(small, tmp_path / "b3", 3)
+    with pytest.raises(ConfigError, match="different bucket counts"):
+        D.read_partitioned([tmp_path / "b2", tmp_path / "b3"])

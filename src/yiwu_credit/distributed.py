@@ -60,7 +60,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BUCKET", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed", "features_distributed",
-    "partition_dataset", "plan_distributed", "read_partitioned", "score_distributed", "write_partitioned",
+    "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned", "score_distributed",
+    "write_partitioned",
 ]
 
 BUCKET = "bucket"                              # index name of the partitioned tables
@@ -309,37 +310,61 @@ def _prepare_dir(path: Path, npartitions: int) -> None:
                 old.unlink()
 
 
-def _read_bucket(path: str, name: str, bucket: int, columns: tuple[str, ...] | None = None) -> pd.DataFrame:
-    t = pq.read_table(_file(Path(path), name, bucket), columns=list(columns) if columns else None)
+def _read_bucket(paths: tuple[str, ...], name: str, bucket: int) -> pd.DataFrame:
+    """Bucket ``bucket`` of table ``name``: its file in every directory, concatenated, contract dtypes."""
+    t = pa.concat_tables([pq.read_table(_file(Path(p), name, bucket)) for p in paths])
     df = t.to_pandas(types_mapper=_TO_PANDAS)
     kinds = {c.name: c.kind for c in TABLES[name].columns}
     df = df.astype({c: _PANDAS[kinds[c]] for c in df.columns if c in kinds})
     return df.set_axis(pd.Index(np.full(len(df), bucket, np.int64), name=BUCKET))
 
 
-def read_partitioned(path: str | os.PathLike) -> DistributedDataset:
-    """Lazily read a dataset written by :func:`write_partitioned` (one task per bucket file).
-
-    Types follow the contract as :func:`~yiwu_credit.dataset.load_dataset` produces them (str,
-    datetime64[s], float64, Int64 years, boolean). The data is assumed valid (validate before
-    writing: ``load_dataset`` on the source, or ``synth``).
-    """
-    _, dd, _ = _dask()
-    path = Path(path)
+def _manifest(path: Path) -> dict[str, Any]:
     mp = path / MANIFEST
     if not mp.is_file():
         raise ConfigError(f"{path}: not a partitioned yiwu-credit dataset ({MANIFEST} not found)")
     manifest = json.loads(mp.read_text(encoding="utf-8"))
     if manifest.get("format") != FORMAT:
         raise ConfigError(f"{mp}: unsupported format {manifest.get('format')!r}; this library reads {FORMAT}")
-    B = int(manifest["npartitions"])
+    return manifest
+
+
+def read_partitioned(path: str | os.PathLike | Sequence[str | os.PathLike]) -> DistributedDataset:
+    """Lazily read a dataset written by :func:`write_partitioned` (one task per bucket).
+
+    ``path`` may also be a list of such directories with the same bucket count (e.g. one per load
+    batch of disjoint entities): partition *i* is then bucket *i* of every directory. Types follow
+    the contract as :func:`~yiwu_credit.dataset.load_dataset` produces them (str,
+    datetime64[s], float64, Int64 years, boolean). The data is assumed valid (validate before
+    writing: ``load_dataset`` on the source, or ``synth``).
+    """
+    _, dd, _ = _dask()
+    paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
+    if not paths:
+        raise ConfigError("read_partitioned: no directory given")
+    counts = {int(_manifest(p)["npartitions"]) for p in paths}
+    if len(counts) > 1:
+        raise ConfigError(f"read_partitioned: the directories have different bucket counts {sorted(counts)}")
+    B = counts.pop()
+    key = tuple(str(p) for p in paths)
     tables = {}
     with _no_string_conversion():
         for name in TABLES:
-            tables[name] = dd.from_map(functools.partial(_read_bucket, str(path), name), list(range(B)),
+            tables[name] = dd.from_map(functools.partial(_read_bucket, key, name), list(range(B)),
                                        meta=_empty(name), divisions=_divisions(B), label=f"read-{name}",
                                        enforce_metadata=False)
     return DistributedDataset(tables, B)
+
+
+def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: int) -> Dataset:
+    """One bucket of a partitioned dataset as an in-memory :class:`Dataset` (no Dask needed):
+    what a Spark ``mapInPandas`` task or any other executor scores with ``score_entities``."""
+    paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
+    B = {int(_manifest(p)["npartitions"]) for p in paths}
+    if len(B) != 1 or not 0 <= bucket < min(B):
+        raise ConfigError(f"read_bucket: bucket {bucket} is not in [0, {min(B)}) for every directory")
+    key = tuple(str(p) for p in paths)
+    return _dataset_of([_read_bucket(key, n, int(bucket)) for n in TABLES])
 
 
 # ============================================================== features and scores per partition
@@ -716,6 +741,33 @@ def _draw_range(pieces: Sequence[tuple[pa.Array, np.ndarray]], info: Mapping[str
             "q": np.ascontiguousarray(qs, "<i8")}
 
 
+def _draw_piece(prep: Mapping[str, Any], k: int) -> tuple[pa.Array, np.ndarray]:
+    return prep["pieces"][k]
+
+
+def _draw_graph(parts: Sequence[Delayed], n: int | None, seed: Any, R: int) -> tuple[Delayed, list[Delayed]]:
+    """The draw's task graph, written out directly (B prepare, B stats, B×R piece, 1 offsets and
+    R range tasks; ``dask.delayed`` would spend ~1 ms per call building it)."""
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"yiwu-draw-{tokenize([p.key for p in parts], n, S._seed_str(seed), type(seed).__name__, R)}"
+    prep, stats, piece, offsets, rng = (f"{name}-{s}" for s in ("prepare", "stats", "piece", "offsets", "range"))
+    dsk: dict[Any, Any] = {}
+    for b, p in enumerate(parts):
+        dsk[(prep, b)] = (functools.partial(_draw_prepare, seed=seed, nranges=R), p.key)
+        dsk[(stats, b)] = (_draw_stats, (prep, b))
+        for k in range(R):
+            dsk[(piece, b, k)] = (functools.partial(_draw_piece, k=k), (prep, b))
+    dsk[(offsets, 0)] = (functools.partial(_draw_offsets, n=n, seed=seed), [(stats, b) for b in range(len(parts))])
+    for k in range(R):
+        dsk[(rng, k)] = (functools.partial(_draw_range, k=k, seed=seed),
+                         [(piece, b, k) for b in range(len(parts))], (offsets, 0))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=list(parts))
+    return Delayed((offsets, 0), graph, layer=name), [Delayed((rng, k), graph, layer=name) for k in range(R)]
+
+
 def _iter_computed(tasks: Sequence[Delayed]) -> Iterator[Any]:
     """Results of ``tasks`` in order: streamed one at a time through a distributed Client when one
     is active (the client then holds one result at a time), else ``dask.compute``."""
@@ -742,23 +794,24 @@ def draw_distributed(plan: DistributedPlan | dd.DataFrame, n: int | None, seed: 
     order) and the same audit record (start, frame_sha256, pi_sha256, n, population, plan).
 
     ``plan``: :func:`plan_distributed`'s result or any Dask frame with entity_id index and
-    ``pi``. ``nranges``: key ranges of the shuffle (default: the plan's partition count).
+    ``pi``. ``nranges``: key ranges of the shuffle (default: max(8, workers), at most the
+    partition count; the shuffle has partitions × ranges small tasks).
     ``plan_attrs``: the plan record for the audit when ``plan`` is a bare frame.
     One graph: per-partition preparation → one small reduction (range stats) → the key-range
     shuffle → per-range selection; the client then hashes the ranges in order.
     """
-    _, _, delayed = _dask()
+    _dask()
     S._seed_str(seed)
     if isinstance(plan, DistributedPlan):
         parts, summary = plan.parts, plan.summary
     else:
         parts, summary = list(plan.to_delayed()), None
-    R = _check_npartitions(len(parts) if nranges is None else nranges)
-    preps = [delayed(_draw_prepare, pure=True)(p, seed, R) for p in parts]
-    info = delayed(_draw_offsets, pure=True)([delayed(_draw_stats, pure=True)(p) for p in preps], n, seed)
-    pieces = [delayed(operator.getitem, pure=True)(p, "pieces") for p in preps]
-    ranges = [delayed(_draw_range, pure=True)([delayed(operator.getitem, pure=True)(ps, k) for ps in pieces],
-                                              info, k, seed) for k in range(R)]
+    if nranges is None:
+        client = _client()
+        workers = len(client.scheduler_info().get("workers", {})) if client is not None else 1
+        nranges = max(1, min(len(parts), max(8, workers)))
+    R = _check_npartitions(nranges)
+    info, ranges = _draw_graph(parts, n, seed, R)
     head = [info] + ([summary] if summary is not None else [])
     fh, ph, lens, selected = hashlib.sha256(), hashlib.sha256(), [], []
     it = _iter_computed([*head, *ranges])
