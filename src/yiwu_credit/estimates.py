@@ -35,23 +35,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .contract import RESULT_LABELS_ZH
 from .errors import DataValidationError, PlanError, Problem
 from .policy import INSPECTION_RESULTS, Policy, load_policy
 
 __all__ = ["RESULT_LABELS_ZH", "ht_rate", "korn_graubard", "results_table", "violation_rates"]
 
-RESULT_LABELS_ZH: dict[str, str] = {
-    "no_problem": "未发现问题",
-    "corrected": "发现问题已责令改正",
-    "pending": "发现问题待后续处理",
-    "info_not_published": "未按规定公示应当公示的信息",
-    "info_false": "公示信息隐瞒真实情况弄虚作假",
-    "unreachable": "通过登记的住所无法联系",
-    "refused": "不配合检查情节严重",
-    "no_activity": "未发现开展本次抽查涉及的经营活动",
-    "closed": "已关闭停业/注销/吊销",
-    "other_dept": "违反其他部门规定",
-}
 
 
 def _deville_var(z: np.ndarray, pi: np.ndarray) -> float:
