@@ -177,6 +177,20 @@ def test_draw_errors(client, ref):
         D.draw_distributed(dd.from_pandas(bad, npartitions=2), 40, 1)
 
 
+def test_local_scheduler_without_the_cluster(client, bundle):
+    """The same functions under dask's synchronous scheduler (no Client involved)."""
+    import dask
+
+    ds = synth.generate(5_000, seed=9).dataset
+    ref_scored = score_entities(ds, AS_OF, bundle).scored
+    with dask.config.set(scheduler="sync"):
+        scored = D.score_distributed(D.partition_dataset(ds, 3), AS_OF, bundle)
+        _exact(scored.compute().sort_index(), ref_scored)
+        got = D.draw_distributed(D.plan_distributed(scored, n=300), 300, 3)
+    want = S.draw(S.supervision_plan(ref_scored, n=300), 300, 3)
+    assert got.selected.equals(want.selected) and got.audit == want.audit
+
+
 # ----------------------------------------------------------------------------- Parquet
 @pytest.fixture(scope="module")
 def small():

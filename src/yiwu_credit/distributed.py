@@ -179,8 +179,16 @@ def partition_dataset(dataset: Dataset, npartitions: int) -> DistributedDataset:
     return DistributedDataset(tables, npartitions)
 
 
+_LOCAL_SCHEDULERS = ("sync", "synchronous", "single-threaded", "threads", "threading", "processes", "multiprocessing")
+
+
 def _client() -> Any:
-    """The active distributed Client, or None (local schedulers)."""
+    """The active distributed Client, or None (no Client, or a local scheduler chosen with
+    ``dask.config.set(scheduler=...)``)."""
+    import dask
+
+    if dask.config.get("scheduler", None) in _LOCAL_SCHEDULERS:
+        return None
     try:
         from distributed import default_client
 
