@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass
 from functools import cached_property
 from importlib import resources
@@ -20,6 +19,7 @@ import pandas as pd
 
 from .contract import ENTITY_TYPES, TABLES, YIWU_TOWNS
 from .errors import ConfigError
+from .io import parse_toml
 
 AGGREGATIONS = ("attribute", "count", "sum", "max", "days_since_last", "days_since_first",
                 "decayed_count", "share", "flag", "growth", "streak", "latest")
@@ -287,8 +287,5 @@ def load_catalogue(path: str | Path | Catalogue | None = None) -> Catalogue:
         if not p.is_file():
             raise ConfigError(f"catalogue file not found: {p}")
         text, src = p.read_text(encoding="utf-8"), str(p)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{src}: not valid TOML: {e}") from None
+    raw = parse_toml(text, src)
     return parse_catalogue(raw, src)

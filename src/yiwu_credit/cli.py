@@ -135,7 +135,9 @@ def cmd_score(a: argparse.Namespace) -> int:
     _out(f"scored {len(res.scored):,} entities at {a.as_of} with {bundle.version} → {out}")
     _out(f"entities in {n_in:,} = scored {len(res.scored):,} + out of pool {len(res.excluded):,} "
          f"+ rejected {n_rej:,}; rejects and exclusions with reasons → {rej_path}")
-    assert n_in == len(res.scored) + len(res.excluded) + n_rej, "entity counts do not reconcile"
+    if n_in != len(res.scored) + len(res.excluded) + n_rej:  # never expected: say so rather than lose entities
+        raise RuntimeError(f"entity counts do not reconcile: {n_in} in, {len(res.scored)} scored, "
+                           f"{len(res.excluded)} out of pool, {n_rej} rejected")
     shares = res.scored["tier"].value_counts().reindex(list("ABCD"), fill_value=0)
     _out("tiers: " + "  ".join(f"{t} {n:,}" for t, n in shares.items()))
     return 0

@@ -553,15 +553,7 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
                                                if cfg["must_cols"] else [], strict=True) if c > 0]
     n_must = int(gcnt[1::2].sum())
     detail = f" ({', '.join(reasons)})" if reasons else ""
-    rate, fac = cfg["rate"], cfg["fac"]
-    default_budget = math.fsum(float(rate[g // ng] * fac[g % ng]) * int(c) for g, c in enumerate(counts))
-    budget = float(default_budget if budget is None else budget)
-    if not (budget > 0 and math.isfinite(budget)):
-        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
-    if n is None:
-        n = min(N, max(1, int(round(budget))))
-    S._check_n(n, N, n_must, floor, detail)
-    n = int(n)
+    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["fac"], budget, n, N, n_must, floor, detail)
     caps = np.concatenate([cfg["cap"], np.maximum(cfg["cap"], 1.0)])
     have = np.flatnonzero(gcnt)
     g_must = (have % 2).astype(bool)

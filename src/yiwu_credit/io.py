@@ -31,6 +31,18 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
             tmp_path.unlink()
 
 
+def parse_toml(text: str, source: str) -> dict:
+    """Parse TOML text; a syntax error becomes a ConfigError naming ``source``."""
+    import tomllib
+
+    from .errors import ConfigError
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: not valid TOML: {e}") from None
+
+
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:
     """Write text atomically."""
     with atomic_path(path) as tmp:

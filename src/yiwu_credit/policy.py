@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -18,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import ConfigError
+from .io import parse_toml
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 INSPECTION_RESULTS: tuple[str, ...] = (
@@ -207,10 +207,7 @@ def load_policy(policy: str | Path | Policy | None = None) -> Policy:
         if not path.is_file():
             raise ConfigError(f"policy file not found: {path}")
         text, src = path.read_text(encoding="utf-8"), str(path)
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{src}: not valid TOML: {e}") from None
+    raw = parse_toml(text, src)
     _validate(raw, src)
     return Policy(raw=raw, source=src)
 

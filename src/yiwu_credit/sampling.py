@@ -526,6 +526,21 @@ def inclusion_probabilities(weights: np.ndarray | Sequence[float], n: int, must:
                         f"(the bounds allow {e.bound:.6g} for the free units, {e.side})") from None
 
 
+def resolve_budget_n(counts: np.ndarray, rate: np.ndarray, fac: np.ndarray, budget: float | None, n: int | None,
+                     N: int, n_must: int, floor: float, detail: str = "") -> tuple[float, int]:
+    """The annual budget (default: Σ tier rate × entity-type factor over the group ``counts``,
+    ordered tier-major) and the campaign size (default: the budget rounded), both checked."""
+    ng = len(fac)
+    default_budget = math.fsum(float(rate[g // ng] * fac[g % ng]) * int(c) for g, c in enumerate(counts))
+    budget = float(default_budget if budget is None else budget)
+    if not (budget > 0 and math.isfinite(budget)):
+        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
+    if n is None:
+        n = min(N, max(1, int(round(budget))))
+    _check_n(n, N, n_must, floor, detail)
+    return budget, int(n)
+
+
 def _check_n(n: Any, pool: int, n_must: int, floor: float, must_detail: str = "") -> None:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral):
         raise PlanError(f"n: expected an integer campaign size, got {n!r}")
@@ -691,14 +706,7 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     n_must = int(must.sum())
     detail = f" ({', '.join(reasons)})" if reasons else ""
 
-    default_budget = math.fsum(float(rate[g // ng] * fac[g % ng]) * int(c) for g, c in enumerate(counts))
-    budget = float(default_budget if budget is None else budget)
-    if not (budget > 0 and math.isfinite(budget)):
-        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
-    if n is None:
-        n = min(N, max(1, int(round(budget))))
-    _check_n(n, N, n_must, floor, detail)
-    n = int(n)
+    budget, n = resolve_budget_n(counts, rate, fac, budget, n, N, n_must, floor, detail)
     caps = np.concatenate([cap, np.maximum(cap, 1.0)])   # must-includes may exceed a cap below 1/yr
 
     if scale:
