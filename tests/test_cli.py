@@ -34,11 +34,8 @@ def test_synth_validate_score_end_to_end(capsys, tmp_path):
     assert not (data / "truth.parquet").exists() and (tmp_path / "w" / "truth.parquet").exists()
     code, out, _ = run(capsys, "validate", data)
     assert code == 0 and "no problems found" in out
-    code, out, _ = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "s.csv",
-                       "--excel")
+    code, out, _ = run(capsys, "score", "--data", data, "--as-of", "2026-01-01", "--out", tmp_path / "s.csv")
     assert code == 0, out
-    raw = (tmp_path / "s.csv").read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf")  # BOM for Excel
     s = pd.read_csv(tmp_path / "s.csv", encoding="utf-8-sig")
     rej = pd.read_csv(tmp_path / "s.rejects.csv", encoding="utf-8-sig")
     assert len(s) + len(rej) == 1500  # every entity accounted for

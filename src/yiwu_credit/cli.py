@@ -1,15 +1,18 @@
 """The ``yiwu-credit`` command line. Thin: parse, call the library, print.
 
-Exit codes: 0 success · 1 unexpected internal error · 2 usage error · 3 bad data ·
-4 bad configuration (catalogue, policy, roster) · 5 model bundle missing/tampered/incompatible ·
-6 impossible supervision request · 7 a draw does not verify · 8 monitoring says retrain
-(``monitor --fail-on-retrain``). User errors never print a traceback (``--debug`` does).
+Exit codes: 0 success · 1 unexpected internal error · 2 usage error (bad option or date) ·
+3 bad data · 4 bad configuration (catalogue, policy, roster) · 5 model bundle
+missing/tampered/incompatible · 6 impossible supervision request · 7 a draw does not verify ·
+8 monitoring says retrain (``monitor --fail-on-retrain``) · 9 an output could not be written
+(disk full, permission) · 130/143 interrupted/terminated (no partial output is left).
+User errors never print a traceback (``--debug`` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +24,40 @@ from . import __version__
 from .errors import YiwuCreditError
 
 EXIT_INTERNAL = 1
+TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
+
+
+class _Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that cleanup (temporary files) runs."""
+
+
+def _on_sigterm(signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
+    raise _Terminated()
+
+
+def _date(value: str) -> str:
+    """argparse type for dates: a real ISO calendar date, returned as YYYY-MM-DD."""
+    from .dates import parse_as_of
+    from .errors import UsageError
+
+    try:
+        return parse_as_of(value, "date").date().isoformat()
+    except UsageError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("date: ")) from None
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """argparse type for a whole number >= ``minimum``."""
+    def parse(value: str) -> int:
+        try:
+            v = int(value)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{value!r} is not a whole number") from None
+        if v < minimum:
+            raise argparse.ArgumentTypeError(f"{v} is less than {minimum}")
+        return v
+    parse.__name__ = f"whole number >= {minimum}"
+    return parse
 
 
 def _out(msg: str = "") -> None:
@@ -47,6 +84,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
         _out(str(e))
         return e.exit_code
     _out(validation_report(ds))
+    _reconcile(ds)
     if a.rejects and len(ds.rejects):
         from .io import write_table
 
@@ -84,8 +122,6 @@ def cmd_train(a: argparse.Namespace) -> int:
         world = synth.generate(a.synthetic, seed=a.seed)
         ds, truth = world.dataset, world.truth
     else:
-        if not a.data:
-            raise SystemExit("yiwu-credit train: give --data DIR or --synthetic N")
         from .dataset import load_dataset
 
         ds, truth = load_dataset(a.data), None
@@ -109,9 +145,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from .bundle import load_bundle
     from .dataset import load_dataset
-    from .io import write_table
+    from .errors import DataValidationError, Problem
+    from .io import write_tables
     from .scoring import score_entities
 
+    out = Path(a.out)
+    rej_path = Path(a.rejects) if a.rejects else out.with_name(
+        out.stem + ".rejects" + (".xlsx" if out.suffix == ".xlsx" else ".csv"))  # rejects are for people
     with _progress(4, "score") as bar:
         bar.set_postfix_str("loading")
         ds = load_dataset(a.data, strict=a.strict)
@@ -122,25 +162,35 @@ def cmd_score(a: argparse.Namespace) -> int:
         bar.set_postfix_str("features, tiers, reasons")
         res = score_entities(ds, a.as_of, bundle, reasons=a.reasons)
         bar.update()
-        out = Path(a.out)
-        if a.excel and out.suffix == ".parquet":
-            raise SystemExit("yiwu-credit score: --excel writes CSV; give an --out ending in .csv")
-        write_table(res.scored.reset_index(), out, excel=a.excel)
         rejects = _rejects_frame(ds, res.excluded)
-        rej_path = Path(a.rejects) if a.rejects else out.with_name(out.stem + ".rejects.csv")
-        write_table(rejects, rej_path, excel=a.excel)
+        n_in, n_rej = ds.counts["entities"][0], ds.counts["entities"][2]
+        if n_in != len(res.scored) + len(res.excluded) + n_rej:  # never expected: refuse rather than lose entities
+            raise RuntimeError(f"entity counts do not reconcile: {n_in} in, {len(res.scored)} scored, "
+                               f"{len(res.excluded)} out of pool, {n_rej} rejected")
+        if not len(res.scored):
+            raise DataValidationError([Problem("entities", None, f"no entity could be scored at {a.as_of}: "
+                                               f"{n_rej:,} rejected, {len(res.excluded):,} outside the supervision "
+                                               "pool (see validate --lenient)")])
+        write_tables([(res.scored.reset_index(), out), (rejects, rej_path)])
         bar.update()
-    n_in = ds.counts["entities"][0]
-    n_rej = ds.counts["entities"][2]
     _out(f"scored {len(res.scored):,} entities at {a.as_of} with {bundle.version} → {out}")
     _out(f"entities in {n_in:,} = scored {len(res.scored):,} + out of pool {len(res.excluded):,} "
          f"+ rejected {n_rej:,}; rejects and exclusions with reasons → {rej_path}")
-    if n_in != len(res.scored) + len(res.excluded) + n_rej:  # never expected: say so rather than lose entities
-        raise RuntimeError(f"entity counts do not reconcile: {n_in} in, {len(res.scored)} scored, "
-                           f"{len(res.excluded)} out of pool, {n_rej} rejected")
+    _reconcile(ds)
+    for note in ds.notes:
+        _out(f"note: {note}")
+    for w in res.warnings:
+        _out(f"warning: {w}")
     shares = res.scored["tier"].value_counts().reindex(list("ABCD"), fill_value=0)
     _out("tiers: " + "  ".join(f"{t} {n:,}" for t, n in shares.items()))
     return 0
+
+
+def _reconcile(ds) -> None:
+    """Print rows in = kept + quarantined for every table that lost rows."""
+    for name, (n_in, n_kept, n_rej) in ds.counts.items():
+        if n_rej:
+            _out(f"quarantined {name}: {n_rej:,} of {n_in:,} rows (kept {n_kept:,}); reasons in the rejects file")
 
 
 def _rejects_frame(ds, excluded: pd.DataFrame) -> pd.DataFrame:
@@ -154,13 +204,13 @@ def _rejects_frame(ds, excluded: pd.DataFrame) -> pd.DataFrame:
 def _read(path: str, what: str) -> pd.DataFrame:
     """A CSV/Parquet table with an entity_id column, indexed by it (clear errors)."""
     from .errors import DataValidationError, Problem
+    from .io import read_table
 
     p = Path(path)
     if not p.is_file():
         raise DataValidationError([Problem(what, None, f"file not found: {p}")])
     try:
-        df = pd.read_parquet(p) if p.suffix == ".parquet" else pd.read_csv(
-            p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str}, encoding="utf-8-sig")
+        df = read_table(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str})
     except Exception as e:
         raise DataValidationError([Problem(what, None, f"cannot read {p.name}: {type(e).__name__}: {e}")]) from None
     if "entity_id" not in df.columns:
@@ -308,7 +358,7 @@ def cmd_demo(a: argparse.Namespace) -> int:
 def _sub(sp, name: str, func: Callable, help: str, example: str) -> argparse.ArgumentParser:
     p = sp.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=func)
+    p.set_defaults(func=func, parser=p)
     return p
 
 
@@ -325,26 +375,26 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "validate", cmd_validate, "Check a dataset against the data contract.",
              "yiwu-credit validate out/demo/world/dataset")
     p.add_argument("data", help="dataset directory (one CSV or Parquet file per table)")
-    p.add_argument("--as-of", help="also reject events dated after this ISO date")
+    p.add_argument("--as-of", type=_date, help="also reject events dated after this ISO date")
     p.add_argument("--lenient", action="store_true", help="quarantine bad rows instead of failing on them")
     p.add_argument("--rejects", help="with --lenient: write rejected rows to this file")
 
     p = _sub(sp, "synth", cmd_synth, "Generate a synthetic Yiwu market-entity world.",
              "yiwu-credit synth --entities 20000 --seed 7 --out out/world")
-    p.add_argument("--entities", type=int, default=20_000)
+    p.add_argument("--entities", type=_count(1), default=20_000)
     p.add_argument("--seed", type=int, default=2022)
-    p.add_argument("--start", default="2016-01-01")
-    p.add_argument("--end", default="2025-12-31")
+    p.add_argument("--start", type=_date, default="2016-01-01")
+    p.add_argument("--end", type=_date, default="2025-12-31")
     p.add_argument("--format", choices=["csv", "parquet"], default="csv")
     p.add_argument("--out", required=True, help="output directory (dataset/ and truth.parquet)")
 
     p = _sub(sp, "train", cmd_train, "Train a model bundle (features, labels, fit, out-of-time evaluation).",
              "yiwu-credit train --data out/world/dataset --as-of 2024-01-01 --out models/mine")
     p.add_argument("--data", help="dataset directory")
-    p.add_argument("--synthetic", type=int, metavar="N", help="train on a synthetic world of N entities instead")
-    p.add_argument("--as-of", required=True)
+    p.add_argument("--synthetic", type=_count(100), metavar="N", help="train on a synthetic world of N entities instead")
+    p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--horizon", default="365D")
-    p.add_argument("--test-as-of", help="out-of-time test date (default as-of + horizon)")
+    p.add_argument("--test-as-of", type=_date, help="out-of-time test date (default as-of + horizon)")
     p.add_argument("--labels", choices=["all", "campaigns"], default="all",
                    help="'campaigns': random-campaign outcomes with inverse-probability weights")
     p.add_argument("--learner", choices=["lightgbm", "scorecard"], default="lightgbm")
@@ -356,13 +406,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="bundle directory to write")
 
     p = _sub(sp, "score", cmd_score, "Score every entity: probability, credit score, tier, reasons.",
-             "yiwu-credit score --data out/world/dataset --as-of 2026-01-01 --out out/scores.csv --excel")
+             "yiwu-credit score --data out/world/dataset --as-of 2026-01-01 --out out/scores.xlsx --excel")
     p.add_argument("--data", required=True)
     p.add_argument("--model", help="bundle directory or shipped name (default: models/default)")
-    p.add_argument("--as-of", required=True)
-    p.add_argument("--out", required=True, help=".parquet or .csv")
-    p.add_argument("--rejects", help="rejects file (default: <out>.rejects.csv)")
-    p.add_argument("--excel", action="store_true", help="CSV with a UTF-8 BOM so Excel shows Chinese correctly")
+    p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
+    p.add_argument("--out", required=True, help=".csv, .parquet or .xlsx (Excel workbook)")
+    p.add_argument("--rejects", help="rejects file (default: <out stem>.rejects.csv, or .xlsx with --excel)")
+    p.add_argument("--excel", action="store_true", help="write Excel workbooks (--out must end in .xlsx)")
     p.add_argument("--reasons", choices=["CD", "all", "none"], default="CD",
                    help="reason codes for tiers C/D and overrides (default), everyone, or no one")
     p.add_argument("--strict", action="store_true", help="fail on any bad row instead of quarantining it")
@@ -410,12 +460,12 @@ def build_parser() -> argparse.ArgumentParser:
              "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html")
     p.add_argument("--data", required=True)
     p.add_argument("--model")
-    p.add_argument("--as-of", required=True)
+    p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--evaluate", action="store_true",
                    help="evaluate against violations detected in the year after --as-of (needs that data)")
     p.add_argument("--plan", help="a plan from 'plan' to summarise")
-    p.add_argument("--previous-as-of", help="tier migration against a scoring run at this date")
-    p.add_argument("--reference-as-of", help="feature stability (CSI) against the population at this date "
+    p.add_argument("--previous-as-of", type=_date, help="tier migration against a scoring run at this date")
+    p.add_argument("--reference-as-of", type=_date, help="feature stability (CSI) against the population at this date "
                    "(default: the training population stored in the bundle)")
     p.add_argument("--out", required=True)
 
@@ -424,8 +474,8 @@ def build_parser() -> argparse.ArgumentParser:
              "yiwu-credit monitor --data out/world/dataset --as-of 2025-01-01 --previous-as-of 2024-07-01 --evaluate")
     p.add_argument("--data", required=True)
     p.add_argument("--model")
-    p.add_argument("--as-of", required=True)
-    p.add_argument("--previous-as-of", help="compare tiers with a scoring run at this date")
+    p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
+    p.add_argument("--previous-as-of", type=_date, help="compare tiers with a scoring run at this date")
     p.add_argument("--evaluate", action="store_true", help="performance on violations in the year after --as-of")
     p.add_argument("--out", help="write the monitoring record (JSON)")
     p.add_argument("--fail-on-retrain", action="store_true", help="exit 8 when the status is 'retrain'")
@@ -433,8 +483,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "simulate-loop", cmd_simulate_loop, "The closed loop on a synthetic world: yearly score → plan → "
              "draw → observe → retrain, against uniform draws, the true-propensity ceiling, no IPW and no floor.",
              "yiwu-credit simulate-loop --entities 20000 --cycles 4 --out out/loop")
-    p.add_argument("--entities", type=int, default=20_000)
-    p.add_argument("--cycles", type=int, default=4)
+    p.add_argument("--entities", type=_count(1), default=20_000)
+    p.add_argument("--cycles", type=_count(1), default=4)
     p.add_argument("--budget-rate", type=float, default=0.04, help="inspections per year as a share of the pool")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/loop")
@@ -442,17 +492,51 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "demo", cmd_demo, "Run the whole pipeline on a synthetic world with the shipped model.",
              "yiwu-credit demo --out out/demo")
     p.add_argument("--out", default="out/demo")
-    p.add_argument("--entities", type=int, default=20_000)
+    p.add_argument("--entities", type=_count(1), default=20_000)
     p.add_argument("--seed", type=int, default=2022)
 
     return ap
 
 
+def _usage_problem(a: argparse.Namespace) -> str | None:
+    """Combinations of options that cannot work, caught before any work is done."""
+    if a.command == "score":
+        out = Path(a.out)
+        if out.suffix not in TABLE_SUFFIXES:
+            return f"--out {a.out}: give a file ending in {', '.join(TABLE_SUFFIXES)}"
+        if a.excel and out.suffix != ".xlsx":
+            return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {out.suffix})"
+        if a.rejects and Path(a.rejects).suffix not in TABLE_SUFFIXES:
+            return f"--rejects {a.rejects}: give a file ending in {', '.join(TABLE_SUFFIXES)}"
+    if a.command == "train" and bool(a.data) == bool(a.synthetic):
+        return "give exactly one of --data DIR or --synthetic N"
+    if a.command == "synth" and a.start >= a.end:
+        return f"--start {a.start} must be before --end {a.end}"
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
+    problem = _usage_problem(a)
+    if problem:
+        a.parser.error(problem)  # exit 2 with the command's usage
+    import threading
+
+    old = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
+    try:
+        return _run(a)
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def _run(a: argparse.Namespace) -> int:
     try:
         return int(a.func(a) or 0)
+    except _Terminated:
+        print("terminated: no output of this run was written", file=sys.stderr)
+        return 143
     except YiwuCreditError as e:
         if a.debug:
             raise
@@ -464,7 +548,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
         return 3
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print("interrupted: no output of this run was written", file=sys.stderr)
         return 130
     except Exception as e:  # an internal error: say so, without a traceback unless asked
         if a.debug:

@@ -2,27 +2,40 @@
 
 Strict mode raises one :class:`DataValidationError` listing every problem (table, column, rows,
 reason). Lenient mode moves bad rows to ``Dataset.rejects`` with their reasons; counts reconcile:
-rows in = rows kept + rows rejected, per table.
+rows in = rows kept + rows rejected, per table, counting lines that could not even be parsed.
+Row numbers are 1-based data rows of the source file (row 1 is line 2 of a CSV).
+
+Repairs that cannot change meaning are made and reported in ``Dataset.notes`` rather than
+rejected: entity ids are Unicode-normalised (NFKC), trimmed and upper-cased (a USCC is upper case
+by standard), blank cells are missing, zoned timestamps become Asia/Shanghai dates.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import uscc
-from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Table
+from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
+from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, ZONED, parse_as_of
 from .errors import DataValidationError, Problem
 from .io import write_table
+
+__all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
 
 MAX_ROWS_SHOWN = 5
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否"}
 REJECT_COLUMNS = ["table", "row", "entity_id", "column", "reason"]
+_EXTENSIONS = (".parquet", ".csv", ".csv.gz")
 
 
 @dataclass
@@ -30,7 +43,12 @@ class Dataset:
     """Typed tables of one dataset. Every table is a DataFrame with the contract's columns.
 
     ``rejects`` lists quarantined rows (lenient mode): table, row (1-based data row), entity_id,
-    column, reason. ``counts[table] = (rows_in, rows_kept, rows_rejected)``.
+    column, reason. ``counts[table] = (rows_in, rows_kept, rows_rejected)``. ``notes`` lists
+    repairs made while loading (normalised ids, converted time zones).
+
+    Tables are treated as immutable: derived lookups (entity positions, pools) are cached against
+    the table objects they came from, so assigning a new table (``ds.penalties = df``) or using
+    :meth:`replace` recomputes them. Do not modify a table in place.
     """
 
     entities: pd.DataFrame
@@ -43,16 +61,40 @@ class Dataset:
     rejects: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=REJECT_COLUMNS))
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     source: str = ""
-    _codes: dict = field(default_factory=dict, repr=False)  # derived lookups (entity positions, pools)
+    notes: list[str] = field(default_factory=list)
+    _cache: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in TABLES and "_cache" in self.__dict__:
+            self.__dict__["_cache"].clear()
+        object.__setattr__(self, name, value)
 
     def table(self, name: str) -> pd.DataFrame:
         return getattr(self, name)
 
+    def derived(self, key: Any, tables: tuple[str, ...], make: Callable[[], Any]) -> Any:
+        """``make()``, cached under ``key`` for as long as ``tables`` are the same objects."""
+        objs = tuple(self.table(t) for t in tables)
+        hit = self._cache.get(key)
+        if hit is not None and len(hit[0]) == len(objs) and all(a is b for a, b in zip(hit[0], objs, strict=True)):
+            return hit[1]
+        value = make()
+        self._cache[key] = (objs, value)
+        return value
+
     def entity_codes(self, name: str) -> np.ndarray:
         """Position (int64) in ``entities`` of each row's entity in table ``name``; -1 if unknown."""
-        if name not in self._codes:
-            self._codes[name] = index_of(self.entities["entity_id"], self.table(name)["entity_id"])
-        return self._codes[name]
+        return self.derived(("codes", name), ("entities", name),
+                            lambda: index_of(self.entities["entity_id"], self.table(name)["entity_id"]))
+
+    def issue_counts(self) -> pd.Series:
+        """Quarantined event rows per entity (entity_id index, int): an entity scored on a partial
+        history says so through this count."""
+        r = self.rejects
+        if not len(r):
+            return pd.Series(dtype="int64", name="data_issues")
+        ev = r[(r["table"] != "entities") & r["entity_id"].notna()]
+        return ev.groupby(ev["entity_id"].astype(str)).size().astype("int64").rename("data_issues")
 
     def fingerprint(self) -> str:
         """SHA-256 over every table's content (order-sensitive); identifies training data."""
@@ -66,16 +108,20 @@ class Dataset:
         return h.hexdigest()
 
     def save(self, path: str | Path, format: str = "parquet") -> Path:
-        """Write every table to ``path`` as ``<table>.<format>`` (atomic per file)."""
+        """Write every table to ``path`` as ``<table>.<format>`` (atomic per file; data, so no
+        spreadsheet formula guard)."""
         path = Path(path)
         for name in TABLES:
-            write_table(self.table(name), path / f"{name}.{format}")
+            write_table(self.table(name), path / f"{name}.{format}", neutralise=False)
         return path
 
     def replace(self, **tables: pd.DataFrame) -> Dataset:
-        """A copy with some tables replaced (cached codes dropped)."""
+        """A copy with some tables replaced (derived lookups are recomputed)."""
+        unknown = set(tables) - set(TABLES)
+        if unknown:
+            raise TypeError(f"replace: unknown table(s) {sorted(unknown)}")
         kw = {n: tables.get(n, self.table(n)) for n in TABLES}
-        return Dataset(**kw, rejects=self.rejects, counts=dict(self.counts), source=self.source)
+        return Dataset(**kw, rejects=self.rejects, counts=dict(self.counts), source=self.source, notes=list(self.notes))
 
 
 def index_of(values: pd.Series, lookup: pd.Series) -> np.ndarray:
@@ -95,44 +141,145 @@ def index_of(values: pd.Series, lookup: pd.Series) -> np.ndarray:
 
 def empty_table(name: str) -> pd.DataFrame:
     """An empty, correctly typed table."""
-    return _coerce(TABLES[name], pd.DataFrame({c: pd.Series([], dtype=object) for c in TABLES[name].column_names}))[0]
+    return _coerce(TABLES[name], pd.DataFrame({c: pd.Series([], dtype=object) for c in TABLES[name].column_names}))
 
 
 # ----------------------------------------------------------------------------- reading
 
-def _find(path: Path, name: str) -> Path | None:
-    for ext in (".parquet", ".csv", ".csv.gz"):
-        p = path / f"{name}{ext}"
-        if p.is_file():
-            return p
-    return None
+@dataclass
+class _Raw:
+    """A table as read: its cells, each row's 1-based data row in the file, and the lines that
+    could not be parsed at all (row, entity_id if readable, reason)."""
+
+    df: pd.DataFrame
+    rows: np.ndarray
+    malformed: list[tuple[int, str | None, str]]
+    file: str
 
 
-def _read(p: Path) -> pd.DataFrame:
+class _Unreadable(Exception):
+    """A file that cannot be read as a table, with the reason in words."""
+
+
+def _find(path: Path, name: str, fatal: list[Problem]) -> Path | None:
+    found = [path / f"{name}{ext}" for ext in _EXTENSIONS if (path / f"{name}{ext}").is_file()]
+    if len(found) > 1:
+        fatal.append(Problem(name, None, f"{len(found)} files for one table: {', '.join(p.name for p in found)}; "
+                                         "keep exactly one (which one is meant is not guessed)"))
+        return None
+    return found[0] if found else None
+
+
+def _encoding_hint(p: Path) -> str:
+    """Why a file is not UTF-8, naming the likely encoding."""
+    import gzip
+
+    with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
+        data = fh.read(1 << 20)
+    data = data[: data.rfind(b"\n") + 1] or data
+    try:
+        data.decode("utf-8")
+        return "not valid UTF-8 text"
+    except UnicodeDecodeError as e:
+        where = f"byte 0x{data[e.start]:02x} at offset {e.start}"
+    try:
+        data.decode("gb18030")
+        return (f"not UTF-8 ({where}); it reads as GB18030/GBK, the usual encoding of Chinese Windows and "
+                "Excel exports: save it as UTF-8 (e.g. iconv -f GB18030 -t UTF-8)")
+    except UnicodeDecodeError:
+        return f"not UTF-8 text ({where})"
+
+
+def _read_csv(p: Path, name: str) -> _Raw:
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
+        first = fh.readline()
+    if not first.strip():
+        raise _Unreadable("the file is empty (no header line)")
+    try:
+        header = next(csv.reader(io.StringIO(first.decode("utf-8-sig"))))
+    except UnicodeDecodeError:
+        raise _Unreadable(_encoding_hint(p)) from None
+    names = [h.strip() for h in header]
+    id_at = names.index("entity_id") if "entity_id" in names else None
+    bad: list[tuple[int, str | None, str]] = []
+
+    def on_bad(row: Any) -> str:
+        fields = next(csv.reader(io.StringIO(row.text)), [])
+        eid = fields[id_at].strip() if id_at is not None and id_at < len(fields) else None
+        bad.append((int(row.number) - 1 if row.number is not None else -1, eid or None,
+                    f"line has {row.actual_columns} fields, the header has {row.expected_columns}"))
+        return "skip"
+
+    try:
+        t = pacsv.read_csv(
+            str(p),
+            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad, newlines_in_values=True),
+            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
+                                                 strings_can_be_null=True, quoted_strings_can_be_null=True,
+                                                 null_values=[""]),
+        )
+    except pa.ArrowInvalid as e:
+        if "utf8" in str(e).lower() or "utf-8" in str(e).lower():
+            raise _Unreadable(_encoding_hint(p)) from None
+        raise
+    df = pd.DataFrame({c: t.column(i).to_pandas() for i, c in enumerate(names)}) if names else pd.DataFrame()
+    bad_rows = np.array(sorted(b[0] for b in bad), dtype=np.int64)
+    rows = np.setdiff1d(np.arange(1, len(df) + len(bad) + 1, dtype=np.int64), bad_rows, assume_unique=True)
+    return _Raw(df, rows, bad, p.name)
+
+
+def _read(p: Path, name: str) -> _Raw:
     if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    return pd.read_csv(p, dtype=str, keep_default_na=False, na_values=[""], encoding="utf-8-sig")
+        df = pd.read_parquet(p)
+        return _Raw(df, np.arange(1, len(df) + 1, dtype=np.int64), [], p.name)
+    return _read_csv(p, name)
 
 
 # ----------------------------------------------------------------------------- checking
 
 class _Findings:
-    """Collects (table, column, reason, row mask) and turns them into Problems and rejects."""
+    """Collects (table, column, reason, row mask) and turns them into Problems and rejects.
+
+    Masks are over the rows of the parsed table; ``rows[table]`` maps them to file rows and
+    ``malformed[table]`` holds the lines that could not be parsed.
+    """
 
     def __init__(self) -> None:
         self.items: list[tuple[str, str | None, str, np.ndarray]] = []
         self.fatal: list[Problem] = []
+        self.rows: dict[str, np.ndarray] = {}
+        self.malformed: dict[str, list[tuple[int, str | None, str]]] = {}
+        self.notes: list[str] = []
 
     def add(self, table: str, column: str | None, reason: str, mask: np.ndarray) -> None:
         mask = np.asarray(mask, dtype=bool)
         if mask.any():
             self.items.append((table, column, reason, mask))
 
+    def note(self, table: str, column: str, what: str, mask: np.ndarray) -> None:
+        k = int(np.count_nonzero(mask))
+        if k:
+            self.notes.append(f"{table}.{column}: {k:,} value(s) {what}")
+
+    def _file_rows(self, table: str, rows: np.ndarray) -> np.ndarray:
+        m = self.rows.get(table)
+        return m[rows] if m is not None else rows + 1
+
     def problems(self) -> list[Problem]:
         out = list(self.fatal)
+        for table, bad in self.malformed.items():
+            for reason in dict.fromkeys(r for _, _, r in bad):
+                rows = [r for r, _, why in bad if why == reason]
+                out.append(Problem(table, None, f"malformed line: {reason}", tuple(rows[:MAX_ROWS_SHOWN]), len(rows)))
         for table, column, reason, mask in self.items:
-            rows = np.flatnonzero(mask)
-            out.append(Problem(table, column, reason, tuple(int(r) + 1 for r in rows[:MAX_ROWS_SHOWN]), len(rows)))
+            rows = self._file_rows(table, np.flatnonzero(mask))
+            out.append(Problem(table, column, reason, tuple(int(r) for r in rows[:MAX_ROWS_SHOWN]), len(rows)))
         return out
 
     def bad_rows(self, table: str, n: int) -> np.ndarray:
@@ -142,62 +289,163 @@ class _Findings:
                 bad |= mask
         return bad
 
+    def rejects(self, name: str, df: pd.DataFrame) -> pd.DataFrame | None:
+        """One row per rejected input row; all its reasons joined with '; '."""
+        parts = []
+        for t, col, reason, mask in self.items:
+            if t == name:
+                rows = np.flatnonzero(mask)
+                parts.append(pd.DataFrame({"pos": rows, "column": col or "", "reason": reason}))
+        out = []
+        if parts:
+            r = pd.concat(parts, ignore_index=True)
+            r = r.groupby("pos", sort=True).agg(column=("column", ";".join), reason=("reason", "; ".join)).reset_index()
+            pos = r["pos"].to_numpy()
+            r["row"] = self._file_rows(name, pos)
+            r["entity_id"] = df["entity_id"].astype(object).to_numpy()[pos]
+            out.append(r)
+        bad = self.malformed.get(name, [])
+        if bad:
+            out.append(pd.DataFrame({"row": [b[0] for b in bad], "entity_id": [b[1] for b in bad], "column": "",
+                                     "reason": [f"malformed line: {b[2]}" for b in bad]}))
+        if not out:
+            return None
+        r = pd.concat(out, ignore_index=True).sort_values("row", kind="stable")
+        r.insert(0, "table", name)
+        r["entity_id"] = r["entity_id"].astype(object).where(r["entity_id"].notna(), None)
+        return r[REJECT_COLUMNS]
 
-def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None) -> tuple[pd.DataFrame, None]:
-    """Cast every contract column to its type; unparseable values are findings."""
+
+def _text(raw: pd.Series) -> pd.Series:
+    """Cells as trimmed text; blank-after-trim is missing (NA)."""
+    s = raw if pd.api.types.is_string_dtype(raw.dtype) and not pd.api.types.is_object_dtype(raw.dtype) \
+        else raw.astype("str")
+    s = s.str.strip()
+    return s.mask(s == "")
+
+
+def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> tuple[pd.Series, np.ndarray]:
+    """Calendar days (datetime64[s] at midnight, Asia/Shanghai) from ISO text or datetime cells,
+    and which cells held a value."""
+    n = len(raw)
+    if isinstance(raw.dtype, pd.DatetimeTZDtype):
+        s = raw.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None)
+        if f is not None:
+            f.note(table.name, col.name, f"with a time zone converted to {LOCAL_TZ} dates", raw.notna().to_numpy())
+        present = raw.notna().to_numpy()
+    elif pd.api.types.is_datetime64_dtype(raw.dtype):
+        s, present = raw, raw.notna().to_numpy()
+    else:
+        txt = _text(raw)
+        present = txt.notna().to_numpy()
+        zoned = np.zeros(n, dtype=bool)
+        if n:
+            long = (txt.str.len() > 10).fillna(False).to_numpy(dtype=bool)
+            if long.any():
+                zoned[long] = txt[long].str.match(ZONED).fillna(False).to_numpy(dtype=bool)
+        s = pd.to_datetime(txt.mask(zoned), format="ISO8601", errors="coerce") if n else \
+            pd.Series([], dtype="datetime64[s]")
+        if zoned.any():
+            z = pd.to_datetime(txt[zoned].str.replace(r"\s+", "", regex=True), format="ISO8601", errors="coerce",
+                               utc=True)
+            s = s.astype("datetime64[s]")
+            s[zoned] = z.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).astype("datetime64[s]").to_numpy()
+            if f is not None:
+                f.note(table.name, col.name, f"with a time zone converted to {LOCAL_TZ} dates", zoned & s.notna().to_numpy())
+    s = pd.Series(s, index=raw.index).astype("datetime64[s]")
+    if n:
+        s = s.dt.normalize()
+    bad = present & s.isna().to_numpy()
+    out_of_range = s.notna().to_numpy() & ((s < MIN_DATE) | (s > MAX_DATE)).to_numpy()
+    if f is not None:
+        f.add(table.name, col.name, "not an ISO date (YYYY-MM-DD)", bad)
+        f.add(table.name, col.name, f"implausible date (outside {MIN_DATE.date()}..{MAX_DATE.date()})", out_of_range)
+    if out_of_range.any():
+        s[out_of_range] = pd.NaT
+    return s, present
+
+
+def _numbers(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> tuple[pd.Series, np.ndarray]:
+    """float64 (``Int64`` for years) from text or numeric cells, and which cells held a value."""
+    if pd.api.types.is_numeric_dtype(raw.dtype) and not pd.api.types.is_bool_dtype(raw.dtype):
+        v = raw.to_numpy(dtype="float64", na_value=np.nan)
+        present = ~np.isnan(v)
+    else:
+        txt = _text(raw)
+        present = txt.notna().to_numpy()
+        v = pd.to_numeric(txt, errors="coerce").to_numpy(dtype="float64", na_value=np.nan) if len(txt) \
+            else np.zeros(0)
+        if f is not None:
+            f.add(table.name, col.name, "not a number", present & np.isnan(v))
+    v = v.copy()
+    infinite = np.isinf(v)
+    if f is not None:
+        f.add(table.name, col.name, "not a finite number", infinite)
+    v[infinite] = np.nan
+    ok = ~np.isnan(v)
+    if f is not None:
+        if col.min_value is not None:
+            below = (v <= col.min_value) if col.min_exclusive else (v < col.min_value)
+            f.add(table.name, col.name, f"must be {'>' if col.min_exclusive else '>='} {col.min_value}", below & ok)
+        if col.max_value is not None:
+            f.add(table.name, col.name, f"must be <= {col.max_value}", (v > col.max_value) & ok)
+    if col.kind == "year":
+        bad_year = ok & ((v != np.round(v)) | (v < 1949) | (v > 2100))
+        if f is not None:
+            f.add(table.name, col.name, "not a whole year between 1949 and 2100", bad_year)
+        v[bad_year] = np.nan
+        return pd.Series(v, index=raw.index).astype("Int64"), present
+    return pd.Series(v, index=raw.index), present
+
+
+def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None) -> pd.DataFrame:
+    """Cast every contract column to its type; unparseable or implausible values are findings."""
     out = {}
     n = len(df)
     for col in table.columns:
         raw = df[col.name]
         if col.kind in ("id", "str", "code"):
-            s = raw.astype("str") if n else pd.Series([], dtype="str")
-            s = s.where(raw.notna(), None).str.strip()
-            s = s.where(s != "", None) if n else s
+            s = _text(raw) if n else pd.Series([], dtype="str")
+            present = s.notna().to_numpy()
+            if col.kind == "id" and n:
+                norm = s.str.normalize("NFKC").str.strip().str.upper()
+                norm = norm.mask(norm == "")
+                if f is not None:
+                    f.note(table.name, col.name, "normalised before matching (Unicode NFKC, trimmed, upper case)",
+                           (norm.notna() & raw.notna() & (norm != raw.astype("str"))).fillna(False).to_numpy(dtype=bool))
+                s = norm
             null = s.isna().to_numpy()
             if col.kind == "code" and f is not None:
                 f.add(table.name, col.name, f"not one of {list(col.codes)}", ~null & ~s.isin(col.codes).to_numpy())
-            out[col.name] = s.astype("str") if not null.any() else s
+            out[col.name] = s
         elif col.kind == "date":
-            s = pd.to_datetime(raw, format="ISO8601", errors="coerce") if n else pd.Series([], dtype="datetime64[s]")
-            s = s.astype("datetime64[s]") if n else s
+            s, present = _dates(table, col, raw, f)
             null = s.isna().to_numpy()
-            if f is not None:
-                f.add(table.name, col.name, "not an ISO date (YYYY-MM-DD)", null & raw.notna().to_numpy())
             out[col.name] = s
         elif col.kind in ("float", "int", "year"):
-            s = pd.to_numeric(raw, errors="coerce").astype("float64") if n else pd.Series([], dtype="float64")
+            s, present = _numbers(table, col, raw, f)
             null = s.isna().to_numpy()
-            if f is not None:
-                f.add(table.name, col.name, "not a number", null & raw.notna().to_numpy())
-                v = s.to_numpy()
-                if col.min_value is not None:
-                    below = (v <= col.min_value) if col.min_exclusive else (v < col.min_value)
-                    f.add(table.name, col.name, f"must be {'>' if col.min_exclusive else '>='} {col.min_value}", below & ~null)
-                if col.max_value is not None:
-                    f.add(table.name, col.name, f"must be <= {col.max_value}", (v > col.max_value) & ~null)
-                if col.kind == "year":
-                    f.add(table.name, col.name, "not a year between 1949 and 2100",
-                          ~null & ((v != np.round(v)) | (v < 1949) | (v > 2100)))
-            out[col.name] = s.astype("Int64") if col.kind == "year" and n else s
+            out[col.name] = s
         elif col.kind == "bool":
-            txt = raw.astype("str").str.strip().str.lower() if n else pd.Series([], dtype="str")
+            txt = _text(raw).str.lower() if n else pd.Series([], dtype="str")
             val = pd.Series(pd.NA, index=raw.index, dtype="boolean")
             if n:
                 val[txt.isin(_TRUE).to_numpy()] = True
                 val[txt.isin(_FALSE).to_numpy()] = False
             null = val.isna().to_numpy()
+            present = txt.notna().to_numpy()
             if f is not None:
-                f.add(table.name, col.name, "not a boolean (true/false)", null & raw.notna().to_numpy())
+                f.add(table.name, col.name, "not a boolean (true/false)", null & present)
             out[col.name] = val
         else:  # pragma: no cover - contract error
             raise AssertionError(col.kind)
         if f is not None and not col.nullable:
-            f.add(table.name, col.name, "missing value", raw.isna().to_numpy() if n else np.zeros(0, bool))
-    return pd.DataFrame(out, index=pd.RangeIndex(n)), None
+            f.add(table.name, col.name, "missing value", ~present)
+    return pd.DataFrame(out, index=pd.RangeIndex(n))
 
 
 def _check_entities(df: pd.DataFrame, f: _Findings, as_of: pd.Timestamp | None) -> None:
-    reasons = uscc.invalid_reasons(df["entity_id"])
+    reasons = uscc.invalid_reasons(df["entity_id"].astype(object).where(df["entity_id"].notna(), None))
     for r in pd.unique(reasons[pd.notna(reasons)]):
         if r != "missing":
             f.add("entities", "entity_id", f"invalid USCC: {r}", reasons == r)
@@ -252,36 +500,42 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
 
     ``as_of`` (optional) also rejects events dated after it and entities established after it.
     ``strict=True`` raises :class:`DataValidationError` naming every problem; ``strict=False``
-    quarantines bad rows in ``Dataset.rejects`` (an entity's events go with it).
-    Missing files or columns are always fatal.
+    quarantines bad rows in ``Dataset.rejects`` (an entity's events go with it). Missing, doubled
+    or unreadable files, missing columns and an ``entities`` table without rows are always fatal.
     """
     path = Path(path)
-    as_of_ts = pd.Timestamp(as_of) if as_of is not None else None
+    as_of_ts = parse_as_of(as_of) if as_of is not None else None
     f = _Findings()
     if not path.is_dir():
         raise DataValidationError([Problem("dataset", None, f"directory not found: {path}")])
     raw: dict[str, pd.DataFrame] = {}
     for name, table in TABLES.items():
-        p = _find(path, name)
+        p = _find(path, name, f.fatal)
         if p is None:
-            if table.required:
+            if table.required and not any(pr.table == name for pr in f.fatal):
                 f.fatal.append(Problem(name, None, f"file not found: {name}.csv or {name}.parquet in {path}"))
             raw[name] = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.column_names})
             continue
         try:
-            df = _read(p)
-        except Exception as e:  # a corrupt or unreadable file: name it
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
+            r = _read(p, name)
+        except Exception as e:  # a corrupt or unreadable file: name it and why
+            why = str(e) if isinstance(e, _Unreadable) else f"{type(e).__name__}: {e}"
+            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {why}"))
             continue
-        missing = [c for c in table.column_names if c not in df.columns]
+        missing = [c for c in table.column_names if c not in r.df.columns]
         if missing:
-            f.fatal.append(Problem(name, None, f"missing column(s) {missing} in {p.name}; found {list(df.columns)}"))
+            f.fatal.append(Problem(name, None, f"missing column(s) {missing} in {p.name}; found {list(r.df.columns)}"))
             continue
-        raw[name] = df
+        if name == "entities" and len(r.df) == 0 and not r.malformed:
+            f.fatal.append(Problem(name, None, f"no rows: {p.name} has a header but no data"))
+            continue
+        raw[name], f.rows[name] = r.df, r.rows
+        if r.malformed:
+            f.malformed[name] = r.malformed
     if f.fatal:
         raise DataValidationError(f.fatal)
 
-    typed = {name: _coerce(TABLES[name], raw[name], f)[0] for name in TABLES}
+    typed = {name: _coerce(TABLES[name], raw[name], f) for name in TABLES}
     ent = typed["entities"]
     _check_entities(ent, f, as_of_ts)
     ent_bad = f.bad_rows("entities", len(ent))
@@ -294,31 +548,19 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     for name in TABLES:
         df = typed[name]
         bad = f.bad_rows(name, len(df))
-        counts[name] = (len(df), int((~bad).sum()), int(bad.sum()))
+        n_malformed = len(f.malformed.get(name, ()))
+        counts[name] = (len(df) + n_malformed, int((~bad).sum()), int(bad.sum()) + n_malformed)
         kept[name] = df.loc[~bad].reset_index(drop=True)
-        if bad.any():
-            rejects.append(_rejects(name, df, f))
+        r = f.rejects(name, df)
+        if r is not None:
+            rejects.append(r)
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
-    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path))
+    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path), notes=list(f.notes))
     if counts["entities"][2] == 0:  # entity positions unchanged: reuse the lookups made while checking
         for name, pos in positions.items():
-            ds._codes[name] = pos[~f.bad_rows(name, len(pos))].astype(np.int64)
+            codes = pos[~f.bad_rows(name, len(pos))].astype(np.int64)
+            ds.derived(("codes", name), ("entities", name), lambda c=codes: c)
     return ds
-
-
-def _rejects(name: str, df: pd.DataFrame, f: _Findings) -> pd.DataFrame:
-    """One row per rejected input row; all its reasons joined with '; '."""
-    parts = []
-    for t, col, reason, mask in f.items:
-        if t == name:
-            rows = np.flatnonzero(mask)
-            parts.append(pd.DataFrame({"row": rows, "column": col or "", "reason": reason}))
-    r = pd.concat(parts, ignore_index=True)
-    r = r.groupby("row", sort=True).agg(column=("column", ";".join), reason=("reason", "; ".join)).reset_index()
-    r.insert(0, "table", name)
-    r.insert(2, "entity_id", df["entity_id"].to_numpy()[r["row"].to_numpy()])
-    r["row"] = r["row"] + 1
-    return r[REJECT_COLUMNS]
 
 
 def validation_report(ds_or_error: Dataset | DataValidationError) -> str:
@@ -329,6 +571,9 @@ def validation_report(ds_or_error: Dataset | DataValidationError) -> str:
     lines = [f"dataset {ds.source}"]
     for name, (n_in, n_kept, n_rej) in ds.counts.items():
         lines.append(f"  {name:15s} rows in {n_in:>10,d}  kept {n_kept:>10,d}  rejected {n_rej:>8,d}")
+    if ds.notes:
+        lines.append("notes (repaired, not rejected):")
+        lines += [f"  {note}" for note in ds.notes]
     if len(ds.rejects):
         lines.append("rejected rows by reason:")
         for (t, reason), n in ds.rejects.groupby(["table", "reason"]).size().items():

@@ -8,11 +8,17 @@ from dataclasses import dataclass, field
 class YiwuCreditError(Exception):
     """Base class of every error the library raises on bad input or configuration.
 
-    ``exit_code`` is what the CLI exits with: 3 data, 4 configuration, 5 bundle, 6 plan
-    (2 is argparse's usage error, 1 an unexpected internal error).
+    ``exit_code`` is what the CLI exits with: 2 usage, 3 data, 4 configuration, 5 bundle,
+    6 plan, 9 output not written (1 is an unexpected internal error).
     """
 
     exit_code = 3
+
+
+class UsageError(YiwuCreditError):
+    """A call that cannot work as given (an impossible combination of options, a bad date)."""
+
+    exit_code = 2
 
 
 class ConfigError(YiwuCreditError):
@@ -31,6 +37,15 @@ class PlanError(YiwuCreditError):
     """An impossible supervision request (sample larger than the pool, unmet constraints...)."""
 
     exit_code = 6
+
+
+class OutputError(YiwuCreditError):
+    """An output could not be written (disk full, no permission, read-only file system...).
+
+    Nothing partial is left behind: every output of the run is written to a temporary file first.
+    """
+
+    exit_code = 9
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,8 @@ import pandas as pd
 from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
 from .contract import TABLES
 from .dataset import Dataset
+from .dates import LOCAL_TZ, ZONED
+from .errors import UsageError
 from .policy import Policy, load_policy
 
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -34,15 +36,26 @@ _ORDINAL_1970 = datetime.date(1970, 1, 1).toordinal()
 
 
 def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
-    """Days since 1970-01-01 of a date (ISO string, date, datetime, Timestamp or datetime64)."""
+    """Days since 1970-01-01 of a date (ISO string, date, datetime, Timestamp or datetime64).
+
+    The batch loader's rule for one value: a zoned timestamp counts on its Asia/Shanghai date.
+    Anything else (``"tomorrow"``, ``"2026-13-01"``) is a :class:`~yiwu_credit.errors.UsageError`.
+    """
+    if isinstance(x, datetime.datetime) and x.tzinfo is not None:
+        x = pd.Timestamp(x).tz_convert(LOCAL_TZ)
     if isinstance(x, datetime.date):  # also datetime and pandas Timestamp
         return x.toordinal() - _ORDINAL_1970
-    if isinstance(x, str) and len(x) == 10:
+    if isinstance(x, str):
+        t = x.strip()
         try:
-            return datetime.date.fromisoformat(x).toordinal() - _ORDINAL_1970
+            if len(t) == 10:
+                return datetime.date.fromisoformat(t).toordinal() - _ORDINAL_1970
+            if ZONED.match(t) or len(t) > 10:
+                return to_day(datetime.datetime.fromisoformat(t.replace("z", "Z").replace(" ", "T", 1)))
         except ValueError:
             pass
-    return pd.Timestamp(x).date().toordinal() - _ORDINAL_1970
+        raise UsageError(f"{x!r} is not an ISO date (YYYY-MM-DD)")
+    return to_day(pd.Timestamp(x))
 
 
 def day_array(s: pd.Series) -> np.ndarray:
@@ -75,15 +88,15 @@ def pool(dataset: Dataset, as_of_day: int) -> tuple[np.ndarray, np.ndarray]:
     """The supervision pool at as_of: positions in ``entities`` of the alive entities sorted by
     entity_id (shape (n_alive,)), and the inverse map (shape (n_entities,), -1 = not in pool).
     Cached on the dataset, since features, overrides and scoring all need it."""
-    key = ("pool", as_of_day)
-    if key not in dataset._codes:
+    def make() -> tuple[np.ndarray, np.ndarray]:
         ent = dataset.entities
         idx = np.flatnonzero(alive(ent, as_of_day))
         idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
         remap = np.full(len(ent), -1, dtype=np.int64)
         remap[idx] = np.arange(len(idx))
-        dataset._codes[key] = (idx, remap)
-    return dataset._codes[key]
+        return idx, remap
+
+    return dataset.derived(("pool", as_of_day), ("entities",), make)
 
 
 @dataclass

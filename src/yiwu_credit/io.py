@@ -1,34 +1,99 @@
-"""Reading and atomically writing tables and files (CSV or Parquet, chosen by extension)."""
+"""Reading and atomically writing tables and files (CSV, Parquet or Excel, chosen by extension).
+
+Every write goes to a temporary file next to its target and is renamed onto it only when the
+whole output is complete; :func:`atomic_outputs` extends that to a *set* of files written by one
+run (scores and their rejects, a draw and its audit): they appear together or not at all. A
+write that fails (disk full, no permission) raises :class:`~yiwu_credit.errors.OutputError`
+naming the path, and leaves no temporary file behind.
+
+CSV and Excel outputs are read by people in spreadsheets, so text cells that a spreadsheet would
+run as a formula (starting with ``= + - @``, tab or CR; OWASP "CSV injection") are written to CSV
+with a leading apostrophe (:func:`read_table` removes it again, so a round trip is exact); Excel
+workbooks hold every text cell as a text cell, never a formula.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
+import signal
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from .errors import OutputError
 
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
-    path = Path(path)
+__all__ = [
+    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "neutralise_formulas", "parse_toml", "read_table",
+    "restore_formulas", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text",
+]
+
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+EXCEL_MAX_ROWS = 1_048_575  # 2^20 rows less the header
+_BLOCKED = {signal.SIGINT, signal.SIGTERM} | ({signal.SIGHUP} if hasattr(signal, "SIGHUP") else set())
+
+
+def _temp_for(path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
-    tmp_path = Path(tmp)
+    return Path(tmp)
+
+
+def _output_error(e: OSError, path: Path) -> OutputError:
+    why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
+           errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
+           errno.EFBIG: "file too large for this file system or limit"}.get(e.errno or -1, e.strerror or str(e))
+    return OutputError(f"cannot write {path}: {why}; nothing was written (no partial output is left)")
+
+
+@contextlib.contextmanager
+def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """Yield one temporary path per target; rename them all onto their targets only if the block
+    succeeds. The renames run with SIGINT/SIGTERM held back, so an interrupted run leaves either
+    the previous set of files or the new one, never a mix, and no temporary files."""
+    targets = [Path(p) for p in paths]
+    temps: list[Path] = []
     try:
-        yield tmp_path
-        os.replace(tmp_path, path)
+        for t in targets:
+            try:
+                temps.append(_temp_for(t))
+            except OSError as e:
+                raise _output_error(e, t) from None
+        try:
+            yield temps
+        except OSError as e:  # a writer that failed without naming its target
+            where = Path(e.filename) if e.filename else targets[0]
+            raise _output_error(e, targets[temps.index(where)] if where in temps else where) from None
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED) if hasattr(signal, "pthread_sigmask") else None
+        try:
+            for tmp, t in zip(temps, targets, strict=True):
+                try:
+                    os.replace(tmp, t)
+                except OSError as e:
+                    raise _output_error(e, t) from None
+        finally:
+            if old is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        for tmp in temps:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
+    with atomic_outputs(path) as (tmp,):
+        yield tmp
 
 
 def parse_toml(text: str, source: str) -> dict:
@@ -57,18 +122,129 @@ def write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return Path(path)
 
 
-def write_table(df: pd.DataFrame, path: str | os.PathLike, *, excel: bool = False, index: bool = False) -> Path:
-    """Write ``df`` atomically as Parquet (``.parquet``) or CSV (anything else).
+def _text_columns(df: pd.DataFrame) -> list:
+    return [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
 
-    ``excel=True`` writes CSV with a UTF-8 byte-order mark so Excel shows Chinese text correctly.
-    """
-    path = Path(path)
-    with atomic_path(path) as tmp:
-        if path.suffix == ".parquet":
-            df.to_parquet(tmp, index=index)
+
+def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``df`` whose text cells starting with ``= + - @``, tab or CR begin with an
+    apostrophe, so a spreadsheet shows them as text instead of running them (numeric columns
+    are left alone). Returns ``df`` itself when no cell needs it."""
+    out = None
+    for c in _text_columns(df):
+        s = df[c]
+        first = s.astype("string").str[:1]
+        hit = first.isin(FORMULA_TRIGGERS).fillna(False).to_numpy(dtype=bool)
+        if hit.any():
+            if out is None:
+                out = df.copy()
+            col = s.astype(object).to_numpy(copy=True)
+            col[hit] = np.array(["'" + str(v) for v in col[hit]], dtype=object)
+            out[c] = col
+    return df if out is None else out
+
+
+def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
+    """Undo :func:`neutralise_formulas` (in place on a freshly read frame; returns it)."""
+    for c in _text_columns(df):
+        s = df[c].astype("string")
+        hit = (s.str[:1].eq("'") & s.str[1:2].isin(FORMULA_TRIGGERS)).fillna(False).to_numpy(dtype=bool)
+        if hit.any():
+            col = df[c].astype(object).to_numpy(copy=True)
+            col[hit] = np.array([str(v)[1:] for v in col[hit]], dtype=object)
+            df[c] = col
+    return df
+
+
+def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
+    """One sheet: a bold frozen header, text cells as text (never formulas), sensible widths."""
+    import xlsxwriter
+
+    if len(df) > EXCEL_MAX_ROWS:
+        raise OutputError(f"cannot write {target}: {len(df):,} rows is more than an Excel sheet holds "
+                          f"({EXCEL_MAX_ROWS:,}); write .csv or .parquet instead")
+    wb = xlsxwriter.Workbook(str(tmp), {"constant_memory": True, "strings_to_formulas": False,
+                                        "strings_to_urls": False, "strings_to_numbers": False})
+    ws = wb.add_worksheet(target.stem[:31] or "Sheet1")
+    bold, text = wb.add_format({"bold": True}), wb.add_format({"num_format": "@"})
+    kinds, cols = [], []
+    for c in df.columns:
+        s = df[c]
+        if pd.api.types.is_bool_dtype(s):
+            kinds.append("bool")
+            cols.append(s.astype(object).to_numpy())
+        elif pd.api.types.is_numeric_dtype(s):
+            kinds.append("num")
+            cols.append(s.to_numpy(dtype="float64", na_value=np.nan))
         else:
-            df.to_csv(tmp, index=index, encoding="utf-8-sig" if excel else "utf-8")
-    return path
+            kinds.append("text")
+            if pd.api.types.is_datetime64_any_dtype(s):
+                s = s.dt.strftime("%Y-%m-%d")
+            cols.append(s.astype(object).to_numpy())
+    for j, c in enumerate(df.columns):
+        sample = cols[j][:2000]
+        width = max([len(str(c))] + [len(str(v)) for v in sample if v is not None and v == v] or [8])
+        wide = sum(1 for ch in str(sample[0]) if ord(ch) > 0x2E80) if len(sample) else 0  # CJK is double width
+        ws.set_column(j, j, min(60, width + wide + 2), text if kinds[j] == "text" else None)
+        ws.write_string(0, j, str(c), bold)
+    ws.freeze_panes(1, 0)
+    for i in range(len(df)):
+        r = i + 1
+        for j, kind in enumerate(kinds):
+            v = cols[j][i]
+            if v is None or v is pd.NA or (kind != "text" and v != v):
+                continue
+            if kind == "num":
+                if np.isfinite(v):
+                    ws.write_number(r, j, float(v))
+            elif kind == "bool":
+                ws.write_boolean(r, j, bool(v))
+            elif v == v:
+                ws.write_string(r, j, str(v))
+    wb.close()
+
+
+def _write_one(df: pd.DataFrame, tmp: Path, target: Path, *, excel: bool, index: bool, neutralise: bool) -> None:
+    if target.suffix == ".parquet":
+        df.to_parquet(tmp, index=index)
+        return
+    if index:
+        df = df.reset_index()
+    if target.suffix == ".xlsx":  # every text cell is written as text, never as a formula
+        _write_xlsx(df, tmp, target)
+    else:
+        (neutralise_formulas(df) if neutralise else df).to_csv(tmp, index=False,
+                                                                encoding="utf-8-sig" if excel else "utf-8")
+
+
+def write_tables(items: Sequence[tuple[pd.DataFrame, str | os.PathLike]], *, excel: bool = False,
+                 index: bool = False, neutralise: bool = True) -> list[Path]:
+    """Write several tables as one output set: all appear, or none (see :func:`atomic_outputs`).
+
+    The format follows each path's extension: ``.parquet``, ``.xlsx`` (Excel workbook) or CSV
+    (anything else; ``excel=True`` adds a UTF-8 byte-order mark so Excel shows Chinese text).
+    ``neutralise`` guards text cells of CSV/Excel outputs against formula injection.
+    """
+    paths = [Path(p) for _, p in items]
+    with atomic_outputs(*paths) as temps:
+        for (df, _), tmp, target in zip(items, temps, paths, strict=True):
+            _write_one(df, tmp, target, excel=excel, index=index, neutralise=neutralise)
+    return paths
+
+
+def write_table(df: pd.DataFrame, path: str | os.PathLike, *, excel: bool = False, index: bool = False,
+                neutralise: bool = True) -> Path:
+    """Write one table atomically (see :func:`write_tables` for formats and options)."""
+    return write_tables([(df, path)], excel=excel, index=index, neutralise=neutralise)[0]
+
+
+def read_table(path: str | os.PathLike, dtype: dict | None = None) -> pd.DataFrame:
+    """Read a table this package wrote (CSV with or without BOM, or Parquet), undoing the
+    formula guard of text cells. Errors propagate (callers name the table)."""
+    p = Path(path)
+    if p.suffix == ".parquet":
+        return pd.read_parquet(p)
+    return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig"))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

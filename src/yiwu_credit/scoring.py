@@ -7,14 +7,16 @@ before as_of, or not yet established), so ``len(entities) == len(scored) + len(e
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from .bundle import Bundle, load_bundle
+from .contract import TABLES
 from .dataset import Dataset
+from .dates import parse_as_of
 from .features import (
     _NAT,
     TABLE_DATE,
@@ -30,6 +32,8 @@ from .features import (
 from .policy import TIERS, apply_overrides, override_ranks
 
 REASON_TIERS = ("C", "D")
+#: an as_of this many days after the dataset's last recorded event is flagged as doubtful
+STALE_DATA_DAYS = 365
 
 
 @dataclass
@@ -37,6 +41,32 @@ class ScoreResult:
     scored: pd.DataFrame    # entity_id index
     excluded: pd.DataFrame  # entity_id, reason
     features: pd.DataFrame  # the feature matrix used (entity_id index)
+    warnings: list[str] = field(default_factory=list)  # doubts about the run, for the output and the report
+
+
+def last_event_date(dataset: Dataset) -> pd.Timestamp | None:
+    """The latest event date in any event table (None if there are no events)."""
+    last = None
+    for name, t in TABLES.items():
+        if t.date_column and len(dataset.table(name)):
+            m = dataset.table(name)[t.date_column].max()
+            if pd.notna(m) and (last is None or m > last):
+                last = pd.Timestamp(m)
+    return last
+
+
+def data_warnings(dataset: Dataset, as_of: pd.Timestamp) -> list[str]:
+    """Doubts about scoring ``dataset`` at ``as_of`` that do not stop the run but must be shown."""
+    out = []
+    last = last_event_date(dataset)
+    if last is not None and (as_of - last).days > STALE_DATA_DAYS:
+        out.append(f"as_of {as_of.date()} is {(as_of - last).days} days after the last recorded event "
+                   f"({last.date()}): features will read as a clean record; is the data complete?")
+    n_issue = int((dataset.issue_counts() > 0).sum())
+    if n_issue:
+        out.append(f"{n_issue:,} entities are scored on a partial history: some of their event rows were "
+                   f"quarantined (column data_issues, rows in the rejects file)")
+    return out
 
 
 def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle | str | None = None,
@@ -49,8 +79,10 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
 
     ``scored`` columns: probability, credit_score, model_tier, tier, tier_zh, tier_en,
     overrides, is_new, serious_dishonest, abnormal_operation, adverse_conduct, entity_type,
-    town, industry, reason_1..3 (name, _zh, _en), model_version.
+    town, industry, data_issues (quarantined event rows of the entity), reason_1..3 (name, _zh,
+    _en), model_version. ``warnings`` lists doubts about the run (stale data, partial histories).
     """
+    as_of = parse_as_of(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
@@ -67,6 +99,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
         "tier_en": final["tier"].map({t: b.policy.tier_label(t, "en") for t in TIERS}),
         "overrides": final["overrides"], **{c: facts[c] for c in facts.columns},
         "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
+        "data_issues": dataset.issue_counts().reindex(X.index, fill_value=0).to_numpy(dtype=np.int64),
     }, index=X.index)
     k = b.model.n_reasons
     rcols = [f"reason_{i}{s}" for i in range(1, k + 1) for s in ("", "_zh", "_en")]
@@ -91,7 +124,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
                       np.where((closed != _NAT) & (closed < a_day),
                                "revoked/cancelled before as_of (out of the supervision pool)", "not alive at as_of"))
     excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(dtype=object), "reason": reason})
-    return ScoreResult(out, excluded, X)
+    return ScoreResult(out, excluded, X, data_warnings(dataset, as_of))
 
 
 class Scorer:
