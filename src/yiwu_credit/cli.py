@@ -306,8 +306,10 @@ def cmd_report(a: argparse.Namespace) -> int:
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
     mon = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
     write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
-                 reference_features=ref, as_of=a.as_of, monitoring=mon)
+                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings)
     _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
+    for w in res.warnings:
+        _out(f"warning: {w}")
     return 0
 
 
@@ -366,7 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(
         prog="yiwu-credit", description="Credit-based risk supervision of market entities (义乌信用分级分类监管).",
         epilog="exit codes: 0 ok, 1 internal error, 2 usage, 3 bad data, 4 bad config, 5 bad model bundle, "
-               "6 impossible plan, 7 draw verification failed, 8 monitor says retrain (with --fail-on-retrain)",
+               "6 impossible plan, 7 draw verification failed, 8 monitor says retrain (with --fail-on-retrain), 9 output not written, 130/143 interrupted",
     )
     ap.add_argument("--version", action="version", version=f"yiwu-credit {__version__}")
     ap.add_argument("--debug", action="store_true", help="show tracebacks for errors")

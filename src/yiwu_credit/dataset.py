@@ -197,10 +197,12 @@ def _read_csv(p: Path, name: str) -> _Raw:
     import pyarrow.csv as pacsv
 
     with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
-        first = fh.readline()
+        head = fh.read(1 << 20)
+    first = head.split(b"\n", 1)[0]
     if not first.strip():
         raise _Unreadable("the file is empty (no header line)")
-    try:
+    try:  # the common case of a whole file in another encoding fails here, before parsing
+        (head if len(head) < 1 << 20 else head[: head.rfind(b"\n") + 1]).decode("utf-8")
         header = next(csv.reader(io.StringIO(first.decode("utf-8-sig"))))
     except UnicodeDecodeError:
         raise _Unreadable(_encoding_hint(p)) from None

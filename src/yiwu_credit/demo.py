@@ -86,7 +86,7 @@ def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Cal
                 + loop.summary().splitlines()[-2].strip())
         paths["report"] = write_report(out / "report.html", res.scored, bundle, features=res.features, plan=plan,
                                        reference_features=bundle.reference, as_of=SCORE_AS_OF, monitoring=mon,
-                                       loop=loop)
+                                       loop=loop, warnings=res.warnings)
         ev_mon = monitor(bundle, ev.scored, ev.features, outcomes=outcomes)
         paths["evaluation"] = write_report(out / "evaluation.html", ev.scored, bundle, features=ev.features,
                                            outcomes=outcomes, reference_features=bundle.reference, as_of=EVAL_AS_OF,

@@ -126,19 +126,24 @@ def _text_columns(df: pd.DataFrame) -> list:
     return [c for c in df.columns if pd.api.types.is_object_dtype(df[c]) or pd.api.types.is_string_dtype(df[c])]
 
 
+def _guarded(s: pd.Series) -> np.ndarray:
+    """Cells that start with a trigger once any leading apostrophes are set aside."""
+    t = s.astype("string").str.lstrip("'")
+    return t.str[:1].isin(FORMULA_TRIGGERS).fillna(False).to_numpy(dtype=bool)
+
+
 def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """A copy of ``df`` whose text cells starting with ``= + - @``, tab or CR begin with an
     apostrophe, so a spreadsheet shows them as text instead of running them (numeric columns
-    are left alone). Returns ``df`` itself when no cell needs it."""
+    are left alone; a cell that already starts with apostrophes before a trigger gets one more,
+    so :func:`restore_formulas` is an exact inverse). Returns ``df`` itself when no cell needs it."""
     out = None
     for c in _text_columns(df):
-        s = df[c]
-        first = s.astype("string").str[:1]
-        hit = first.isin(FORMULA_TRIGGERS).fillna(False).to_numpy(dtype=bool)
+        hit = _guarded(df[c])
         if hit.any():
             if out is None:
                 out = df.copy()
-            col = s.astype(object).to_numpy(copy=True)
+            col = np.array(df[c].astype(object).to_numpy(), dtype=object)
             col[hit] = np.array(["'" + str(v) for v in col[hit]], dtype=object)
             out[c] = col
     return df if out is None else out
@@ -147,10 +152,9 @@ def neutralise_formulas(df: pd.DataFrame) -> pd.DataFrame:
 def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
     """Undo :func:`neutralise_formulas` (in place on a freshly read frame; returns it)."""
     for c in _text_columns(df):
-        s = df[c].astype("string")
-        hit = (s.str[:1].eq("'") & s.str[1:2].isin(FORMULA_TRIGGERS)).fillna(False).to_numpy(dtype=bool)
+        hit = df[c].astype("string").str.startswith("'").fillna(False).to_numpy(dtype=bool) & _guarded(df[c])
         if hit.any():
-            col = df[c].astype(object).to_numpy(copy=True)
+            col = np.array(df[c].astype(object).to_numpy(), dtype=object)
             col[hit] = np.array([str(v)[1:] for v in col[hit]], dtype=object)
             df[c] = col
     return df
@@ -172,35 +176,29 @@ def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
         s = df[c]
         if pd.api.types.is_bool_dtype(s):
             kinds.append("bool")
-            cols.append(s.astype(object).to_numpy())
         elif pd.api.types.is_numeric_dtype(s):
             kinds.append("num")
-            cols.append(s.to_numpy(dtype="float64", na_value=np.nan))
+            s = s.astype("float64").where(np.isfinite(s.to_numpy(dtype="float64", na_value=np.nan)))
         else:
             kinds.append("text")
             if pd.api.types.is_datetime64_any_dtype(s):
                 s = s.dt.strftime("%Y-%m-%d")
-            cols.append(s.astype(object).to_numpy())
+        values = np.array(s.astype(object).to_numpy(), dtype=object)
+        values[pd.isna(values)] = None
+        cols.append(values)
     for j, c in enumerate(df.columns):
-        sample = cols[j][:2000]
-        width = max([len(str(c))] + [len(str(v)) for v in sample if v is not None and v == v] or [8])
-        wide = sum(1 for ch in str(sample[0]) if ord(ch) > 0x2E80) if len(sample) else 0  # CJK is double width
-        ws.set_column(j, j, min(60, width + wide + 2), text if kinds[j] == "text" else None)
+        sample = [str(v) for v in cols[j][:2000] if v is not None]
+        width = max([len(str(c))] + [len(v) + sum(ord(ch) > 0x2E80 for ch in v) for v in sample])  # CJK: 2 wide
+        ws.set_column(j, j, min(60, width + 2), text if kinds[j] == "text" else None)
         ws.write_string(0, j, str(c), bold)
     ws.freeze_panes(1, 0)
+    writers = {"num": ws.write_number, "bool": ws.write_boolean, "text": ws.write_string}
+    convert = {"num": float, "bool": bool, "text": str}
     for i in range(len(df)):
-        r = i + 1
         for j, kind in enumerate(kinds):
             v = cols[j][i]
-            if v is None or v is pd.NA or (kind != "text" and v != v):
-                continue
-            if kind == "num":
-                if np.isfinite(v):
-                    ws.write_number(r, j, float(v))
-            elif kind == "bool":
-                ws.write_boolean(r, j, bool(v))
-            elif v == v:
-                ws.write_string(r, j, str(v))
+            if v is not None:
+                writers[kind](i + 1, j, convert[kind](v))
     wb.close()
 
 
@@ -213,8 +211,10 @@ def _write_one(df: pd.DataFrame, tmp: Path, target: Path, *, excel: bool, index:
     if target.suffix == ".xlsx":  # every text cell is written as text, never as a formula
         _write_xlsx(df, tmp, target)
     else:
-        (neutralise_formulas(df) if neutralise else df).to_csv(tmp, index=False,
-                                                                encoding="utf-8-sig" if excel else "utf-8")
+        df = neutralise_formulas(df) if neutralise else df
+        # a bare CR inside a cell is only quoted when CR is part of the line terminator
+        cr = any(df[c].astype("string").str.contains("\r", regex=False).any() for c in _text_columns(df))
+        df.to_csv(tmp, index=False, encoding="utf-8-sig" if excel else "utf-8", lineterminator="\r\n" if cr else "\n")
 
 
 def write_tables(items: Sequence[tuple[pd.DataFrame, str | os.PathLike]], *, excel: bool = False,

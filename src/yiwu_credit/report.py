@@ -18,7 +18,7 @@ import base64
 import html
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +79,7 @@ th{background:#eef1f6;font-weight:600}td.num{text-align:right;font-variant-numer
 tr:nth-child(even) td{background:#fafbfc}td[data-col="zh"],td[data-col="n"]{white-space:nowrap}
 .figs{display:flex;flex-wrap:wrap;gap:12px;margin:.5em 0}
 .figs img{max-width:100%;height:auto;border:1px solid #e3e6ea}
-.note{color:#555;font-size:.88em;margin:.3em 0}.skipped{color:#8a6d3b;background:#fcf8e3;padding:6px 10px;
+.note{color:#555;font-size:.88em;margin:.3em 0}.warn{color:#8a3b12;background:#fdecea;padding:6px 10px}.skipped{color:#8a6d3b;background:#fcf8e3;padding:6px 10px;
 border-left:4px solid #f0ad4e}
 .badge{display:inline-block;padding:1px 8px;border-radius:10px;font-size:.85em;color:#fff}
 .s-stable{background:#2e7d32}.s-watch{background:#ef8c00}.s-act{background:#c62828}
@@ -716,7 +716,8 @@ def _section_training(b: Bundle) -> str:
 def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, features: pd.DataFrame | None = None,
                  outcomes: pd.Series | pd.DataFrame | None = None, plan: pd.DataFrame | None = None,
                  reference_features: pd.DataFrame | None = None, title: str | None = None,
-                 as_of: str | pd.Timestamp | None = None, monitoring: Any = None, loop: Any = None) -> str:
+                 as_of: str | pd.Timestamp | None = None, monitoring: Any = None, loop: Any = None,
+                 warnings: Sequence[str] = ()) -> str:
     """One self-contained HTML page (a str) describing a scored population.
 
     Parameters
@@ -732,6 +733,8 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
     title : page title (default: bilingual report title). as_of : shown in the header.
     monitoring : a :class:`~yiwu_credit.monitoring.MonitorResult` (status, migration, drift).
     loop : a :class:`~yiwu_credit.simulation.LoopResult` (closed loop and burden by group).
+    warnings : doubts about the scoring run (``score_entities(...).warnings``: stale data,
+        partial histories), shown at the top of the page.
 
     Raises ImportError (naming ``pip install 'yiwu-credit[report]'``) without matplotlib, and
     ValueError for an empty ``scored``, missing columns or malformed outcomes/plan.
@@ -745,6 +748,7 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
         raise ValueError("scored: no entities to report on")
     with matplotlib.rc_context(_RC):
         head_title, header = _header(scored, b, title, as_of)
+        header += "".join(f'<p class="note warn">⚠ 数据提示 · data warning: {_esc(w)}</p>' for w in warnings)
         body = {
             "scores": _section_scores(scored, b, Figure),
             "evaluation": _section_evaluation(scored, b, outcomes, Figure),
@@ -769,9 +773,9 @@ def write_report(path: str | Path, scored: pd.DataFrame, bundle: Bundle | str | 
                  features: pd.DataFrame | None = None, outcomes: pd.Series | pd.DataFrame | None = None,
                  plan: pd.DataFrame | None = None, reference_features: pd.DataFrame | None = None,
                  title: str | None = None, as_of: str | pd.Timestamp | None = None, monitoring: Any = None,
-                 loop: Any = None) -> Path:
+                 loop: Any = None, warnings: Sequence[str] = ()) -> Path:
     """Build the report (see :func:`build_report`) and write it atomically as UTF-8; returns the path."""
     text = build_report(scored, bundle, features=features, outcomes=outcomes, plan=plan,
                         reference_features=reference_features, title=title, as_of=as_of,
-                        monitoring=monitoring, loop=loop)
+                        monitoring=monitoring, loop=loop, warnings=warnings)
     return write_text(path, text)
