@@ -407,11 +407,18 @@ def test_row_numbers_after_a_malformed_line_are_the_files(world_copy):
     assert sorted(r.index) == [2, 6] and ">= 0" in r.loc[6, "reason"]
 
 
-def test_gb18030_file_names_the_encoding(capsys, world_copy):
+def test_gb18030_file_is_detected_and_other_encodings_are_named(capsys, world_copy):
+    base = load_dataset(world_copy)
     ent = read(world_copy, "entities")
     (world_copy / "entities.csv").write_bytes(ent.to_csv(index=False).encode("gb18030"))
     code, text = run(capsys, "validate", world_copy)
-    assert code == 3 and "entities" in text and "GB18030" in text
+    assert code == 0 and "entities.csv (csv, GB18030)" in text
+    pd.testing.assert_frame_equal(load_dataset(world_copy).entities, base.entities)
+    code, text = run(capsys, "validate", world_copy, "--encoding", "utf-8")
+    assert code == 3 and "entities" in text and "utf-8" in text
+    (world_copy / "entities.csv").write_bytes(b"entity_id,town\n\x81\x30\xff\xfe,x\n")
+    code, text = run(capsys, "validate", world_copy)
+    assert code == 3 and "entities" in text and "neither UTF-8 nor GB18030" in text
 
 
 def test_as_of_far_beyond_the_data_is_flagged(capsys, world_copy, tmp_path):

@@ -78,7 +78,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     from .errors import DataValidationError
 
     try:
-        ds = load_dataset(a.data, as_of=a.as_of, strict=not a.lenient)
+        ds = load_dataset(a.data, as_of=a.as_of, strict=not a.lenient, profile=a.profile, encoding=a.encoding)
     except DataValidationError as e:
         _out(f"dataset {a.data}: INVALID")
         _out(str(e))
@@ -124,7 +124,7 @@ def cmd_train(a: argparse.Namespace) -> int:
     else:
         from .dataset import load_dataset
 
-        ds, truth = load_dataset(a.data), None
+        ds, truth = load_dataset(a.data, profile=a.profile, encoding=a.encoding), None
     params = {"learner": a.learner, "random_state": a.seed}
     res = train(ds, a.as_of, horizon=a.horizon, test_as_of=a.test_as_of, policy=a.policy,
                 catalogue=a.catalogue, label_source=a.labels, truth=truth, **params)
@@ -154,7 +154,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         out.stem + ".rejects" + (".xlsx" if out.suffix == ".xlsx" else ".csv"))  # rejects are for people
     with _progress(4, "score") as bar:
         bar.set_postfix_str("loading")
-        ds = load_dataset(a.data, strict=a.strict)
+        ds = load_dataset(a.data, strict=a.strict, profile=a.profile, encoding=a.encoding)
         bar.update()
         bar.set_postfix_str("model")
         bundle = load_bundle(a.model)
@@ -291,7 +291,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from .report import write_report
     from .scoring import score_entities
 
-    ds = load_dataset(a.data, strict=False)
+    ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
     bundle = load_bundle(a.model)
     res = score_entities(ds, a.as_of, bundle)
     outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
@@ -321,7 +321,7 @@ def cmd_monitor(a: argparse.Namespace) -> int:
     from .monitoring import monitor
     from .scoring import score_entities
 
-    ds = load_dataset(a.data, strict=False)
+    ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
     bundle = load_bundle(a.model)
     res = score_entities(ds, a.as_of, bundle, reasons="none")
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
@@ -357,6 +357,12 @@ def cmd_demo(a: argparse.Namespace) -> int:
 
 # ----------------------------------------------------------------------------- parser
 
+def _source_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", help="source profile: 'zh' (Chinese file names, headers and codes), a TOML "
+                   "path, or 'contract' (default: the contract's own names)")
+    p.add_argument("--encoding", help="encoding of CSV files (default: UTF-8 or GB18030, detected per file)")
+
+
 def _sub(sp, name: str, func: Callable, help: str, example: str) -> argparse.ArgumentParser:
     p = sp.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -376,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = _sub(sp, "validate", cmd_validate, "Check a dataset against the data contract.",
              "yiwu-credit validate out/demo/world/dataset")
-    p.add_argument("data", help="dataset directory (one CSV or Parquet file per table)")
+    p.add_argument("data", help="dataset directory (one CSV, Excel or Parquet file per table)")
+    _source_args(p)
     p.add_argument("--as-of", type=_date, help="also reject events dated after this ISO date")
     p.add_argument("--lenient", action="store_true", help="quarantine bad rows instead of failing on them")
     p.add_argument("--rejects", help="with --lenient: write rejected rows to this file")
@@ -393,6 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "train", cmd_train, "Train a model bundle (features, labels, fit, out-of-time evaluation).",
              "yiwu-credit train --data out/world/dataset --as-of 2024-01-01 --out models/mine")
     p.add_argument("--data", help="dataset directory")
+    _source_args(p)
     p.add_argument("--synthetic", type=_count(100), metavar="N", help="train on a synthetic world of N entities instead")
     p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--horizon", default="365D")
@@ -410,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "score", cmd_score, "Score every entity: probability, credit score, tier, reasons.",
              "yiwu-credit score --data out/world/dataset --as-of 2026-01-01 --out out/scores.xlsx --excel")
     p.add_argument("--data", required=True)
+    _source_args(p)
     p.add_argument("--model", help="bundle directory or shipped name (default: models/default)")
     p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--out", required=True, help=".csv, .parquet or .xlsx (Excel workbook)")
@@ -461,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _sub(sp, "report", cmd_report, "One self-contained HTML report: scores, tiers, performance, stability, plan.",
              "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html")
     p.add_argument("--data", required=True)
+    _source_args(p)
     p.add_argument("--model")
     p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--evaluate", action="store_true",
@@ -475,6 +485,7 @@ def build_parser() -> argparse.ArgumentParser:
              "performance drift; flags 'retrain' by the policy's thresholds.",
              "yiwu-credit monitor --data out/world/dataset --as-of 2025-01-01 --previous-as-of 2024-07-01 --evaluate")
     p.add_argument("--data", required=True)
+    _source_args(p)
     p.add_argument("--model")
     p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
     p.add_argument("--previous-as-of", type=_date, help="compare tiers with a scoring run at this date")

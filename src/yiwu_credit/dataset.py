@@ -12,9 +12,7 @@ by standard), blank cells are missing, zoned timestamps become Asia/Shanghai dat
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,14 +26,15 @@ from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
 from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, ZONED, parse_as_of
 from .errors import DataValidationError, Problem
 from .io import write_table
+from .sources.files import RawTable, Unreadable, find_table, read_table_file
+from .sources.profile import Profile, load_profile
 
 __all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
 
 MAX_ROWS_SHOWN = 5
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否"}
-REJECT_COLUMNS = ["table", "row", "entity_id", "column", "reason"]
-_EXTENSIONS = (".parquet", ".csv", ".csv.gz")
+REJECT_COLUMNS = ["table", "row", "entity_id", "column", "reason", "file", "header"]
 
 
 @dataclass
@@ -44,7 +43,8 @@ class Dataset:
 
     ``rejects`` lists quarantined rows (lenient mode): table, row (1-based data row), entity_id,
     column, reason. ``counts[table] = (rows_in, rows_kept, rows_rejected)``. ``notes`` lists
-    repairs made while loading (normalised ids, converted time zones).
+    repairs made while loading (normalised ids, converted time zones, mapped codes); ``sources``
+    where each table came from (file, format, encoding, mapped headers).
 
     Tables are treated as immutable: derived lookups (entity positions, pools) are cached against
     the table objects they came from, so assigning a new table (``ds.penalties = df``) or using
@@ -62,6 +62,7 @@ class Dataset:
     counts: dict[str, tuple[int, int, int]] = field(default_factory=dict)
     source: str = ""
     notes: list[str] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -121,7 +122,8 @@ class Dataset:
         if unknown:
             raise TypeError(f"replace: unknown table(s) {sorted(unknown)}")
         kw = {n: tables.get(n, self.table(n)) for n in TABLES}
-        return Dataset(**kw, rejects=self.rejects, counts=dict(self.counts), source=self.source, notes=list(self.notes))
+        return Dataset(**kw, rejects=self.rejects, counts=dict(self.counts), source=self.source,
+                       notes=list(self.notes), sources=dict(self.sources))
 
 
 def index_of(values: pd.Series, lookup: pd.Series) -> np.ndarray:
@@ -144,105 +146,6 @@ def empty_table(name: str) -> pd.DataFrame:
     return _coerce(TABLES[name], pd.DataFrame({c: pd.Series([], dtype=object) for c in TABLES[name].column_names}))
 
 
-# ----------------------------------------------------------------------------- reading
-
-@dataclass
-class _Raw:
-    """A table as read: its cells, each row's 1-based data row in the file, and the lines that
-    could not be parsed at all (row, entity_id if readable, reason)."""
-
-    df: pd.DataFrame
-    rows: np.ndarray
-    malformed: list[tuple[int, str | None, str]]
-    file: str
-
-
-class _Unreadable(Exception):
-    """A file that cannot be read as a table, with the reason in words."""
-
-
-def _find(path: Path, name: str, fatal: list[Problem]) -> Path | None:
-    found = [path / f"{name}{ext}" for ext in _EXTENSIONS if (path / f"{name}{ext}").is_file()]
-    if len(found) > 1:
-        fatal.append(Problem(name, None, f"{len(found)} files for one table: {', '.join(p.name for p in found)}; "
-                                         "keep exactly one (which one is meant is not guessed)"))
-        return None
-    return found[0] if found else None
-
-
-def _encoding_hint(p: Path) -> str:
-    """Why a file is not UTF-8, naming the likely encoding."""
-    import gzip
-
-    with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
-        data = fh.read(1 << 20)
-    data = data[: data.rfind(b"\n") + 1] or data
-    try:
-        data.decode("utf-8")
-        return "not valid UTF-8 text"
-    except UnicodeDecodeError as e:
-        where = f"byte 0x{data[e.start]:02x} at offset {e.start}"
-    try:
-        data.decode("gb18030")
-        return (f"not UTF-8 ({where}); it reads as GB18030/GBK, the usual encoding of Chinese Windows and "
-                "Excel exports: save it as UTF-8 (e.g. iconv -f GB18030 -t UTF-8)")
-    except UnicodeDecodeError:
-        return f"not UTF-8 text ({where})"
-
-
-def _read_csv(p: Path, name: str) -> _Raw:
-    import gzip
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    with (gzip.open(p, "rb") if p.name.endswith(".gz") else open(p, "rb")) as fh:
-        head = fh.read(1 << 20)
-    first = head.split(b"\n", 1)[0]
-    if not first.strip():
-        raise _Unreadable("the file is empty (no header line)")
-    try:  # the common case of a whole file in another encoding fails here, before parsing
-        (head if len(head) < 1 << 20 else head[: head.rfind(b"\n") + 1]).decode("utf-8")
-        header = next(csv.reader(io.StringIO(first.decode("utf-8-sig"))))
-    except UnicodeDecodeError:
-        raise _Unreadable(_encoding_hint(p)) from None
-    names = [h.strip() for h in header]
-    id_at = names.index("entity_id") if "entity_id" in names else None
-    bad: list[tuple[int, str | None, str]] = []
-
-    def on_bad(row: Any) -> str:
-        fields = next(csv.reader(io.StringIO(row.text)), [])
-        eid = fields[id_at].strip() if id_at is not None and id_at < len(fields) else None
-        bad.append((int(row.number) - 1 if row.number is not None else -1, eid or None,
-                    f"line has {row.actual_columns} fields, the header has {row.expected_columns}"))
-        return "skip"
-
-    try:
-        t = pacsv.read_csv(
-            str(p),
-            read_options=pacsv.ReadOptions(use_threads=False, column_names=names, skip_rows=1),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=on_bad, newlines_in_values=True),
-            convert_options=pacsv.ConvertOptions(column_types=dict.fromkeys(names, pa.string()),
-                                                 strings_can_be_null=True, quoted_strings_can_be_null=True,
-                                                 null_values=[""]),
-        )
-    except pa.ArrowInvalid as e:
-        if "utf8" in str(e).lower() or "utf-8" in str(e).lower():
-            raise _Unreadable(_encoding_hint(p)) from None
-        raise
-    df = pd.DataFrame({c: t.column(i).to_pandas() for i, c in enumerate(names)}) if names else pd.DataFrame()
-    bad_rows = np.array(sorted(b[0] for b in bad), dtype=np.int64)
-    rows = np.setdiff1d(np.arange(1, len(df) + len(bad) + 1, dtype=np.int64), bad_rows, assume_unique=True)
-    return _Raw(df, rows, bad, p.name)
-
-
-def _read(p: Path, name: str) -> _Raw:
-    if p.suffix == ".parquet":
-        df = pd.read_parquet(p)
-        return _Raw(df, np.arange(1, len(df) + 1, dtype=np.int64), [], p.name)
-    return _read_csv(p, name)
-
-
 # ----------------------------------------------------------------------------- checking
 
 class _Findings:
@@ -258,6 +161,7 @@ class _Findings:
         self.rows: dict[str, np.ndarray] = {}
         self.malformed: dict[str, list[tuple[int, str | None, str]]] = {}
         self.notes: list[str] = []
+        self.files: dict[str, RawTable] = {}
 
     def add(self, table: str, column: str | None, reason: str, mask: np.ndarray) -> None:
         mask = np.asarray(mask, dtype=bool)
@@ -281,8 +185,20 @@ class _Findings:
                 out.append(Problem(table, None, f"malformed line: {reason}", tuple(rows[:MAX_ROWS_SHOWN]), len(rows)))
         for table, column, reason, mask in self.items:
             rows = self._file_rows(table, np.flatnonzero(mask))
-            out.append(Problem(table, column, reason, tuple(int(r) for r in rows[:MAX_ROWS_SHOWN]), len(rows)))
+            out.append(Problem(table, column, reason + self._where(table, column),
+                               tuple(int(r) for r in rows[:MAX_ROWS_SHOWN]), len(rows)))
         return out
+
+    def _where(self, table: str, column: str | None) -> str:
+        """' [file 行政处罚.csv, header 罚没金额(元)]' when the source names differ from the contract's."""
+        raw = self.files.get(table)
+        if raw is None:
+            return ""
+        header = raw.headers.get(column or "", column)
+        default = any(raw.file == f"{table}{ext}" for ext in (".csv", ".csv.gz", ".parquet"))
+        if default and header == column:
+            return ""
+        return f" [file {raw.file}" + (f", header {header}" if column else "") + "]"
 
     def bad_rows(self, table: str, n: int) -> np.ndarray:
         bad = np.zeros(n, dtype=bool)
@@ -297,11 +213,13 @@ class _Findings:
         for t, col, reason, mask in self.items:
             if t == name:
                 rows = np.flatnonzero(mask)
-                parts.append(pd.DataFrame({"pos": rows, "column": col or "", "reason": reason}))
+                header = self.files[name].headers.get(col or "", col or "") if name in self.files else (col or "")
+                parts.append(pd.DataFrame({"pos": rows, "column": col or "", "reason": reason, "header": header}))
         out = []
         if parts:
             r = pd.concat(parts, ignore_index=True)
-            r = r.groupby("pos", sort=True).agg(column=("column", ";".join), reason=("reason", "; ".join)).reset_index()
+            r = r.groupby("pos", sort=True).agg(column=("column", ";".join), reason=("reason", "; ".join),
+                                                header=("header", ";".join)).reset_index()
             pos = r["pos"].to_numpy()
             r["row"] = self._file_rows(name, pos)
             r["entity_id"] = df["entity_id"].astype(object).to_numpy()[pos]
@@ -309,11 +227,12 @@ class _Findings:
         bad = self.malformed.get(name, [])
         if bad:
             out.append(pd.DataFrame({"row": [b[0] for b in bad], "entity_id": [b[1] for b in bad], "column": "",
-                                     "reason": [f"malformed line: {b[2]}" for b in bad]}))
+                                     "reason": [f"malformed line: {b[2]}" for b in bad], "header": ""}))
         if not out:
             return None
         r = pd.concat(out, ignore_index=True).sort_values("row", kind="stable")
         r.insert(0, "table", name)
+        r["file"] = self.files[name].file if name in self.files else ""
         r["entity_id"] = r["entity_id"].astype(object).where(r["entity_id"].notna(), None)
         return r[REJECT_COLUMNS]
 
@@ -326,7 +245,8 @@ def _text(raw: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
-def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> tuple[pd.Series, np.ndarray]:
+def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None,
+           formats: tuple[str, ...] = ()) -> tuple[pd.Series, np.ndarray]:
     """Calendar days (datetime64[s] at midnight, Asia/Shanghai) from ISO text or datetime cells,
     and which cells held a value."""
     n = len(raw)
@@ -355,6 +275,12 @@ def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> tu
             if f is not None:
                 f.note(table.name, col.name, f"with a time zone converted to {LOCAL_TZ} dates", zoned & s.notna().to_numpy())
     s = pd.Series(s, index=raw.index).astype("datetime64[s]")
+    if formats and n and not pd.api.types.is_datetime64_any_dtype(raw.dtype):
+        for fmt in formats:  # the profile's own formats, for what ISO 8601 did not read
+            todo = present & s.isna().to_numpy()
+            if not todo.any():
+                break
+            s[todo] = pd.to_datetime(txt[todo], format=fmt, errors="coerce").astype("datetime64[s]").to_numpy()
     if n:
         s = s.dt.normalize()
     bad = present & s.isna().to_numpy()
@@ -400,10 +326,13 @@ def _numbers(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> 
     return pd.Series(v, index=raw.index), present
 
 
-def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None) -> pd.DataFrame:
-    """Cast every contract column to its type; unparseable or implausible values are findings."""
+def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None, profile: Profile | None = None) -> pd.DataFrame:
+    """Cast every contract column to its type; unparseable or implausible values are findings.
+    ``profile`` maps source code values and adds date formats."""
     out = {}
     n = len(df)
+    codes = profile.codes if profile is not None else {}
+    formats = profile.date_formats if profile is not None else ()
     for col in table.columns:
         raw = df[col.name]
         if col.kind in ("id", "str", "code"):
@@ -416,12 +345,22 @@ def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None) -> pd.Da
                     f.note(table.name, col.name, "normalised before matching (Unicode NFKC, trimmed, upper case)",
                            (norm.notna() & raw.notna() & (norm != raw.astype("str"))).fillna(False).to_numpy(dtype=bool))
                 s = norm
+            if col.kind == "code" and col.name in codes and n:
+                mapped = s.map(codes[col.name])
+                if f is not None:
+                    f.note(table.name, col.name, f"mapped to contract codes by profile {profile.name!r}",
+                           mapped.notna().to_numpy())
+                s = mapped.astype("str").where(mapped.notna(), s)
             null = s.isna().to_numpy()
             if col.kind == "code" and f is not None:
-                f.add(table.name, col.name, f"not one of {list(col.codes)}", ~null & ~s.isin(col.codes).to_numpy())
+                bad = ~null & ~s.isin(col.codes).to_numpy()
+                if bad.any():
+                    found = pd.unique(s[bad])
+                    shown = ", ".join(repr(v) for v in found[:5]) + (" …" if len(found) > 5 else "")
+                    f.add(table.name, col.name, f"not one of {list(col.codes)} (found {shown})", bad)
             out[col.name] = s
         elif col.kind == "date":
-            s, present = _dates(table, col, raw, f)
+            s, present = _dates(table, col, raw, f, formats)
             null = s.isna().to_numpy()
             out[col.name] = s
         elif col.kind in ("float", "int", "year"):
@@ -431,9 +370,10 @@ def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None) -> pd.Da
         elif col.kind == "bool":
             txt = _text(raw).str.lower() if n else pd.Series([], dtype="str")
             val = pd.Series(pd.NA, index=raw.index, dtype="boolean")
+            extra = codes.get("bool", {})
             if n:
-                val[txt.isin(_TRUE).to_numpy()] = True
-                val[txt.isin(_FALSE).to_numpy()] = False
+                val[txt.isin(_TRUE | {v for v, c in extra.items() if c == "true"}).to_numpy()] = True
+                val[txt.isin(_FALSE | {v for v, c in extra.items() if c == "false"}).to_numpy()] = False
             null = val.isna().to_numpy()
             present = txt.notna().to_numpy()
             if f is not None:
@@ -497,47 +437,51 @@ def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np
     return pos
 
 
-def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, strict: bool = True) -> Dataset:
+def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, strict: bool = True, *,
+                 profile: str | Path | Profile | None = None, encoding: str | None = None) -> Dataset:
     """Load and validate the dataset in directory ``path``.
 
     ``as_of`` (optional) also rejects events dated after it and entities established after it.
     ``strict=True`` raises :class:`DataValidationError` naming every problem; ``strict=False``
     quarantines bad rows in ``Dataset.rejects`` (an entity's events go with it). Missing, doubled
     or unreadable files, missing columns and an ``entities`` table without rows are always fatal.
+    ``profile``: how the source names tables, headers, codes and dates (``"zh"`` ships; default
+    the contract's own names). ``encoding``: of CSV files (default: UTF-8 or GB18030, detected).
     """
     path = Path(path)
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
+    prof = load_profile(profile)
     f = _Findings()
     if not path.is_dir():
         raise DataValidationError([Problem("dataset", None, f"directory not found: {path}")])
     raw: dict[str, pd.DataFrame] = {}
     for name, table in TABLES.items():
-        p = _find(path, name, f.fatal)
+        names = prof.tables[name].names
+        p = find_table(path, names, name, f.fatal)
         if p is None:
             if table.required and not any(pr.table == name for pr in f.fatal):
-                f.fatal.append(Problem(name, None, f"file not found: {name}.csv or {name}.parquet in {path}"))
+                f.fatal.append(Problem(name, None, f"file not found: {' or '.join(names)} "
+                                                   f"(.csv, .csv.gz, .xlsx or .parquet) in {path}"))
             raw[name] = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.column_names})
             continue
         try:
-            r = _read(p, name)
-        except Exception as e:  # a corrupt or unreadable file: name it and why
-            why = str(e) if isinstance(e, _Unreadable) else f"{type(e).__name__}: {e}"
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {why}"))
+            r = read_table_file(p, name, prof, encoding)
+        except Unreadable as e:
+            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {e}"))
             continue
-        missing = [c for c in table.column_names if c not in r.df.columns]
-        if missing:
-            f.fatal.append(Problem(name, None, f"missing column(s) {missing} in {p.name}; found {list(r.df.columns)}"))
+        except Exception as e:  # a corrupt file: name it and what the reader said
+            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
             continue
         if name == "entities" and len(r.df) == 0 and not r.malformed:
             f.fatal.append(Problem(name, None, f"no rows: {p.name} has a header but no data"))
             continue
-        raw[name], f.rows[name] = r.df, r.rows
+        raw[name], f.rows[name], f.files[name] = r.df, r.rows, r
         if r.malformed:
             f.malformed[name] = r.malformed
     if f.fatal:
         raise DataValidationError(f.fatal)
 
-    typed = {name: _coerce(TABLES[name], raw[name], f) for name in TABLES}
+    typed = {name: _coerce(TABLES[name], raw[name], f, prof) for name in TABLES}
     ent = typed["entities"]
     _check_entities(ent, f, as_of_ts)
     ent_bad = f.bad_rows("entities", len(ent))
@@ -557,7 +501,8 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
         if r is not None:
             rejects.append(r)
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
-    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path), notes=list(f.notes))
+    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path), notes=list(f.notes),
+                 sources={n: r.describe() for n, r in f.files.items()})
     if counts["entities"][2] == 0:  # entity positions unchanged: reuse the lookups made while checking
         for name, pos in positions.items():
             codes = pos[~f.bad_rows(name, len(pos))].astype(np.int64)
@@ -571,6 +516,9 @@ def validation_report(ds_or_error: Dataset | DataValidationError) -> str:
         return str(ds_or_error)
     ds = ds_or_error
     lines = [f"dataset {ds.source}"]
+    if ds.sources:
+        lines.append("sources:")
+        lines += [f"  {name:15s} ← {src}" for name, src in ds.sources.items()]
     for name, (n_in, n_kept, n_rej) in ds.counts.items():
         lines.append(f"  {name:15s} rows in {n_in:>10,d}  kept {n_kept:>10,d}  rejected {n_rej:>8,d}")
     if ds.notes:

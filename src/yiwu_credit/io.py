@@ -160,8 +160,9 @@ def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
-    """One sheet: a bold frozen header, text cells as text (never formulas), sensible widths."""
+def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path, date_cells: bool = False) -> None:
+    """One sheet: a bold frozen header, text cells as text (never formulas), sensible widths;
+    date columns as ISO text, or as Excel date cells with ``date_cells``."""
     import xlsxwriter
 
     if len(df) > EXCEL_MAX_ROWS:
@@ -171,6 +172,7 @@ def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
                                         "strings_to_urls": False, "strings_to_numbers": False})
     ws = wb.add_worksheet(target.stem[:31] or "Sheet1")
     bold, text = wb.add_format({"bold": True}), wb.add_format({"num_format": "@"})
+    day = wb.add_format({"num_format": "yyyy-mm-dd"})
     kinds, cols = [], []
     for c in df.columns:
         s = df[c]
@@ -179,6 +181,10 @@ def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
         elif pd.api.types.is_numeric_dtype(s):
             kinds.append("num")
             s = s.astype("float64").where(np.isfinite(s.to_numpy(dtype="float64", na_value=np.nan)))
+        elif date_cells and pd.api.types.is_datetime64_any_dtype(s):
+            kinds.append("date")
+            s = s.dt.to_pydatetime() if len(s) else s
+            s = pd.Series(s, dtype=object)
         else:
             kinds.append("text")
             if pd.api.types.is_datetime64_any_dtype(s):
@@ -189,11 +195,12 @@ def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path) -> None:
     for j, c in enumerate(df.columns):
         sample = [str(v) for v in cols[j][:2000] if v is not None]
         width = max([len(str(c))] + [len(v) + sum(ord(ch) > 0x2E80 for ch in v) for v in sample])  # CJK: 2 wide
-        ws.set_column(j, j, min(60, width + 2), text if kinds[j] == "text" else None)
+        ws.set_column(j, j, min(60, width + 2), {"text": text, "date": day}.get(kinds[j]))
         ws.write_string(0, j, str(c), bold)
     ws.freeze_panes(1, 0)
-    writers = {"num": ws.write_number, "bool": ws.write_boolean, "text": ws.write_string}
-    convert = {"num": float, "bool": bool, "text": str}
+    writers = {"num": ws.write_number, "bool": ws.write_boolean, "text": ws.write_string,
+               "date": lambda r, c, v: ws.write_datetime(r, c, v, day)}
+    convert = {"num": float, "bool": bool, "text": str, "date": lambda v: v}
     for i in range(len(df)):
         for j, kind in enumerate(kinds):
             v = cols[j][i]
@@ -239,12 +246,35 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, excel: bool = Fals
 
 
 def read_table(path: str | os.PathLike, dtype: dict | None = None) -> pd.DataFrame:
-    """Read a table this package wrote (CSV with or without BOM, or Parquet), undoing the
-    formula guard of text cells. Errors propagate (callers name the table)."""
+    """Read a table this package wrote (CSV with or without BOM, Excel workbook or Parquet),
+    undoing the formula guard of CSV text cells. Errors propagate (callers name the table)."""
     p = Path(path)
     if p.suffix == ".parquet":
         return pd.read_parquet(p)
+    if p.suffix == ".xlsx":
+        from python_calamine import CalamineWorkbook
+
+        rows = CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python()
+        if not rows:
+            raise ValueError("the workbook's first sheet is empty")
+        df = pd.DataFrame(rows[1:], columns=[str(c) for c in rows[0]], dtype=object).replace({"": None})
+        for c in df.columns:
+            if dtype and c in dtype:
+                df[c] = df[c].astype(object).where(df[c].notna(), None).map(lambda v: v if v is None else str(v))
+            else:
+                df[c] = _infer(df[c])
+        return df
     return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig"))
+
+
+def _infer(s: pd.Series) -> pd.Series:
+    """Numbers and booleans of a workbook column as such, text as text."""
+    vals = s.dropna()
+    if len(vals) and all(isinstance(v, bool) for v in vals):
+        return s.astype("boolean")
+    if len(vals) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
+        return s.astype("float64")
+    return s
 
 
 def sha256_file(path: str | os.PathLike) -> str:
