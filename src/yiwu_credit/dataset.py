@@ -245,6 +245,23 @@ def _text(raw: pd.Series) -> pd.Series:
     return s.mask(s == "")
 
 
+def _normalise_ids(s: pd.Series) -> pd.Series:
+    """Unicode NFKC (full-width ９１ → 91), trimmed, upper case; blank → missing. In Arrow: the
+    normalisation runs only when a value is not ASCII."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(s)  # zero-copy for Arrow-backed strings (the __arrow_array__ protocol)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # True, or None when every value is missing
+        arr = pc.ascii_upper(pc.utf8_trim_whitespace(arr))
+    else:
+        arr = pc.utf8_upper(pc.utf8_trim_whitespace(pc.utf8_normalize(arr, "NFKC")))
+    out = pd.Series(arr.to_pandas(), index=s.index, dtype="str")
+    return out.mask(out == "")
+
+
 def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None,
            formats: tuple[str, ...] = ()) -> tuple[pd.Series, np.ndarray]:
     """Calendar days (datetime64[s] at midnight, Asia/Shanghai) from ISO text or datetime cells,
@@ -339,8 +356,7 @@ def _coerce(table: Table, df: pd.DataFrame, f: _Findings | None = None, profile:
             s = _text(raw) if n else pd.Series([], dtype="str")
             present = s.notna().to_numpy()
             if col.kind == "id" and n:
-                norm = s.str.normalize("NFKC").str.strip().str.upper()
-                norm = norm.mask(norm == "")
+                norm = _normalise_ids(s)
                 if f is not None:
                     f.note(table.name, col.name, "normalised before matching (Unicode NFKC, trimmed, upper case)",
                            (norm.notna() & raw.notna() & (norm != raw.astype("str"))).fillna(False).to_numpy(dtype=bool))
