@@ -19,6 +19,18 @@ Hájek–Deville approximation (Deville 1999; Tillé 2006, §7.5)::
 with ``z = d·y`` for the HT total and the linearised ``z = d (y - R̂)/N̂_d`` for the Hájek ratio.
 Certainty units (pi = 1) add no variance.
 
+Tied to the draw (:func:`tie_results`). Results must be for drawn entities only, one each, with
+a known result code and an ISO date inside the campaign window (recorded in the audit at draw
+time, or given); anything else is refused with a :class:`DataValidationError` naming the rows.
+
+Non-response. A drawn entity without a result is a non-respondent. Within each adjustment class
+``h`` (default: tier) respondents' weights ``1/pi`` are multiplied by
+``f_h = Σ_{drawn in h} 1/pi / Σ_{responded in h} 1/pi`` (weighting-class adjustment; assumes
+results are missing at random within tier). The estimators below then run on the respondents
+with ``pi_adj = pi / f_h``, i.e. response is treated as a second phase with the estimated class
+response propensity; the variance ignores the estimation of ``f_h`` (stated approximation). A
+class with drawn entities but no respondent cannot be adjusted and is refused.
+
 Intervals. Violations are rare and low-tier entities carry large weights (1/pi ≈ 80 for tier
 A), so the estimates are right-skewed and normal intervals under-cover (≈ 85% nominal 95% in
 our simulations). Published 95% intervals are Korn–Graubard: Clopper–Pearson with the effective
@@ -252,8 +264,7 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
                             + "; ".join(v.mismatches[:3]) + ")")
     if len(results) == 0:
         raise DataValidationError([Problem("results", None, "no results: the table has a header but no data rows")])
-    r = results.reset_index() if "entity_id" not in results.columns and results.index.name == "entity_id" \
-        else results
+    r = results if "entity_id" in results.columns else results.rename_axis("entity_id").reset_index()
     problems: list[Problem] = []
     missing = [c for c in ("entity_id", result_col, date_col) if c not in r.columns]
     if missing:
