@@ -277,6 +277,16 @@ def test_malformed_draw_inputs_and_manifests(capsys, campaign, tmp_path, bundle)
     code, _, err = run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--window", "2026-05-01", "2026-04-01",
                        "--out", tmp_path / "o.csv")
     assert code == 6 and "after end" in err
+    plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
+    plan.assign(pi=plan["pi"].astype(str).where(plan.index != 3, "abc")).to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--out", tmp_path / "o.csv")
+    assert code == 6 and "plan.pi: not a number (['abc'])" in err
+    code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "p.csv",
+                       "--inspectors", d / "w" / "inspectors.csv")
+    assert code == 7 and "MISMATCH" in out and "not a number" in out
+    plan.iloc[:0].to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--out", tmp_path / "o.csv")
+    assert code == 6 and "the plan is empty" in err and not (tmp_path / "o.csv").exists()
     for manifest, expect in (([], "manifest must be a JSON object, got list"),
                              ("x", "manifest must be a JSON object, got str"),
                              ("files", "field 'files'"), ("versions", "field 'versions'")):

@@ -246,9 +246,10 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
         raise PlanError(f"results: expected a DataFrame, got {type(results).__name__}")
     if not isinstance(plan, pd.DataFrame):
         raise PlanError(f"plan: expected a DataFrame, got {type(plan).__name__}")
+    from .sampling import _plan_pi
+
     frame = plan.set_index("entity_id") if "entity_id" in plan.columns else plan
-    if "pi" not in frame.columns:
-        raise PlanError("plan: missing column 'pi'")
+    pi_all = pd.Series(_plan_pi(frame), index=frame.index)     # PlanError unless 0 < pi ≤ 1 everywhere
     if adjust_by is not None and adjust_by not in frame.columns:
         raise PlanError(f"plan: no column {adjust_by!r} to adjust for non-response by")
     not_in_plan = frame.index.get_indexer(ids) < 0
@@ -305,7 +306,7 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
 
     # non-response: weighting-class adjustment within adjust_by
     d = frame.loc[ids]
-    pi_d = d["pi"].to_numpy(dtype=np.float64)
+    pi_d = pi_all.loc[ids].to_numpy(dtype=np.float64)
     cls = (d[adjust_by].astype(object).where(d[adjust_by].notna(), "(missing)") if adjust_by is not None
            else pd.Series("all", index=d.index, dtype=object))
     responded = res.index.get_indexer(ids) >= 0
@@ -335,7 +336,7 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
     resp = pd.concat([resp, pd.DataFrame([total])], ignore_index=True)
     resp.insert(0, "adjusted_by", adjust_by or "")
     cls_r = pd.Series(cls.to_numpy(), index=ids)[res.index]
-    pi_adj = frame.loc[res.index, "pi"].astype(np.float64) / g["adjustment"].reindex(cls_r.to_numpy()).to_numpy()
+    pi_adj = pi_all.loc[res.index] / g["adjustment"].reindex(cls_r.to_numpy()).to_numpy()
     return Campaign(results=res, drawn=ids, window=win, frame=frame, cls=pd.Series(cls.to_numpy(), index=ids),
                     pi_adj=pi_adj, response=resp)
 

@@ -886,6 +886,13 @@ def _plan_pi(plan: pd.DataFrame, what: str = "plan") -> np.ndarray:
     if "pi" not in plan.columns:
         raise PlanError(f"{what}: missing column 'pi' (build it with supervision_plan)")
     col = plan["pi"]
+    if col.dtype != np.float64 and not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)):
+        num = pd.to_numeric(col, errors="coerce")
+        bad = (num.isna() & col.notna()).to_numpy()
+        if bad.any():
+            vals = sorted({str(v) for v in col[bad].unique()[:3]})
+            raise PlanError(f"{what}.pi: not a number ({vals}) for entity {_examples(plan.index, bad)}")
+        col = num
     pi = col.to_numpy(dtype=np.float64) if col.dtype == np.float64 else col.to_numpy(dtype=np.float64, na_value=np.nan)
     if len(pi) and not (pi.min() > 0 and pi.max() <= 1):      # NaN fails both comparisons
         bad = ~((pi > 0) & (pi <= 1))
@@ -999,6 +1006,8 @@ def draw(plan: pd.DataFrame, n: int | None, seed: int | str, *, window: tuple[An
     the audit as ``campaign``; estimates refuse results dated outside it.
     """
     win = None if window is None else campaign_window(*window)
+    if isinstance(plan, pd.DataFrame) and len(plan) == 0:
+        raise PlanError("plan: no entities to draw from (the plan is empty)")
     r = _compute_draw(plan, n, seed)
     audit = {
         "format": AUDIT_FORMAT, "algorithm": DRAW_ALGORITHM, "algorithm_version": ALGORITHM_VERSION,
