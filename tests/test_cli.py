@@ -247,6 +247,14 @@ def test_estimate_is_tied_to_the_draw(capsys, campaign, tmp_path):
     summary = pd.read_csv(tmp_path / "pub.summary.csv", encoding="utf-8-sig", dtype=str).set_index("item")["value"]
     assert float(summary["response_rate"]) == pytest.approx(keep.mean()) and summary["not_inspected"] == "35"
     assert len(pd.read_csv(tmp_path / "pub.csv", encoding="utf-8-sig")) == keep.sum()
+    # the published table's inspectors must be the audited ones
+    asg = pd.read_csv(d / "drawn.inspectors.csv", dtype=str)
+    asg.loc[0, "inspector_id"] = "ZF-nobody"
+    asg.to_csv(tmp_path / "asg.csv", index=False)
+    (tmp_path / "est.csv").unlink()
+    code, _, err = estimate(res[keep], "--publish", tmp_path / "pub2.csv", "--assignments", tmp_path / "asg.csv")
+    assert code == 3 and f"entity {asg.loc[0, 'entity_id']}" in err and "ZF-nobody" in err
+    assert not (tmp_path / "pub2.csv").exists() and not (tmp_path / "est.csv").exists()
 
 
 @pytest.mark.parametrize("field, value", [("n", "abc"), ("seed", [1]), ("selected", 5), ("start", None)])

@@ -211,7 +211,9 @@ def test_nonresponse_adjustment_is_unbiased_when_missing_at_random_within_tier(p
     """Response depends on the tier (A 95 %, B 90 %, C 50 %, D 20 %) and violations do too.
     Over 250 seeded campaigns the tier-adjusted Hájek rate stays within 4 Monte-Carlo SEs
     (+5 % of an SE for its O(1/n) bias) of the true rate; the unadjusted one (one class, i.e.
-    respondents weighted by 1/pi only) is off by more than 6 SEs (expected ≈ 15)."""
+    respondents weighted by 1/pi only) is off by more than 6 SEs (observed z ≈ 1.0 and −14.6).
+    The Deville variance on the adjusted weights matches the Monte-Carlo variance within ±25 %
+    (observed 0.97) and the 95 % interval covers in at least 93 % of campaigns (observed 98.8 %)."""
     _, plan, y = population
     true = y.mean()
     p_resp = plan["tier"].map({"A": 0.95, "B": 0.9, "C": 0.5, "D": 0.2})
@@ -220,12 +222,15 @@ def test_nonresponse_adjustment_is_unbiased_when_missing_at_random_within_tier(p
         res, d = _campaign(plan, y, seed=1000 + r)
         keep = np.random.default_rng(r).random(n) < p_resp[res.index].to_numpy()
         part = res[keep]
-        adj.append(violation_rates(part, plan, drawn=d.selected, window=WINDOW, by=()).iloc[0]["rate"])
+        adj.append(violation_rates(part, plan, drawn=d.selected, window=WINDOW, by=()).iloc[0])
         unadj.append(violation_rates(part, plan, drawn=d.selected, window=WINDOW, by=(), adjust_by=None).iloc[0]["rate"])
-    adj, unadj = np.array(adj), np.array(unadj)
-    mc = adj.std() / np.sqrt(len(adj))
-    assert abs(adj.mean() - true) < 4 * mc + 0.05 * adj.std(), (adj.mean(), true, mc)
+    a, unadj = pd.DataFrame(adj), np.array(unadj)
+    mc = a["rate"].std() / np.sqrt(len(a))
+    assert abs(a["rate"].mean() - true) < 4 * mc + 0.05 * a["rate"].std(), (a["rate"].mean(), true, mc)
+    assert abs(a["rate_ht"].mean() - true) < 4 * a["rate_ht"].std() / np.sqrt(len(a))
     assert abs(unadj.mean() - true) > 6 * unadj.std() / np.sqrt(len(unadj)), (unadj.mean(), true)
+    assert 0.75 < (a["se"] ** 2).mean() / a["rate"].var() < 1.25
+    assert ((a["ci_low"] <= true) & (true <= a["ci_high"])).mean() >= 0.93
 
 
 def test_publication_summary_states_the_response_rate(population):

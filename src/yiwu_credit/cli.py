@@ -223,7 +223,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    from .estimates import publication_summary, results_table, tie_results, violation_rates
+    from .estimates import publication_summary, tie_results, violation_rates
     from .io import write_table
     from .sampling import load_audit, verify
 
@@ -242,6 +242,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
         drawn = _read(a.drawn, "drawn").index
     c = tie_results(results, plan, drawn=drawn, window=window, verify_plan=False)
     est = violation_rates(c, by=a.by, policy=a.policy)
+    table = _published_table(a, c, drawn) if a.publish else None   # checked before anything is written
     write_table(est, a.out, excel=a.excel)
     overall = est[est["domain"] == "all"].iloc[0]
     resp = c.response
@@ -255,31 +256,39 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     _out(resp.drop(columns="adjusted_by").rename(columns={"class": resp["adjusted_by"].iloc[0] or "class"})
          .to_string(index=False, na_rep="", float_format=lambda x: f"{x:.3f}"))
     _out(f"estimates by {', '.join(a.by)} → {a.out}")
-    if a.publish:
-        if a.assignments:
-            asg = pd.read_csv(a.assignments, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-            if a.audit and "inspectors" in drawn:
-                from .errors import DataValidationError, Problem
-                from .inspectors import assignment_map, compare_assignments
-
-                diff = compare_assignments(drawn["inspectors"]["assignment"], assignment_map(asg), "assignments")
-                if diff:
-                    raise DataValidationError([Problem("assignments", "inspector_id",
-                                                       f"{Path(a.assignments).name} differs from the audit: {m}")
-                                               for m in diff])
-        elif a.audit and "inspectors" in drawn:
-            asg = pd.DataFrame([(e, i) for e, ins in drawn["inspectors"]["assignment"].items() for i in ins],
-                               columns=["entity_id", "inspector_id"]).assign(slot=lambda f: f.groupby("entity_id").cumcount() + 1)
-        else:
-            asg = None
+    if table is not None:
         pub = Path(a.publish)
         summary_path = pub.with_name(pub.stem + ".summary.csv")
-        table = results_table(c.results, asg, zh_columns=True)
         write_table(table, pub, excel=True)
         write_table(publication_summary(c, est), summary_path, excel=True)
         _out(f"publishable results table (一公开) → {pub}; summary with the response rate "
              f"({tot['response_rate']:.1%}) → {summary_path}")
     return 0
+
+
+def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
+    """The 一公开 results table; its inspectors are the audit's (``--assignments`` must match them)."""
+    from .errors import DataValidationError, Problem
+    from .estimates import results_table
+    from .inspectors import assignment_map, compare_assignments
+
+    recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
+    if a.assignments:
+        try:
+            asg = pd.read_csv(a.assignments, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except Exception as e:
+            raise DataValidationError([Problem("assignments", None, f"cannot read {a.assignments}: "
+                                               f"{type(e).__name__}: {e}")]) from None
+        diff = compare_assignments(recorded, assignment_map(asg), "assignments") if recorded is not None else []
+        if diff:
+            raise DataValidationError([Problem("assignments", "inspector_id",
+                                               f"{Path(a.assignments).name} differs from the audit: {m}") for m in diff])
+    elif recorded is not None:
+        asg = pd.DataFrame([(e, i) for e, ins in recorded.items() for i in ins], columns=["entity_id", "inspector_id"])
+        asg["slot"] = asg.groupby("entity_id").cumcount() + 1
+    else:
+        asg = None
+    return results_table(c.results, asg, zh_columns=True)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
