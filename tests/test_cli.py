@@ -139,46 +139,189 @@ def campaign(tmp_path_factory):
                      "--out", str(d / "scores.csv")]) == 0
         assert main(["plan", "--scores", str(d / "scores.csv"), "--n", "200", "--out", str(d / "plan.csv")]) == 0
         assert main(["draw", "--plan", str(d / "plan.csv"), "--seed", "20260101", "--inspectors",
-                     str(d / "w" / "inspectors.csv"), "--out", str(d / "drawn.csv")]) == 0
+                     str(d / "w" / "inspectors.csv"), "--window", "2026-02-01", "2026-04-30",
+                     "--out", str(d / "drawn.csv")]) == 0
     return d, buf.getvalue()
+
+
+def _verify(capsys, d, *extra):
+    return run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", d / "plan.csv", *extra)
 
 
 def test_plan_draw_verify_estimate(capsys, campaign):
     d, log = campaign
-    assert "campaign of 200" in log and "audit record" in log
+    assert "campaign of 200" in log and "audit record" in log and "campaign window 2026-02-01 – 2026-04-30" in log
     plan = pd.read_csv(d / "plan.csv")
     drawn = pd.read_csv(d / "drawn.csv")
     assert len(drawn) == 200 and abs(plan["pi"].sum() - 200) < 1e-6
     assert drawn["inspectors"].str.count(";").min() >= 1  # at least two inspectors each
-    code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", d / "plan.csv")
+    code, out, _ = _verify(capsys, d, "--inspectors", d / "w" / "inspectors.csv")
     assert code == 0 and out.startswith("OK")
+    assert "entities: 200 of" in out and "inspectors: roster hash matches" in out
+    assert "drawn.inspectors.csv lists exactly the recorded assignment" in out
     # results for the drawn entities → estimates and the published table
     res = drawn[["entity_id"]].assign(date="2026-02-01", result=np.where(np.arange(len(drawn)) % 5 == 0,
                                                                          "pending", "no_problem"))
     res.to_csv(d / "results.csv", index=False)
     code, out, _ = run(capsys, "estimate", "--results", d / "results.csv", "--plan", d / "plan.csv",
-                       "--out", d / "est.csv", "--publish", d / "pub.csv", "--assignments",
-                       d / "drawn.inspectors.csv")
-    assert code == 0 and "violation rate" in out
+                       "--audit", d / "drawn.audit.json", "--out", d / "est.csv", "--publish", d / "pub.csv",
+                       "--assignments", d / "drawn.inspectors.csv")
+    assert code == 0 and "violation rate" in out and "200 of 200 drawn entities have a result (100.0%)" in out
     est = pd.read_csv(d / "est.csv")
-    assert {"domain", "level", "rate", "se", "ci_low", "ci_high"} <= set(est.columns)
+    assert {"domain", "level", "drawn", "n", "response_rate", "rate", "se", "ci_low", "ci_high"} <= set(est.columns)
     pub = pd.read_csv(d / "pub.csv", encoding="utf-8-sig")
     assert "检查结果" in pub.columns and len(pub) == 200
+    summary = pd.read_csv(d / "pub.summary.csv", encoding="utf-8-sig", dtype=str).set_index("item")["value"]
+    assert summary["response_rate"] == "1.0000" and summary["drawn"] == "200"
+
+
+def test_verify_covers_the_inspector_draw(capsys, campaign, tmp_path):
+    """Issue 11 item 6: editing drawn.inspectors.csv is a MISMATCH naming the entity; an audit with
+    an inspector draw is never a bare OK without the roster."""
+    d, _ = campaign
+    code, out, _ = _verify(capsys, d)
+    assert code == 7 and "NOT VERIFIED" in out and "--inspectors ROSTER" in out and not out.startswith("OK")
+    asg = pd.read_csv(d / "drawn.inspectors.csv", dtype=str)
+    roster = pd.read_csv(d / "w" / "inspectors.csv", dtype=str)
+    e = asg.loc[0, "entity_id"]
+    asg.loc[0, "inspector_id"] = next(i for i in roster["inspector_id"]
+                                      if i not in set(asg.loc[asg["entity_id"] == e, "inspector_id"]))
+    asg.to_csv(tmp_path / "tampered.csv", index=False)
+    code, out, _ = _verify(capsys, d, "--inspectors", d / "w" / "inspectors.csv", "--assignments",
+                           tmp_path / "tampered.csv")
+    assert code == 7 and "MISMATCH" in out and f"tampered.csv: entity {e}" in out
+    # a roster changed after the draw: the hash and the recomputed assignment say so
+    roster.iloc[1:].to_csv(tmp_path / "roster.csv", index=False)
+    code, out, _ = _verify(capsys, d, "--inspectors", tmp_path / "roster.csv")
+    assert code == 7 and "inspectors.roster_sha256" in out
+
+
+def test_estimate_is_tied_to_the_draw(capsys, campaign, tmp_path):
+    """Issue 11 item 5: twenty results for undrawn tier-A entities are refused (exit 3 naming ids and
+    rows), as are duplicates, dates outside the campaign and a header-only file; non-response is
+    reported by tier and adjusted."""
+    d, _ = campaign
+    plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
+    drawn = pd.read_csv(d / "drawn.csv", dtype={"entity_id": str})
+    res = drawn[["entity_id"]].assign(date="2026-02-01", result="no_problem")
+    common = ("--plan", d / "plan.csv", "--audit", d / "drawn.audit.json", "--out", tmp_path / "est.csv")
+
+    def estimate(df, *extra):
+        df.to_csv(tmp_path / "r.csv", index=False)
+        return run(capsys, "estimate", "--results", tmp_path / "r.csv", *common, *extra)
+
+    undrawn = plan.loc[(plan["tier"] == "A") & ~plan["entity_id"].isin(drawn["entity_id"]), "entity_id"][:20]
+    code, out, err = estimate(pd.concat([res, pd.DataFrame({"entity_id": undrawn, "date": "2026-02-01",
+                                                            "result": "pending"})]))
+    assert code == 3 and "results.entity_id: result for an entity not drawn" in err
+    assert undrawn.iloc[0] in err and "20 row(s), e.g. rows 201, 202" in err and not (tmp_path / "est.csv").exists()
+    code, _, err = estimate(pd.concat([res, res.iloc[[7]]]))
+    assert code == 3 and "more than one result" in err and "rows 8, 201" in err
+    code, _, err = estimate(res.assign(date=["2026-05-01"] + ["2026-02-01"] * (len(res) - 1)))
+    assert code == 3 and "date outside the campaign window 2026-02-01 – 2026-04-30: ['2026-05-01']" in err
+    code, _, err = estimate(res.iloc[:0])
+    assert code == 3 and "no data rows" in err
+    code, _, err = run(capsys, "estimate", "--results", tmp_path / "r.csv", "--plan", d / "plan.csv",
+                       "--drawn", d / "drawn.csv", "--out", tmp_path / "e.csv")
+    assert code == 6 and "campaign window unknown" in err              # a bare list carries no window
+    with pytest.raises(SystemExit) as ei:                              # no draw at all: usage error
+        main(["estimate", "--results", str(tmp_path / "r.csv"), "--plan", str(d / "plan.csv"),
+              "--out", str(tmp_path / "e.csv")])
+    assert ei.value.code == 2
+    capsys.readouterr()
+
+    # non-response: drop 30 of the tier-D results and 5 of tier C
+    tier = plan.set_index("entity_id")["tier"]
+    t = tier[res["entity_id"]].to_numpy()
+    keep = ~(((t == "D") & (np.cumsum(t == "D") <= 30)) | ((t == "C") & (np.cumsum(t == "C") <= 5)))
+    code, out, _ = estimate(res[keep], "--publish", tmp_path / "pub.csv")
+    assert code == 0 and f"{int(keep.sum())} of 200 drawn entities have a result" in out
+    assert "weights adjusted within tier for non-response" in out
+    lines = {ln.split()[0]: ln.split() for ln in out.splitlines() if ln.split() and ln.split()[0] in "ABCD"}
+    assert lines["D"][3] == "30" and lines["C"][3] == "5" and lines["A"][3] == "0"
+    est = pd.read_csv(tmp_path / "est.csv").set_index(["domain", "level"])
+    assert est.loc[("all", "all"), "n"] == keep.sum() and est.loc[("all", "all"), "drawn"] == 200
+    summary = pd.read_csv(tmp_path / "pub.summary.csv", encoding="utf-8-sig", dtype=str).set_index("item")["value"]
+    assert float(summary["response_rate"]) == pytest.approx(keep.mean()) and summary["not_inspected"] == "35"
+    assert len(pd.read_csv(tmp_path / "pub.csv", encoding="utf-8-sig")) == keep.sum()
+    # the published table's inspectors must be the audited ones
+    asg = pd.read_csv(d / "drawn.inspectors.csv", dtype=str)
+    asg.loc[0, "inspector_id"] = "ZF-nobody"
+    asg.to_csv(tmp_path / "asg.csv", index=False)
+    (tmp_path / "est.csv").unlink()
+    code, _, err = estimate(res[keep], "--publish", tmp_path / "pub2.csv", "--assignments", tmp_path / "asg.csv")
+    assert code == 3 and f"entity {asg.loc[0, 'entity_id']}" in err and "ZF-nobody" in err
+    assert not (tmp_path / "pub2.csv").exists() and not (tmp_path / "est.csv").exists()
+
+
+@pytest.mark.parametrize("field, value", [("n", "abc"), ("seed", [1]), ("selected", 5), ("start", None)])
+def test_malformed_audit_is_exit_4_naming_file_and_field(capsys, campaign, tmp_path, field, value):
+    d, _ = campaign
+    audit = json.loads((d / "drawn.audit.json").read_text())
+    audit[field] = value
+    (tmp_path / "bad.audit.json").write_text(json.dumps(audit))
+    code, out, err = run(capsys, "verify", "--audit", tmp_path / "bad.audit.json", "--frame", d / "plan.csv")
+    assert code == 4 and "bad.audit.json" in err and f"field '{field}'" in err
+    drawn = pd.read_csv(d / "drawn.csv", dtype={"entity_id": str})
+    drawn[["entity_id"]].assign(date="2026-02-01", result="no_problem").to_csv(tmp_path / "r.csv", index=False)
+    code, _, err = run(capsys, "estimate", "--results", tmp_path / "r.csv", "--plan", d / "plan.csv",
+                       "--audit", tmp_path / "bad.audit.json", "--out", tmp_path / "e.csv")
+    assert code == 4 and f"field '{field}'" in err
+
+
+def test_malformed_draw_inputs_and_manifests(capsys, campaign, tmp_path, bundle):
+    d, _ = campaign
+    (tmp_path / "zero.csv").write_bytes(b"")
+    code, _, err = run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--inspectors", tmp_path / "zero.csv",
+                       "--out", tmp_path / "o.csv")
+    assert code == 4 and "zero.csv: the roster file is empty" in err and not (tmp_path / "o.csv").exists()
+    code, _, err = _verify(capsys, d, "--inspectors", tmp_path / "zero.csv")
+    assert code == 4 and "zero.csv" in err
+    code, _, err = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "zero.csv")
+    assert code == 3 and "zero.csv" in err
+    code, _, err = run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--window", "2026-05-01", "2026-04-01",
+                       "--out", tmp_path / "o.csv")
+    assert code == 6 and "after end" in err
+    plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
+    plan.assign(pi=plan["pi"].astype(str).where(plan.index != 3, "abc")).to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--out", tmp_path / "o.csv")
+    assert code == 6 and "plan.pi: not a number (['abc'])" in err
+    code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "p.csv",
+                       "--inspectors", d / "w" / "inspectors.csv")
+    assert code == 7 and "MISMATCH" in out and "not a number" in out
+    plan.iloc[:0].to_csv(tmp_path / "p.csv", index=False)
+    code, _, err = run(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--out", tmp_path / "o.csv")
+    assert code == 6 and "the plan is empty" in err and not (tmp_path / "o.csv").exists()
+    for manifest, expect in (([], "manifest must be a JSON object, got list"),
+                             ("x", "manifest must be a JSON object, got str"),
+                             ("files", "field 'files'"), ("versions", "field 'versions'")):
+        b = tmp_path / f"b{len(list(tmp_path.iterdir()))}"
+        shutil.copytree(bundle.path, b)
+        if manifest in ("files", "versions"):
+            m = json.loads((b / "manifest.json").read_text())
+            m[manifest] = ["model.joblib"]
+            manifest = m
+        (b / "manifest.json").write_text(json.dumps(manifest))
+        code, _, err = run(capsys, "score", "--data", d / "w" / "dataset", "--as-of", "2026-01-01", "--model", b,
+                           "--out", tmp_path / "s.csv")
+        assert code == 5 and "manifest.json" in err and expect in err, err
 
 
 def test_verify_detects_tampering(capsys, campaign, tmp_path):
     d, _ = campaign
+    roster = ("--inspectors", d / "w" / "inspectors.csv")
     plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
     # move probability between two entities: same total, different frame
     plan.loc[0, "pi"], plan.loc[1, "pi"] = plan.loc[1, "pi"], plan.loc[0, "pi"]
     plan.to_csv(tmp_path / "plan.csv", index=False)
     if plan.loc[0, "pi"] != plan.loc[1, "pi"]:
-        code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "plan.csv")
+        code, out, _ = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "plan.csv",
+                           *roster)
         assert code == 7 and "MISMATCH" in out
     audit = json.loads((d / "drawn.audit.json").read_text())
     audit["selected"][0] = audit["selected"][0][:-1] + "0"
     (tmp_path / "a.json").write_text(json.dumps(audit))
-    code, out, _ = run(capsys, "verify", "--audit", tmp_path / "a.json", "--frame", d / "plan.csv")
+    code, out, _ = run(capsys, "verify", "--audit", tmp_path / "a.json", "--frame", d / "plan.csv", *roster)
     assert code == 7 and "MISMATCH" in out
 
 

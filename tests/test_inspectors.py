@@ -7,7 +7,17 @@ import pandas as pd
 import pytest
 
 from yiwu_credit.errors import ConfigError, PlanError
-from yiwu_credit.inspectors import assign_inspectors, inspectors_by_entity, load_roster
+from yiwu_credit.inspectors import (
+    ROSTER_COLUMNS,
+    assign_inspectors,
+    assignment_map,
+    inspector_record,
+    inspectors_by_entity,
+    load_roster,
+    previous_sha256,
+    roster_sha256,
+    verify_assignment,
+)
 
 TOWNS = ["稠城街道", "江东街道", "佛堂镇", "苏溪镇"]
 
@@ -144,3 +154,56 @@ def test_inspectors_by_entity_and_policy_defaults():
     a = assign_inspectors(sel, _roster(), seed=3)                   # policy: 2 per entity, cap 40
     s = inspectors_by_entity(a)
     assert len(s) == 20 and s.str.count(";").eq(1).all()
+
+
+def test_empty_roster_file_is_a_config_error(tmp_path):
+    (tmp_path / "zero.csv").write_bytes(b"")
+    with pytest.raises(ConfigError, match=r"zero\.csv: the roster file is empty"):
+        load_roster(tmp_path / "zero.csv")
+    (tmp_path / "header.csv").write_text(",".join(ROSTER_COLUMNS) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="the roster is empty"):
+        load_roster(tmp_path / "header.csv")
+
+
+def test_roster_hash_is_canonical_and_the_assignment_is_recorded(tmp_path):
+    """The roster hash ignores row/column order, a BOM and spaces around ';' (the assignment does
+    too) but changes with anything the assignment depends on; the record keeps the resolved
+    parameters and verify_assignment recomputes the assignment from them."""
+    ros = _roster()
+    h = roster_sha256(ros)
+    shuffled = ros.sample(frac=1, random_state=2)[list(reversed(ROSTER_COLUMNS))]
+    shuffled["qualifications"] = shuffled["qualifications"].str.replace(";", " ; ")
+    shuffled.to_csv(tmp_path / "r.csv", index=False, encoding="utf-8-sig")
+    assert roster_sha256(tmp_path / "r.csv") == h
+    for col, val in (("towns", "苏溪镇"), ("qualifications", "food"), ("conflicts", "E0100"), ("department", "tax")):
+        changed = ros.copy()
+        changed.loc[2, col] = val
+        assert roster_sha256(changed) != h, col
+    assert roster_sha256(ros.iloc[:-1]) != h
+
+    sel = _selected(60)
+    prev = assign_inspectors(sel, ros, seed=1, max_per_inspector=15)
+    a = assign_inspectors(sel, ros, seed=2, max_per_inspector=15, previous=prev, qualification="general")
+    rec = inspector_record(a)
+    assert rec["roster_sha256"] == h and rec["per_entity"] == 2 and rec["max_per_inspector"] == 15
+    assert rec["no_repeat_consecutive"] is True and rec["qualification"] == ["general"]
+    assert rec["previous_sha256"] == previous_sha256(prev) and rec["seed"] == 2
+    assert rec["assignment"] == assignment_map(a) and len(rec["assignment"]) == 60
+    assert all(v == sorted(v) and len(v) == 2 for v in rec["assignment"].values())
+
+    ok = verify_assignment(rec, sel, shuffled, previous=prev, published=a)
+    assert ok.ok and any("recompute exactly" in m for m in ok.checked)
+    no_prev = verify_assignment(rec, sel, ros)                     # the draw used `previous`: not verifiable
+    assert not no_prev.ok and not no_prev.mismatches and "previous" in no_prev.unverified[0]
+    no_roster = verify_assignment(rec, sel, None, previous=prev)
+    assert not no_roster.ok and "NOT verified" in no_roster.unverified[0]
+    other = ros.drop(index=5)                                      # an inspector quietly removed
+    r = verify_assignment(rec, sel, other, previous=prev)
+    assert not r.ok and r.mismatches[0].startswith("inspectors.roster_sha256")
+    forged = {**rec, "assignment": {**rec["assignment"], "E0007": ["I000", "I001"]}}
+    r = verify_assignment(forged, sel, ros, previous=prev, published=a)
+    assert not r.ok and any(m.startswith("inspectors: entity E0007") for m in r.mismatches)
+    stripped = a.copy()
+    stripped.attrs = {}
+    with pytest.raises(PlanError, match="no inspector-draw record"):
+        inspector_record(stripped)

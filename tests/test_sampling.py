@@ -6,6 +6,8 @@ levels say how often a *correct* implementation would fail for an arbitrary choi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -505,3 +507,82 @@ def test_policy_sampling_section_is_validated():
         node[path[-1]] = value
         with pytest.raises(ConfigError, match=msg):
             _validate(r, "policy yiwu-2022")
+
+
+# ------------------------------------------------------------------ malformed audits, windows, the second random
+@pytest.mark.parametrize("field, value", [
+    ("n", "abc"), ("seed", [1]), ("selected", 5), ("start", None), ("start", -1), ("selected", ["a", 3]),
+    ("frame_sha256", "x"), ("plan", [1]), ("population", 1.5), ("campaign", {"start": "2026-13-01", "end": "x"}),
+    ("inspectors", {"roster_sha256": "0" * 64}),
+])
+def test_malformed_audit_fields_are_config_errors_naming_file_and_field(tmp_path, field, value):
+    plan = S.supervision_plan(_scored(300, seed=12), n=20)
+    d = S.draw(plan, 20, seed=5)
+    p = tmp_path / "a.audit.json"
+    p.write_text(json.dumps({**d.audit, field: value}), encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"a\.audit\.json: field '{field}"):
+        S.load_audit(p)
+    with pytest.raises(ConfigError, match=rf"field '{field}"):
+        S.verify({**d.audit, field: value}, plan)
+    for bad in ([], "x", 3):
+        p.write_text(json.dumps(bad), encoding="utf-8")
+        with pytest.raises(ConfigError, match="not a yiwu-credit audit record"):
+            S.load_audit(p)
+
+
+def test_campaign_window_is_recorded_and_checked():
+    plan = S.supervision_plan(_scored(300, seed=12), n=20)
+    d = S.draw(plan, 20, seed=5, window=("2026-03-01", pd.Timestamp("2026-06-30")))
+    assert d.audit["campaign"] == {"start": "2026-03-01", "end": "2026-06-30"} and S.verify(d, plan).ok
+    assert "campaign" not in S.draw(plan, 20, seed=5).audit
+    for w, msg in ((("2026-06-30", "2026-03-01"), "after end"), (("2026-03-01", "soon"), "end: expected an ISO date"),
+                   ((None, "2026-03-01"), "start: expected")):
+        with pytest.raises(PlanError, match=msg):
+            S.draw(plan, 20, seed=5, window=w)
+
+
+def test_verify_covers_the_inspector_draw(tmp_path):
+    """Issue 11 item 6: the audit records the roster hash, the parameters and the assignment;
+    verify recomputes them, compares the published file, and is never a bare OK without the roster."""
+    from yiwu_credit.inspectors import assign_inspectors
+
+    sc = _scored(600, seed=13)
+    plan = S.supervision_plan(sc, n=40)
+    roster = pd.DataFrame({"inspector_id": [f"ZF{i:03d}" for i in range(12)], "department": "samr",
+                           "towns": ["" if i % 3 == 0 else ["稠城街道", "佛堂镇", "苏溪镇"][i % 3] for i in range(12)],
+                           "qualifications": "general", "conflicts": ""})
+    d = S.draw(plan, 40, seed="lottery-7")
+    asg = assign_inspectors(d.frame(plan), roster, "lottery-7", per_entity=2, max_per_inspector=10)
+    with pytest.raises(PlanError, match="not for the drawn entities"):
+        d.with_inspectors(asg.iloc[2:])
+    da = d.with_inspectors(asg)
+    rec = da.audit["inspectors"]
+    assert set(rec["assignment"]) == set(d.selected) and rec["seed"] == "lottery-7" and "inspectors" not in d.audit
+    r = S.verify(da, plan, roster=roster, assignments=asg)
+    assert r.ok and str(r).startswith("OK") and "entities: 40 of 600" in str(r) and "inspectors: roster hash" in str(r)
+    bare = S.verify(da, plan)
+    assert not bare.ok and not bare.mismatches and "NOT VERIFIED" in str(bare) and "entities: 40" in str(bare)
+    assert not S.verify(d, plan, roster=roster).ok                 # a roster for an audit without inspectors
+
+    # files: the published assignments are found next to the audit and compared with the record
+    S.save_audit(da, tmp_path / "drawn.audit.json")
+    plan.reset_index().to_csv(tmp_path / "plan.csv", index=False)
+    roster.to_csv(tmp_path / "roster.csv", index=False)
+    asg.to_csv(tmp_path / "drawn.inspectors.csv", index=False)
+    r = S.verify_files(tmp_path / "drawn.audit.json", tmp_path / "plan.csv", roster=tmp_path / "roster.csv")
+    assert r.ok and "drawn.inspectors.csv lists exactly the recorded assignment" in str(r)
+    e = asg.loc[5, "entity_id"]
+    t = asg.copy()
+    t.loc[5, "inspector_id"] = next(i for i in roster["inspector_id"] if i not in set(asg.loc[asg["entity_id"] == e,
+                                                                                              "inspector_id"]))
+    t.to_csv(tmp_path / "drawn.inspectors.csv", index=False)
+    r = S.verify_files(tmp_path / "drawn.audit.json", tmp_path / "plan.csv", roster=tmp_path / "roster.csv")
+    assert not r.ok and r.mismatches == (f"drawn.inspectors.csv: entity {e}: the file lists "
+                                         f"{sorted(t.loc[t['entity_id'] == e, 'inspector_id'])}, the audit records "
+                                         f"{rec['assignment'][e]}",)
+    (tmp_path / "drawn.inspectors.csv").write_bytes(b"")
+    r = S.verify_files(tmp_path / "drawn.audit.json", tmp_path / "plan.csv", roster=tmp_path / "roster.csv")
+    assert not r.ok and "unreadable published assignments" in r.mismatches[0]
+    forged = dict(da.audit, inspectors={**rec, "assignment": {**rec["assignment"], e: ["ZF000", "ZF001"]}})
+    r = S.verify(forged, plan, roster=roster)
+    assert not r.ok and any(m.startswith(f"inspectors: entity {e}") for m in r.mismatches)

@@ -116,6 +116,38 @@ def resolve_bundle_path(path: str | Path | None) -> Path:
     return Path(path)
 
 
+def _check_manifest(manifest: Any, mpath: Path) -> None:
+    """BundleError naming the manifest file and field unless every field load_bundle reads has its type."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: manifest must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath.parent}: unsupported bundle format {manifest.get('format')!r}; "
+                          f"this library reads {FORMAT}")
+
+    def bad(field: str, want: str) -> BundleError:
+        got = repr(manifest.get(field.split(".")[0]))
+        return BundleError(f"{mpath}: field {field!r}: expected {want}, got {got[:60]}")
+
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise bad("files", "an object file name → SHA-256 string")
+    for f in ("name", "version"):
+        if not isinstance(manifest.get(f), str):
+            raise bad(f, "a string")
+    versions = manifest.get("versions")
+    if not isinstance(versions, dict) or not isinstance(versions.get("yiwu_credit"), str):
+        raise bad("versions", "an object with a 'yiwu_credit' version string")
+    cat = manifest.get("catalogue")
+    if not isinstance(cat, dict) or not isinstance(cat.get("sha256"), str):
+        raise bad("catalogue", "an object with a 'sha256' string")
+    feats = manifest.get("features")
+    if not isinstance(feats, list) or not all(isinstance(x, str) for x in feats):
+        raise bad("features", "a list of feature names")
+    for f in ("metrics", "training", "policy"):
+        if f in manifest and not isinstance(manifest[f], dict):
+            raise bad(f, "an object")
+
+
 def load_bundle(path: str | Path | None = None) -> Bundle:
     """Load and verify a bundle (default: the shipped ``models/default``)."""
     p = resolve_bundle_path(path)
@@ -124,11 +156,10 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(f"no model bundle at {p} (manifest.json not found)")
     try:
         manifest = json.loads(mpath.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as e:
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise BundleError(f"{mpath}: manifest is not valid JSON: {e}") from None
-    if manifest.get("format") != FORMAT:
-        raise BundleError(f"{p}: unsupported bundle format {manifest.get('format')!r}; this library reads {FORMAT}")
-    files = manifest.get("files", {})
+    _check_manifest(manifest, mpath)
+    files = manifest["files"]
     for f in ("model.joblib", "catalogue.toml", "policy.toml", *(["reference.parquet"] if "reference.parquet" in files
                                                                  else [])):
         if f not in files:

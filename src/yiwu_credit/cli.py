@@ -171,7 +171,9 @@ def cmd_score(a: argparse.Namespace) -> int:
             raise DataValidationError([Problem("entities", None, f"no entity could be scored at {a.as_of}: "
                                                f"{n_rej:,} rejected, {len(res.excluded):,} outside the supervision "
                                                "pool (see validate --lenient)")])
-        write_tables([(res.scored.reset_index(), out), (rejects, rej_path)])
+        db = _db_writer(a, "score", f"score-{a.as_of}-{bundle.version}",
+                        {"scores": res.scored.reset_index(), "score_rejects": rejects})
+        write_tables([(res.scored.reset_index(), out), (rejects, rej_path)], before_commit=db)
         bar.update()
     _out(f"scored {len(res.scored):,} entities at {a.as_of} with {bundle.version} → {out}")
     _out(f"entities in {n_in:,} = scored {len(res.scored):,} + out of pool {len(res.excluded):,} "
@@ -184,6 +186,33 @@ def cmd_score(a: argparse.Namespace) -> int:
     shares = res.scored["tier"].value_counts().reindex(list("ABCD"), fill_value=0)
     _out("tiers: " + "  ".join(f"{t} {n:,}" for t, n in shares.items()))
     return 0
+
+
+def _db_writer(a: argparse.Namespace, command: str, default_run: str, tables: dict[str, pd.DataFrame],
+               audit: dict | None = None) -> Callable[[], None] | None:
+    """With ``--to-db URL``: a callable that writes this run's tables in one transaction (rows of an
+    earlier run with the same run id are replaced); called before the files are renamed into place,
+    so a failed database write leaves no files either."""
+    if not getattr(a, "to_db", None):
+        return None
+
+    def write() -> None:
+        from .sources.database import redact, write_run
+
+        run_id = a.run_id or default_run
+        counts = write_run(a.to_db, run_id, tables, audit=audit, command=command, schema=a.db_schema)
+        _out(f"run {run_id!r} written to {redact(a.to_db)}: "
+             + ", ".join(f"{t} {n:,} rows" for t, n in counts.items()) + " (one transaction; a re-run replaces it)")
+
+    return write
+
+
+def _db_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--to-db", metavar="URL", help="also write the results to this database (postgresql://…, "
+                   "sqlite:///…) in one transaction; credentials from the URL or PGPASSWORD etc.")
+    p.add_argument("--run-id", help="the run's id in the database (default: command, date or seed, model); "
+                   "re-running the same id replaces its rows")
+    p.add_argument("--db-schema", help="database schema for the result tables")
 
 
 def _reconcile(ds) -> None:
@@ -219,12 +248,14 @@ def _read(path: str, what: str) -> pd.DataFrame:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
-    from .io import write_table
+    from .io import write_tables
     from .sampling import supervision_plan
 
     scored = _read(a.scores, "scores")
     plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
-    write_table(plan.reset_index(), a.out)
+    db = _db_writer(a, "plan", f"plan-{Path(a.scores).stem}-n{int(round(plan['pi'].sum()))}",
+                    {"plans": plan.reset_index()})
+    write_tables([(plan.reset_index(), a.out)], before_commit=db)
     by = plan.groupby("tier").agg(entities=("pi", "size"), per_year=("expected_per_year", "sum"), campaign=("pi", "sum"))
     _out(f"plan for {len(plan):,} entities: {plan['expected_per_year'].sum():,.0f} inspections a year, "
          f"campaign of {plan['pi'].sum():,.0f} (Σπ); must-include {int(plan['must_include'].sum())} → {a.out}")
@@ -233,55 +264,114 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_draw(a: argparse.Namespace) -> int:
-    from .io import write_table
-    from .sampling import draw, save_audit
+    from .io import write_tables
+    from .sampling import _read_table, audit_json, conventional_assignments_path, draw
 
     plan = _read(a.plan, "plan")
-    d = draw(plan, a.n, a.seed)
+    d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
     sel = d.frame(plan).reset_index()
     audit_path = Path(a.audit) if a.audit else Path(a.out).with_suffix(".audit.json")
     if a.inspectors:
         from .inspectors import assign_inspectors, inspectors_by_entity
 
-        prev = _read(a.previous, "previous").reset_index() if a.previous else None
+        prev = _read_table(a.previous, "previous") if a.previous else None
         asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
+        d = d.with_inspectors(asg)           # roster hash, parameters and assignment go into the audit
         sel["inspectors"] = sel["entity_id"].map(inspectors_by_entity(asg))
-        asg_path = Path(a.out).with_name(Path(a.out).stem + ".inspectors.csv")
-        write_table(asg, asg_path)
-    write_table(sel, a.out)
-    save_audit(d, audit_path)
+        asg_path = conventional_assignments_path(audit_path)
+    db = _db_writer(a, "draw", f"draw-{a.seed}", {"draws": sel, **({"assignments": asg} if a.inspectors else {})},
+                    audit=d.audit)
+    write_tables([(sel, a.out), *([(asg, asg_path)] if a.inspectors else []), (audit_json(d), audit_path)],
+                 before_commit=db)
     _out(f"drew {len(d.selected):,} of {len(plan):,} entities with seed {a.seed!r} → {a.out}")
+    if a.window:
+        _out(f"campaign window {d.audit['campaign']['start']} – {d.audit['campaign']['end']} (results dated "
+             f"outside it will be refused)")
     _out(f"audit record (publish it with the frame so anyone can verify) → {audit_path}")
     if a.inspectors:
-        _out(f"inspectors: {len(asg):,} assignments, at least 2 per entity, recusal honoured → {asg_path}")
+        rec = d.audit["inspectors"]
+        _out(f"inspectors: {len(asg):,} assignments, {rec['per_entity']} per entity, recusal honoured; roster hash "
+             f"and assignment recorded in the audit → {asg_path}")
     return 0
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
     from .sampling import verify_files
 
-    res = verify_files(a.audit, a.frame, a.policy)
+    res = verify_files(a.audit, a.frame, a.policy, roster=a.inspectors, previous=a.previous,
+                       assignments=a.assignments)
     _out(str(res))
     return 0 if res.ok else 7
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    from .estimates import results_table, violation_rates
-    from .io import write_table
+    from .estimates import publication_summary, tie_results, violation_rates
+    from .io import write_tables
+    from .sampling import load_audit, verify
 
+    window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
     plan = _read(a.plan, "plan")
     results = _read(a.results, "results")
-    est = violation_rates(results, plan, by=a.by, policy=a.policy)
-    write_table(est, a.out, excel=a.excel)
+    if a.audit:
+        audit = load_audit(a.audit)
+        v = verify({k: x for k, x in audit.items() if k != "inspectors"}, plan)
+        if not v.ok:
+            _out(f"the plan {a.plan} is not the one the audited draw was made from:")
+            _out(str(v))
+            return 7
+        drawn = audit
+    else:
+        drawn = _read(a.drawn, "drawn").index
+    c = tie_results(results, plan, drawn=drawn, window=window, verify_plan=False)
+    est = violation_rates(c, by=a.by, policy=a.policy)
+    table = _published_table(a, c, drawn) if a.publish else None   # checked before anything is written
+    outputs = [(est, a.out, a.excel)]
+    if table is not None:
+        pub = Path(a.publish)
+        summary_path = pub.with_name(pub.stem + ".summary" + (".xlsx" if pub.suffix == ".xlsx" else ".csv"))
+        outputs += [(table, pub, True), (publication_summary(c, est), summary_path, True)]
+    write_tables(outputs)                                            # all files of the run, or none
     overall = est[est["domain"] == "all"].iloc[0]
+    resp = c.response
+    tot = resp.iloc[-1]
     _out(f"violation rate (Hájek, published): {overall['rate']:.2%} ± {overall['se']:.2%} "
-         f"(95% CI {overall['ci_low']:.2%}–{overall['ci_high']:.2%}), n={int(overall['n'])} of N={int(overall['N'])}")
+         f"(95% CI {overall['ci_low']:.2%}–{overall['ci_high']:.2%}), n={int(overall['n'])} results of "
+         f"{int(overall['drawn'])} drawn, N={int(overall['N'])}")
+    _out(f"response: {int(tot['responded'])} of {int(tot['drawn'])} drawn entities have a result "
+         f"({tot['response_rate']:.1%}), campaign {c.window['start']} – {c.window['end']}; weights adjusted within "
+         f"{resp['adjusted_by'].iloc[0] or 'the campaign'} for non-response")
+    _out(resp.drop(columns="adjusted_by").rename(columns={"class": resp["adjusted_by"].iloc[0] or "class"})
+         .to_string(index=False, na_rep="", float_format=lambda x: f"{x:.3f}"))
     _out(f"estimates by {', '.join(a.by)} → {a.out}")
-    if a.publish:
-        asg = pd.read_csv(a.assignments, dtype=str) if a.assignments else None
-        write_table(results_table(results, asg, zh_columns=True), a.publish, excel=True)
-        _out(f"publishable results table (一公开) → {a.publish}")
+    if table is not None:
+        _out(f"publishable results table (一公开) → {pub}; summary with the response rate "
+             f"({tot['response_rate']:.1%}) → {summary_path}")
     return 0
+
+
+def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
+    """The 一公开 results table; its inspectors are the audit's (``--assignments`` must match them)."""
+    from .errors import DataValidationError, Problem
+    from .estimates import results_table
+    from .inspectors import assignment_map, compare_assignments
+
+    recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
+    if a.assignments:
+        try:
+            asg = pd.read_csv(a.assignments, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except Exception as e:
+            raise DataValidationError([Problem("assignments", None, f"cannot read {a.assignments}: "
+                                               f"{type(e).__name__}: {e}")]) from None
+        diff = compare_assignments(recorded, assignment_map(asg), "assignments") if recorded is not None else []
+        if diff:
+            raise DataValidationError([Problem("assignments", "inspector_id",
+                                               f"{Path(a.assignments).name} differs from the audit: {m}") for m in diff])
+    elif recorded is not None:
+        asg = pd.DataFrame([(e, i) for e, ins in recorded.items() for i in ins], columns=["entity_id", "inspector_id"])
+        asg["slot"] = asg.groupby("entity_id").cumcount() + 1
+    else:
+        asg = None
+    return results_table(c.results, asg, zh_columns=True)
 
 
 def cmd_report(a: argparse.Namespace) -> int:
@@ -427,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reasons", choices=["CD", "all", "none"], default="CD",
                    help="reason codes for tiers C/D and overrides (default), everyone, or no one")
     p.add_argument("--strict", action="store_true", help="fail on any bad row instead of quarantining it")
+    _db_args(p)
 
     p = _sub(sp, "plan", cmd_plan, "Supervision plan: expected inspections per year and campaign inclusion "
              "probabilities per entity.",
@@ -436,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, help="campaign size (default: the annual budget)")
     p.add_argument("--budget", type=float, help="inspections per year over the pool (default: policy rates)")
     p.add_argument("--out", required=True)
+    _db_args(p)
 
     p = _sub(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
              "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
@@ -446,26 +538,45 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inspectors", help="inspector roster CSV: inspector_id, department, towns, qualifications, conflicts")
     p.add_argument("--previous", help="previous campaign's assignments (no inspector twice in a row on an entity)")
     p.add_argument("--qualification", help="qualification every assigned inspector must hold")
+    p.add_argument("--window", nargs=2, metavar=("START", "END"),
+                   help="campaign inspection period (ISO dates, inclusive), recorded in the audit; "
+                        "estimate refuses results dated outside it")
     p.add_argument("--audit", help="audit JSON (default: <out>.audit.json)")
     p.add_argument("--out", required=True)
+    _db_args(p)
 
-    p = _sub(sp, "verify", cmd_verify, "Recompute a draw from its audit record and frame: OK or the mismatch "
-             "(exit 7).", "yiwu-credit verify --audit out/drawn.audit.json --frame out/plan.csv")
+    p = _sub(sp, "verify", cmd_verify, "Recompute a draw (entities and, with the roster, inspectors) from its "
+             "audit record: OK, NOT VERIFIED or the mismatch (exit 7).",
+             "yiwu-credit verify --audit out/drawn.audit.json --frame out/plan.csv --inspectors out/world/inspectors.csv")
     p.add_argument("--audit", required=True)
     p.add_argument("--frame", required=True, help="the plan the draw was made from")
     p.add_argument("--policy")
+    p.add_argument("--inspectors", metavar="ROSTER",
+                   help="the inspector roster: recompute the recorded inspector draw (required when the audit "
+                        "records one, else NOT VERIFIED, exit 7)")
+    p.add_argument("--previous", help="the previous campaign's assignments, if the draw used them")
+    p.add_argument("--assignments", help="the published assignments to compare with the audit "
+                   "(default: <audit stem>.inspectors.csv next to the audit, if present)")
 
-    p = _sub(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results (一公开).",
-             "yiwu-credit estimate --results out/results.csv --plan out/plan.csv --out out/estimates.csv "
-             "--publish out/published.csv")
+    p = _sub(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results, tied to "
+             "the draw, adjusted for non-response (一公开).",
+             "yiwu-credit estimate --results out/results.csv --plan out/plan.csv --audit out/drawn.audit.json "
+             "--out out/estimates.csv --publish out/published.csv")
     p.add_argument("--results", required=True, help="entity_id, date, result (SAMR result codes)")
     p.add_argument("--plan", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--audit", help="the draw's audit record (checked against the plan; gives the drawn entities "
+                   "and the campaign window)")
+    g.add_argument("--drawn", help="the drawn entities (a table with entity_id), if there is no audit")
+    p.add_argument("--campaign-start", help="campaign window start (ISO date), if the audit does not record it")
+    p.add_argument("--campaign-end", help="campaign window end (ISO date, inclusive)")
     p.add_argument("--by", nargs="+", default=["tier", "town", "section"])
     p.add_argument("--policy")
-    p.add_argument("--out", required=True)
-    p.add_argument("--excel", action="store_true")
-    p.add_argument("--publish", help="also write the publishable results table (Chinese labels)")
-    p.add_argument("--assignments", help="inspector assignments for the published table")
+    p.add_argument("--out", required=True, help=".csv, .parquet or .xlsx (Excel workbook)")
+    p.add_argument("--excel", action="store_true", help="write Excel workbooks (--out must end in .xlsx)")
+    p.add_argument("--publish", help="also write the publishable results table (Chinese labels) and "
+                   "<publish>.summary.csv with the response rate")
+    p.add_argument("--assignments", help="inspector assignments for the published table (default: the audit's)")
 
     p = _sub(sp, "report", cmd_report, "One self-contained HTML report: scores, tiers, performance, stability, plan.",
              "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html")
@@ -521,6 +632,8 @@ def _usage_problem(a: argparse.Namespace) -> str | None:
             return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {out.suffix})"
         if a.rejects and Path(a.rejects).suffix not in TABLE_SUFFIXES:
             return f"--rejects {a.rejects}: give a file ending in {', '.join(TABLE_SUFFIXES)}"
+    if a.command == "estimate" and a.excel and Path(a.out).suffix != ".xlsx":
+        return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {Path(a.out).suffix})"
     if a.command == "train" and bool(a.data) == bool(a.synthetic):
         return "give exactly one of --data DIR or --synthetic N"
     if a.command == "synth" and a.start >= a.end:

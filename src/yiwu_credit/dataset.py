@@ -26,7 +26,7 @@ from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
 from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, ZONED, parse_as_of
 from .errors import DataValidationError, Problem
 from .io import write_table
-from .sources.files import RawTable, Unreadable, find_table, read_table_file
+from .sources.files import RawTable, Unreadable, apply_headers, find_table, read_table_file
 from .sources.profile import Profile, load_profile
 
 __all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
@@ -198,7 +198,8 @@ class _Findings:
         default = any(raw.file == f"{table}{ext}" for ext in (".csv", ".csv.gz", ".parquet"))
         if default and header == column:
             return ""
-        return f" [file {raw.file}" + (f", header {header}" if column else "") + "]"
+        kind = "relation" if raw.detail == "database relation" else "file"
+        return f" [{kind} {raw.file}" + (f", header {header}" if column else "") + "]"
 
     def bad_rows(self, table: str, n: int) -> np.ndarray:
         bad = np.zeros(n, dtype=bool)
@@ -453,9 +454,67 @@ def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np
     return pos
 
 
+def _read_directory(path: Path, prof: Profile, encoding: str | None, f: _Findings) -> dict[str, RawTable]:
+    """Each table's file in ``path``; problems that stop loading go to ``f.fatal``."""
+    if not path.is_dir():
+        raise DataValidationError([Problem("dataset", None, f"directory not found: {path}")])
+    out: dict[str, RawTable] = {}
+    for name, table in TABLES.items():
+        names = prof.tables[name].names
+        p = find_table(path, names, name, f.fatal)
+        if p is None:
+            if table.required and not any(pr.table == name for pr in f.fatal):
+                f.fatal.append(Problem(name, None, f"file not found: {' or '.join(names)} "
+                                                   f"(.csv, .csv.gz, .xlsx or .parquet) in {path}"))
+            continue
+        try:
+            out[name] = read_table_file(p, name, prof, encoding)
+        except Unreadable as e:
+            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {e}"))
+        except Exception as e:  # a corrupt file: name it and what the reader said
+            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
+    return out
+
+
+def _read_database(url: str, prof: Profile, f: _Findings) -> dict[str, RawTable]:
+    """Each table's relation in the database at ``url`` (the profile's names, first found)."""
+    from .sources.database import read_tables
+
+    out: dict[str, RawTable] = {}
+    todo = {name: list(prof.tables[name].names) for name in TABLES}
+    while todo:
+        got = read_tables(url, {name: names[0] for name, names in todo.items()})
+        nxt = {}
+        for name, names in todo.items():
+            df = got.get(name)
+            if df is None:
+                if len(names) > 1:
+                    nxt[name] = names[1:]
+                elif TABLES[name].required:
+                    f.fatal.append(Problem(name, None, f"no table or view {' or '.join(prof.tables[name].names)} "
+                                                       f"in the database {_redacted(url)}"))
+                continue
+            raw = RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), [], names[0], detail="database relation")
+            try:
+                out[name] = apply_headers(raw, name, prof)
+            except Unreadable as e:
+                f.fatal.append(Problem(name, None, f"cannot read {names[0]}: {e}"))
+        todo = nxt
+    return out
+
+
+def _redacted(location: str) -> str:
+    if "://" not in location:
+        return location
+    from .sources.database import redact
+
+    return redact(location)
+
+
 def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, strict: bool = True, *,
                  profile: str | Path | Profile | None = None, encoding: str | None = None) -> Dataset:
-    """Load and validate the dataset in directory ``path``.
+    """Load and validate the dataset in directory ``path``, or in the database at URL ``path``
+    (``postgresql://…``, ``sqlite:///…``; see docs/sources-database.md).
 
     ``as_of`` (optional) also rejects events dated after it and entities established after it.
     ``strict=True`` raises :class:`DataValidationError` naming every problem; ``strict=False``
@@ -464,32 +523,19 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     ``profile``: how the source names tables, headers, codes and dates (``"zh"`` ships; default
     the contract's own names). ``encoding``: of CSV files (default: UTF-8 or GB18030, detected).
     """
-    path = Path(path)
+    location = str(path)
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
     prof = load_profile(profile)
     f = _Findings()
-    if not path.is_dir():
-        raise DataValidationError([Problem("dataset", None, f"directory not found: {path}")])
+    tables = _read_database(location, prof, f) if "://" in location else _read_directory(Path(path), prof, encoding, f)
     raw: dict[str, pd.DataFrame] = {}
     for name, table in TABLES.items():
-        names = prof.tables[name].names
-        p = find_table(path, names, name, f.fatal)
-        if p is None:
-            if table.required and not any(pr.table == name for pr in f.fatal):
-                f.fatal.append(Problem(name, None, f"file not found: {' or '.join(names)} "
-                                                   f"(.csv, .csv.gz, .xlsx or .parquet) in {path}"))
+        r = tables.get(name)
+        if r is None:
             raw[name] = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.column_names})
             continue
-        try:
-            r = read_table_file(p, name, prof, encoding)
-        except Unreadable as e:
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {e}"))
-            continue
-        except Exception as e:  # a corrupt file: name it and what the reader said
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
-            continue
         if name == "entities" and len(r.df) == 0 and not r.malformed:
-            f.fatal.append(Problem(name, None, f"no rows: {p.name} has a header but no data"))
+            f.fatal.append(Problem(name, None, f"no rows: {r.file} has a header but no data"))
             continue
         raw[name], f.rows[name], f.files[name] = r.df, r.rows, r
         if r.malformed:
@@ -517,7 +563,7 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
         if r is not None:
             rejects.append(r)
     rej = pd.concat(rejects, ignore_index=True) if rejects else pd.DataFrame(columns=REJECT_COLUMNS)
-    ds = Dataset(**kept, rejects=rej, counts=counts, source=str(path), notes=list(f.notes),
+    ds = Dataset(**kept, rejects=rej, counts=counts, source=_redacted(location), notes=list(f.notes),
                  sources={n: r.describe() for n, r in f.files.items()})
     if counts["entities"][2] == 0:  # entity positions unchanged: reuse the lookups made while checking
         for name, pos in positions.items():

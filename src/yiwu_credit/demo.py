@@ -9,7 +9,7 @@ from pathlib import Path
 from . import synth
 from .bundle import load_bundle
 from .dataset import load_dataset
-from .estimates import results_table, violation_rates
+from .estimates import publication_summary, results_table, tie_results, violation_rates
 from .inspectors import assign_inspectors, inspectors_by_entity
 from .io import write_table
 from .labels import build_labels
@@ -18,6 +18,7 @@ from .scoring import score_entities
 
 SCORE_AS_OF = "2026-01-01"
 EVAL_AS_OF = "2025-01-01"
+CAMPAIGN_WINDOW = ("2026-01-01", "2026-03-31")   # simulated results fall in the 60 days after SCORE_AS_OF
 
 
 def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Callable[[str], None] = print) -> dict:
@@ -51,25 +52,31 @@ def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Cal
     printer(f"4. plan: {plan['expected_per_year'].sum():,.0f} inspections a year; campaign Σπ = {plan['pi'].sum():,.0f}"
             f" → {paths['plan']}")
     campaign_seed = f"{seed}-{SCORE_AS_OF}"
-    d = draw(plan, None, campaign_seed)
+    d = draw(plan, None, campaign_seed, window=CAMPAIGN_WINDOW)
     asg = assign_inspectors(d.frame(plan), paths["roster"], campaign_seed, policy=bundle.policy)
+    d = d.with_inspectors(asg)                       # the second random goes into the audit too
     drawn = d.frame(plan).assign(inspectors=lambda f: f.index.map(inspectors_by_entity(asg)))
     paths["drawn"] = write_table(drawn.reset_index(), out / "drawn.csv", excel=True)
     paths["audit"] = save_audit(d, out / "drawn.audit.json")
     paths["assignments"] = write_table(asg, out / "drawn.inspectors.csv")
-    ok = verify(d.audit, plan, bundle.policy)
+    ok = verify(d.audit, plan, bundle.policy, roster=paths["roster"], assignments=paths["assignments"])
     printer(f"5. drew {len(d.selected):,} entities and {asg['inspector_id'].nunique()} inspectors (seed "
-            f"{campaign_seed!r}); audit verifies: {ok.ok} → {paths['drawn']}, {paths['audit']}")
+            f"{campaign_seed!r}); audit verifies: {ok.ok} (entities and inspectors) → {paths['drawn']}, "
+            f"{paths['audit']}")
     results = synth.simulate_results(d.selected, world.truth, seed, SCORE_AS_OF)
     paths["results"] = write_table(results, out / "results.csv")
-    est = violation_rates(results.set_index("entity_id"), plan, policy=bundle.policy)
+    campaign = tie_results(results, plan, drawn=d)   # refuses undrawn entities, duplicates, dates outside
+    est = violation_rates(campaign, policy=bundle.policy)
     paths["estimates"] = write_table(est, out / "estimates.csv", excel=True)
-    paths["published"] = write_table(results_table(results.set_index("entity_id"), asg, zh_columns=True),
+    paths["published"] = write_table(results_table(campaign.results, asg, zh_columns=True),
                                      out / "published.csv", excel=True)
+    paths["summary"] = write_table(publication_summary(campaign, est), out / "published.summary.csv", excel=True)
     o = est[est["domain"] == "all"].iloc[0]
     printer(f"6. published estimate of the violation rate: {o['rate']:.1%} (95% CI {o['ci_low']:.1%}–"
-            f"{o['ci_high']:.1%}); hit rate in the sample {results['result'].isin(bundle.policy.labels['adverse_results']).mean():.1%}"
-            f" → {paths['estimates']}, {paths['published']}")
+            f"{o['ci_high']:.1%}), {int(o['n'])} of {int(o['drawn'])} drawn entities with a result "
+            f"({o['response_rate']:.0%}); hit rate in the sample "
+            f"{results['result'].isin(bundle.policy.labels['adverse_results']).mean():.1%}"
+            f" → {paths['estimates']}, {paths['published']}, {paths['summary']}")
     try:
         from .report import write_report
     except ImportError:  # pragma: no cover - matplotlib is the [report] extra

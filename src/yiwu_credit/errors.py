@@ -50,7 +50,7 @@ class OutputError(YiwuCreditError):
 
 @dataclass(frozen=True)
 class Problem:
-    """One validation finding: which table/column, which rows (0-based data rows), and why."""
+    """One validation finding: which table/column, which rows (1-based data rows of the source: row 1 is line 2 of a CSV), and why."""
 
     table: str
     column: str | None

@@ -17,6 +17,8 @@ exists the constraints cannot be met for that entity whatever the assignment, an
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
@@ -29,11 +31,15 @@ import pandas as pd
 
 from .errors import ConfigError, PlanError
 from .policy import Policy, load_policy
-from .sampling import _fmix64, _seed_str, prn_keys
+from .sampling import VerifyResult, _fmix64, _seed_str, prn_keys
 
-__all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "inspectors_by_entity", "load_roster"]
+__all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "assignment_map", "compare_assignments",
+           "inspector_record", "inspectors_by_entity", "load_roster", "previous_sha256", "roster_sha256",
+           "verify_assignment"]
 
 ROSTER_COLUMNS = ("inspector_id", "department", "towns", "qualifications", "conflicts")
+ASSIGN_ALGORITHM = "prn-priority-greedy-augmenting/1"
+RECORD_ATTR = "yiwu_credit.inspectors"
 _K = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -67,7 +73,10 @@ def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
             raise ConfigError(f"roster file not found: {p}")
         try:
             df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except (pd.errors.ParserError, UnicodeDecodeError) as e:
+        except pd.errors.EmptyDataError:
+            raise ConfigError(f"{p}: the roster file is empty (no header row; expected columns "
+                              f"{list(ROSTER_COLUMNS)})") from None
+        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
             raise ConfigError(f"{p}: not a readable CSV: {e}") from None
         src = str(p)
     if df.index.name == "inspector_id":
@@ -96,6 +105,30 @@ def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
         "conflicts": [_split(v) for v in df["conflicts"]],
     }, index=pd.Index(ids.to_numpy(), name="inspector_id"))
     return Roster(table=table, source=src)
+
+
+def _sha_json(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+                          .encode("utf-8")).hexdigest()
+
+
+def roster_sha256(roster: Roster | pd.DataFrame | str | os.PathLike) -> str:
+    """SHA-256 of the canonical form of a parsed roster (what the assignment depends on).
+
+    Canonical form: the UTF-8 JSON (no spaces, ``ensure_ascii=False``) of the list, sorted by
+    inspector id, of ``[inspector_id, department, sorted towns, sorted qualifications, sorted
+    conflicts]``. Row order, column order, quoting, a byte-order mark or spaces around ";" do
+    not change it; any change to who may inspect what does.
+    """
+    t = load_roster(roster).table
+    rows = [[str(i), str(r.department), sorted(r.towns), sorted(r.qualifications), sorted(r.conflicts)]
+            for i, r in zip(t.index, t.itertuples(index=False), strict=True)]
+    return _sha_json(sorted(rows))
+
+
+def previous_sha256(previous: pd.DataFrame | Mapping[str, Iterable[str]]) -> str:
+    """SHA-256 of the canonical previous assignments: JSON of entity → sorted inspector ids."""
+    return _sha_json({e: sorted(v) for e, v in _previous_map(previous).items()})
 
 
 def _previous_map(previous: pd.DataFrame | Mapping[str, Iterable[str]] | None) -> dict[str, set[str]]:
@@ -130,7 +163,8 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
                       seed: int | str, *, per_entity: int | None = None, max_per_inspector: int | None = None,
                       previous: pd.DataFrame | Mapping[str, Iterable[str]] | None = None,
                       qualification: str | Sequence[str] | None = None, departments: str | Sequence[str] | None = None,
-                      policy: str | Path | Policy | None = None) -> pd.DataFrame:
+                      policy: str | Path | Policy | None = None,
+                      no_repeat_consecutive: bool | None = None) -> pd.DataFrame:
     """Assign ``per_entity`` distinct random inspectors to each drawn entity, reproducibly.
 
     Parameters
@@ -145,17 +179,22 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
         may not check the same entity again.
     qualification : qualification(s) every assigned inspector must hold for this campaign.
     departments : restrict the roster to these departments.
+    no_repeat_consecutive : default from the policy.
 
     Returns a DataFrame with one row per assignment: ``entity_id``, ``slot`` (1..per_entity),
-    ``inspector_id``, ``department``; sorted by entity and slot. Raises PlanError naming the
-    entity and the constraint (town coverage, qualification, conflicts, previous campaign,
-    workload caps) when no valid assignment exists.
+    ``inspector_id``, ``department``; sorted by entity and slot. ``attrs["yiwu_credit.inspectors"]``
+    records the roster hash and the resolved parameters (see :func:`inspector_record`, which
+    puts them in the draw's audit). Raises PlanError naming the entity and the constraint (town
+    coverage, qualification, conflicts, previous campaign, workload caps) when no valid
+    assignment exists.
     """
-    need_policy = per_entity is None or max_per_inspector is None or previous is not None or policy is not None
+    need_policy = (per_entity is None or max_per_inspector is None or policy is not None
+                   or (previous is not None and no_repeat_consecutive is None))
     icfg = load_policy(policy).sampling.get("inspectors", {}) if need_policy else {}
     k = int(icfg.get("per_entity", 2) if per_entity is None else per_entity)
     cap = int(icfg.get("max_per_inspector", 40) if max_per_inspector is None else max_per_inspector)
-    no_repeat = bool(icfg.get("no_repeat_consecutive", True))
+    no_repeat = bool(icfg.get("no_repeat_consecutive", True) if no_repeat_consecutive is None
+                     else no_repeat_consecutive)
     if k < 1 or cap < 1:
         raise PlanError(f"per_entity={k} and max_per_inspector={cap} must both be ≥ 1")
     ros = load_roster(roster)
@@ -166,11 +205,20 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
         if table.empty:
             raise PlanError(f"roster: no inspectors in department(s) {sorted(want)}")
     quals = set() if qualification is None else ({qualification} if isinstance(qualification, str) else set(qualification))
+    record = {
+        "algorithm": ASSIGN_ALGORITHM, "roster_sha256": roster_sha256(ros), "roster_size": len(ros),
+        "seed": seed if isinstance(seed, str) else int(_seed_str(seed)), "per_entity": k, "max_per_inspector": cap,
+        "no_repeat_consecutive": no_repeat, "qualification": sorted(quals) or None,
+        "departments": None if departments is None else sorted(want),
+        "previous_sha256": None if previous is None else previous_sha256(previous),
+    }
     ids, town = _entities(selected)
     E, n_insp = len(ids), len(table)
     if E == 0:
-        return pd.DataFrame({"entity_id": pd.Series(dtype=str), "slot": pd.Series(dtype=int),
-                             "inspector_id": pd.Series(dtype=str), "department": pd.Series(dtype=str)})
+        empty = pd.DataFrame({"entity_id": pd.Series(dtype=str), "slot": pd.Series(dtype=int),
+                              "inspector_id": pd.Series(dtype=str), "department": pd.Series(dtype=str)})
+        empty.attrs[RECORD_ATTR] = record
+        return empty
     if k > n_insp:
         raise PlanError(f"roster: {n_insp} inspector(s) cannot give each entity {k} distinct inspectors")
     if n_insp * cap < k * E:
@@ -239,7 +287,9 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
         js = sorted(assign[i], key=lambda j, p=pr: int(p[j]))
         rows += [(ids[i], s_ + 1, insp[j], table["department"].iat[j]) for s_, j in enumerate(js)]
     out = pd.DataFrame(rows, columns=["entity_id", "slot", "inspector_id", "department"])
-    return out.sort_values(["entity_id", "slot"], ignore_index=True)
+    out = out.sort_values(["entity_id", "slot"], ignore_index=True)
+    out.attrs[RECORD_ATTR] = record
+    return out
 
 
 def _augment(e0: int, assign: list[set[int]], holders: list[set[int]], load: np.ndarray, cap: int,
@@ -311,3 +361,132 @@ def inspectors_by_entity(assignments: pd.DataFrame) -> pd.Series:
     s = a.groupby("entity_id", sort=True)["inspector_id"].agg(";".join)
     s.name = "inspectors"
     return s
+
+
+# ------------------------------------------------------------------ the audit record and its verification
+def assignment_map(assignments: pd.DataFrame) -> dict[str, list[str]]:
+    """Entity → sorted inspector ids, from a table with ``entity_id`` and ``inspector_id``."""
+    a = assignments.reset_index() if "entity_id" not in assignments.columns else assignments
+    missing = [c for c in ("entity_id", "inspector_id") if c not in a.columns]
+    if missing:
+        raise PlanError(f"assignments: missing column(s) {missing}")
+    out: dict[str, list[str]] = {}
+    for e, i in zip(a["entity_id"].astype(str), a["inspector_id"].astype(str), strict=True):
+        out.setdefault(e, []).append(i)
+    return {e: sorted(v) for e, v in sorted(out.items())}
+
+
+def inspector_record(assignments: pd.DataFrame) -> dict[str, Any]:
+    """The audit block of an inspector draw: :func:`assign_inspectors`' parameters (roster hash,
+    seed, per_entity, max_per_inspector, no_repeat_consecutive, qualification, departments,
+    previous assignments hash) and ``assignment`` (entity → sorted inspector ids)."""
+    rec = assignments.attrs.get(RECORD_ATTR) if isinstance(assignments, pd.DataFrame) else None
+    if not rec:
+        raise PlanError("assignments: no inspector-draw record attached; pass the unchanged result of "
+                        "assign_inspectors")
+    return {**rec, "assignment": assignment_map(assignments)}
+
+
+def compare_assignments(expected: Mapping[str, Sequence[str]], got: Mapping[str, Sequence[str]], what: str,
+                        expected_name: str = "the audit records", got_name: str = "found",
+                        limit: int = 10) -> list[str]:
+    """One message per entity whose inspectors differ (at most ``limit``, then a count)."""
+    msgs = []
+    for e in sorted(set(expected) | set(got)):
+        a, b = sorted(expected.get(e, [])), sorted(got.get(e, []))
+        if a != b:
+            msgs.append(f"{what}: entity {e}: {got_name} {b or 'no inspectors'}, {expected_name} {a or 'none'}")
+    if len(msgs) > limit:
+        msgs = msgs[:limit] + [f"{what}: … and {len(msgs) - limit} more entities differ"]
+    return msgs
+
+
+def _published(published: pd.DataFrame | str | os.PathLike) -> tuple[dict[str, list[str]] | None, str]:
+    """The published assignments as entity → sorted ids, or (None, what is wrong with the file)."""
+    if isinstance(published, pd.DataFrame):
+        name, df = "assignments", published
+    else:
+        p = Path(published)
+        name = p.name
+        if not p.is_file():
+            return None, f"{p}: published assignments file not found"
+        try:
+            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except Exception as e:  # 0 bytes, not a CSV, bad encoding: all mean the file is not what was published
+            return None, f"{name}: unreadable published assignments ({type(e).__name__}: {e})"
+    try:
+        return assignment_map(df), name
+    except PlanError as e:
+        return None, f"{name}: {e}"
+
+
+def verify_assignment(record: Mapping[str, Any], selected: pd.DataFrame,
+                      roster: Roster | pd.DataFrame | str | os.PathLike | None, *,
+                      previous: pd.DataFrame | Mapping[str, Iterable[str]] | None = None,
+                      published: pd.DataFrame | str | os.PathLike | None = None) -> VerifyResult:
+    """Recompute a recorded inspector draw (the audit's ``inspectors`` block).
+
+    ``selected``: the drawn entities' plan rows (``town`` matters). Checks the roster's canonical
+    hash, recomputes the assignment with the recorded parameters and compares it entity by
+    entity, and compares the ``published`` assignments (table or CSV path) with the record.
+    Without a roster (or without the previous assignments the draw used) the inspector draw is
+    reported as *unverified*, never as OK. ConfigError if the roster itself is malformed.
+    """
+    mm: list[str] = []
+    unv: list[str] = []
+    chk: list[str] = []
+    rec_asg = record["assignment"]
+    n_pairs = sum(len(v) for v in rec_asg.values())
+    if roster is None:
+        unv.append(f"inspectors: the audit records an inspector draw ({n_pairs} assignments, roster SHA-256 "
+                   f"{record['roster_sha256'][:12]}…) but no roster was given — the second random was NOT "
+                   "verified; pass the roster (verify --inspectors ROSTER)")
+    else:
+        ros = load_roster(roster)
+        h = roster_sha256(ros)
+        roster_ok = h == record["roster_sha256"]
+        if not roster_ok:
+            mm.append(f"inspectors.roster_sha256: the roster {ros.source} hashes to {h[:12]}…, the audit recorded "
+                      f"{record['roster_sha256'][:12]}… (inspectors added, removed or changed)")
+        prev_rec = record.get("previous_sha256")
+        can_recompute = True
+        if prev_rec and previous is None:
+            can_recompute = False
+            unv.append(f"inspectors: the draw excluded the previous campaign's inspectors (previous assignments "
+                       f"SHA-256 {prev_rec[:12]}…) but they were not given — the assignment was NOT recomputed; "
+                       "pass them (verify --previous FILE)")
+        elif prev_rec and previous_sha256(previous) != prev_rec:
+            mm.append(f"inspectors.previous_sha256: the previous assignments given hash to "
+                      f"{previous_sha256(previous)[:12]}…, the audit recorded {prev_rec[:12]}…")
+        elif not prev_rec and previous is not None:
+            mm.append("inspectors.previous_sha256: previous assignments were given but the audit records that "
+                      "none were used")
+            previous = None
+        if can_recompute:
+            try:
+                got = assign_inspectors(selected, ros, record["seed"], per_entity=record["per_entity"],
+                                        max_per_inspector=record["max_per_inspector"], previous=previous,
+                                        qualification=record.get("qualification"),
+                                        departments=record.get("departments"),
+                                        no_repeat_consecutive=record["no_repeat_consecutive"])
+            except PlanError as e:
+                mm.append(f"inspectors: the assignment cannot be recomputed from the roster: {e}")
+            else:
+                diff = compare_assignments(rec_asg, assignment_map(got), "inspectors", "the audit records",
+                                           "recomputed from the roster")
+                mm += diff
+                if not diff and roster_ok:
+                    chk.append(f"inspectors: roster hash matches and all {n_pairs} assignments ({len(rec_asg)} "
+                               f"entities) recompute exactly from seed {record['seed']!r} and the roster")
+    if published is None:
+        chk.append("published assignments: no file given or found next to the audit — not compared")
+    else:
+        pub, name = _published(published)
+        if pub is None:
+            mm.append(name)
+        else:
+            diff = compare_assignments(rec_asg, pub, name, "the audit records", "the file lists")
+            mm += diff
+            if not diff:
+                chk.append(f"published assignments: {name} lists exactly the recorded assignment")
+    return VerifyResult(not mm and not unv, tuple(mm), {}, tuple(chk), tuple(unv))

@@ -20,7 +20,7 @@ import hashlib
 import os
 import signal
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -224,18 +224,27 @@ def _write_one(df: pd.DataFrame, tmp: Path, target: Path, *, excel: bool, index:
         df.to_csv(tmp, index=False, encoding="utf-8-sig" if excel else "utf-8", lineterminator="\r\n" if cr else "\n")
 
 
-def write_tables(items: Sequence[tuple[pd.DataFrame, str | os.PathLike]], *, excel: bool = False,
-                 index: bool = False, neutralise: bool = True) -> list[Path]:
-    """Write several tables as one output set: all appear, or none (see :func:`atomic_outputs`).
+def write_tables(items: Sequence[tuple], *, excel: bool = False, index: bool = False,
+                 neutralise: bool = True, before_commit: Callable[[], object] | None = None) -> list[Path]:
+    """Write the outputs of one run as one set: all appear, or none (see :func:`atomic_outputs`).
 
-    The format follows each path's extension: ``.parquet``, ``.xlsx`` (Excel workbook) or CSV
-    (anything else; ``excel=True`` adds a UTF-8 byte-order mark so Excel shows Chinese text).
-    ``neutralise`` guards text cells of CSV/Excel outputs against formula injection.
+    ``items``: ``(table, path)`` or ``(table, path, excel)`` where ``table`` is a DataFrame, or a
+    str written as UTF-8 text (an audit record). A table's format follows its path's extension:
+    ``.parquet``, ``.xlsx`` (Excel workbook) or CSV (anything else; ``excel=True`` adds a UTF-8
+    byte-order mark so Excel shows Chinese text). ``neutralise`` guards CSV text cells against
+    formula injection. ``before_commit`` runs once every file is written and before any is renamed
+    into place (a database transaction of the same run): if it fails, no file appears.
     """
-    paths = [Path(p) for _, p in items]
+    paths = [Path(it[1]) for it in items]
     with atomic_outputs(*paths) as temps:
-        for (df, _), tmp, target in zip(items, temps, paths, strict=True):
-            _write_one(df, tmp, target, excel=excel, index=index, neutralise=neutralise)
+        for it, tmp, target in zip(items, temps, paths, strict=True):
+            obj, bom = it[0], it[2] if len(it) > 2 else excel
+            if isinstance(obj, str):
+                tmp.write_text(obj, encoding="utf-8")
+            else:
+                _write_one(obj, tmp, target, excel=bom, index=index, neutralise=neutralise)
+        if before_commit is not None:
+            before_commit()
     return paths
 
 

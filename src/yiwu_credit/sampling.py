@@ -61,7 +61,7 @@ from .policy import TIERS, Policy, load_policy
 
 __all__ = [
     "SCALE", "SCALE_BITS", "Draw", "JointDraw", "VerifyResult", "draw", "fixed_point", "inclusion_probabilities",
-    "joint_draw", "load_audit", "prn_keys", "prn_uniform", "rotate", "save_audit", "start_from_seed", "supervision_plan",
+    "campaign_window", "check_audit", "joint_draw", "load_audit", "prn_keys", "prn_uniform", "rotate", "save_audit", "start_from_seed", "supervision_plan",
     "systematic_select", "verify", "verify_files",
 ]
 
@@ -778,22 +778,57 @@ class Draw:
         """The plan rows of the selected entities (in draw order)."""
         return plan.loc[self.selected]
 
+    def with_inspectors(self, assignments: pd.DataFrame) -> Draw:
+        """This draw with the inspector assignment (the second random) recorded in its audit.
+
+        ``assignments``: the unchanged result of :func:`~yiwu_credit.inspectors.assign_inspectors`
+        for exactly the selected entities. The audit gains ``inspectors``: the roster hash, the
+        assignment parameters and the assignment (entity → sorted inspector ids), which
+        :func:`verify` recomputes when given the roster.
+        """
+        from .inspectors import inspector_record
+
+        rec = inspector_record(assignments)
+        got, want = set(rec["assignment"]), {str(x) for x in self.selected}
+        if got != want:
+            extra, missing = sorted(got - want)[:5], sorted(want - got)[:5]
+            raise PlanError(f"assignments: not for the drawn entities (not drawn: {extra}; drawn without "
+                            f"inspectors: {missing})")
+        return Draw(selected=self.selected, audit={**self.audit, "inspectors": rec})
+
 
 @dataclass(frozen=True)
 class VerifyResult:
-    """Outcome of :func:`verify`: ``ok`` and one message per mismatch (empty when ok)."""
+    """Outcome of :func:`verify`.
+
+    ``ok`` is true only when nothing mismatched *and* nothing recorded in the audit was left
+    unchecked. ``mismatches``: one message per difference; ``unverified``: parts of the audit that
+    could not be checked (e.g. the inspector draw without its roster); ``checked``: what was
+    recomputed and matched (entities; inspectors; the published assignments file).
+    """
 
     ok: bool
     mismatches: tuple[str, ...] = ()
     recomputed: dict[str, Any] = field(default_factory=dict)
+    checked: tuple[str, ...] = ()
+    unverified: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
         if self.ok:
-            return "OK: the draw recomputes exactly from the seed and the frame"
-        return "MISMATCH:\n" + "\n".join(f"  - {m}" for m in self.mismatches)
+            if not self.checked:
+                return "OK: the draw recomputes exactly from the seed and the frame"
+            return "OK:\n" + "\n".join(f"  - {m}" for m in self.checked)
+        parts = []
+        if self.mismatches:
+            parts.append("MISMATCH:\n" + "\n".join(f"  - {m}" for m in self.mismatches))
+        if self.unverified:
+            parts.append("NOT VERIFIED:\n" + "\n".join(f"  - {m}" for m in self.unverified))
+        if self.checked:
+            parts.append("checked:\n" + "\n".join(f"  - {m}" for m in self.checked))
+        return "\n".join(parts)
 
 
 class _FrameHasher:
@@ -851,6 +886,13 @@ def _plan_pi(plan: pd.DataFrame, what: str = "plan") -> np.ndarray:
     if "pi" not in plan.columns:
         raise PlanError(f"{what}: missing column 'pi' (build it with supervision_plan)")
     col = plan["pi"]
+    if col.dtype != np.float64 and not (pd.api.types.is_numeric_dtype(col.dtype) and not pd.api.types.is_bool_dtype(col.dtype)):
+        num = pd.to_numeric(col, errors="coerce")
+        bad = (num.isna() & col.notna()).to_numpy()
+        if bad.any():
+            vals = sorted({str(v) for v in col[bad].unique()[:3]})
+            raise PlanError(f"{what}.pi: not a number ({vals}) for entity {_examples(plan.index, bad)}")
+        col = num
     pi = col.to_numpy(dtype=np.float64) if col.dtype == np.float64 else col.to_numpy(dtype=np.float64, na_value=np.nan)
     if len(pi) and not (pi.min() > 0 and pi.max() <= 1):      # NaN fails both comparisons
         bad = ~((pi > 0) & (pi <= 1))
@@ -932,14 +974,40 @@ def _compute_draw(plan: pd.DataFrame, n: int | None, seed: Any) -> dict[str, Any
     }
 
 
-def draw(plan: pd.DataFrame, n: int | None, seed: int | str) -> Draw:
+def campaign_window(start: Any, end: Any) -> dict[str, str]:
+    """The campaign window ``{"start": "YYYY-MM-DD", "end": "YYYY-MM-DD"}`` (inclusive), checked.
+
+    Accepts ISO date strings, dates or Timestamps; PlanError if unreadable or start > end.
+    """
+    out = {}
+    for k, v in (("start", start), ("end", end)):
+        if v is None or isinstance(v, bool | numbers.Number):
+            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}")
+        try:
+            t = pd.Timestamp(v) if not isinstance(v, str) else pd.to_datetime(v.strip(), format="%Y-%m-%d")
+        except (ValueError, TypeError):
+            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}") from None
+        if pd.isna(t):
+            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}")
+        out[k] = t.strftime("%Y-%m-%d")
+    if out["start"] > out["end"]:
+        raise PlanError(f"campaign window: start {out['start']} is after end {out['end']}")
+    return out
+
+
+def draw(plan: pd.DataFrame, n: int | None, seed: int | str, *, window: tuple[Any, Any] | None = None) -> Draw:
     """Draw a campaign of exactly ``n`` entities with inclusion probabilities ``plan['pi']``.
 
     Systematic PPS over the entities ordered by ``prn_keys(seed, entity_id)`` with ``pi`` as
     int64 fixed point and one start from SHA-256 of ``seed`` (see the module docstring). The
     result depends only on the set of (entity_id, pi) and the seed, not on row order.
     ``n=None`` takes n from the plan (``round(sum(pi))``). Must-includes (pi = 1) are always in.
+    ``window=(start, end)``: the campaign's inspection period (ISO dates, inclusive), recorded in
+    the audit as ``campaign``; estimates refuse results dated outside it.
     """
+    win = None if window is None else campaign_window(*window)
+    if isinstance(plan, pd.DataFrame) and len(plan) == 0:
+        raise PlanError("plan: no entities to draw from (the plan is empty)")
     r = _compute_draw(plan, n, seed)
     audit = {
         "format": AUDIT_FORMAT, "algorithm": DRAW_ALGORITHM, "algorithm_version": ALGORITHM_VERSION,
@@ -948,14 +1016,21 @@ def draw(plan: pd.DataFrame, n: int | None, seed: int | str) -> Draw:
         "population": r["population"], "frame_sha256": r["frame_sha256"], "pi_sha256": r["pi_sha256"],
         "plan": r["plan"], "selected": _id_list(r["selected"]),
     }
+    if win is not None:
+        audit["campaign"] = win
     return Draw(selected=pd.Index(r["selected"], name="entity_id"), audit=audit)
+
+
+def audit_json(audit: Mapping[str, Any] | Draw | JointDraw) -> str:
+    """An audit record as the UTF-8 JSON text that is published (sorted keys, one field a line)."""
+    if isinstance(audit, Draw | JointDraw):
+        audit = audit.audit
+    return json.dumps(audit, ensure_ascii=False, indent=1, sort_keys=True) + "\n"
 
 
 def save_audit(audit: Mapping[str, Any] | Draw | JointDraw, path: str | os.PathLike) -> Path:
     """Write an audit record as UTF-8 JSON, atomically."""
-    if isinstance(audit, Draw | JointDraw):
-        audit = audit.audit
-    return write_text(path, json.dumps(audit, ensure_ascii=False, indent=1, sort_keys=True) + "\n")
+    return write_text(path, audit_json(audit))
 
 
 def load_audit(path: str | os.PathLike) -> dict[str, Any]:
@@ -967,9 +1042,122 @@ def load_audit(path: str | os.PathLike) -> dict[str, Any]:
         audit = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
-    if not isinstance(audit, dict) or audit.get("format") not in (AUDIT_FORMAT, JOINT_FORMAT):
-        raise ConfigError(f"{p}: not a yiwu-credit audit record (format {audit.get('format') if isinstance(audit, dict) else None!r})")
-    return audit
+    return check_audit(audit, str(p))
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool) and math.isfinite(float(v))
+
+
+def _is_ids(v: Any) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) and x for x in v)
+
+
+def _is_date(v: Any) -> bool:
+    try:
+        pd.to_datetime(v, format="%Y-%m-%d")
+    except (ValueError, TypeError):
+        return False
+    return isinstance(v, str)
+
+
+_SEED = ("an int or a non-empty string", lambda v: _is_int(v) or (isinstance(v, str) and v != ""))
+_SHA = ("a SHA-256 hex string", lambda v: isinstance(v, str) and len(v) == 64
+        and all(c in "0123456789abcdef" for c in v))
+_IDS = ("a list of entity ids (strings)", _is_ids)
+_OPT_STRS = ("null or a list of strings", lambda v: v is None or (isinstance(v, list)
+                                                                  and all(isinstance(x, str) for x in v)))
+_OPT_SHA = ("null or a SHA-256 hex string", lambda v: v is None or _SHA[1](v))
+_COUNT = ("a whole number ≥ 0", lambda v: _is_int(v) and v >= 0)
+_POS = ("a whole number ≥ 1", lambda v: _is_int(v) and v >= 1)
+_SINGLE_FIELDS: dict[str, tuple[str, Any]] = {
+    "algorithm": ("a string", lambda v: isinstance(v, str)),
+    "algorithm_version": ("a string", lambda v: isinstance(v, str) or _is_int(v)),
+    "seed": _SEED,
+    "start": (f"a whole number in [0, 2**{SCALE_BITS})", lambda v: _is_int(v) and 0 <= v < SCALE),
+    "n": _COUNT, "population": _COUNT, "frame_sha256": _SHA, "pi_sha256": _SHA, "selected": _IDS,
+    "plan": ("an object (or null)", lambda v: v is None or isinstance(v, Mapping)),
+    "campaign": ("an object {start, end}", lambda v: isinstance(v, Mapping)),
+    "inspectors": ("an object", lambda v: isinstance(v, Mapping)),
+}
+_PLAN_FIELDS: dict[str, tuple[str, Any]] = {
+    "policy": ("a policy name (string) or null", lambda v: v is None or isinstance(v, str)),
+    "policy_sha256": _OPT_SHA,
+    "budget": ("a positive number or null", lambda v: v is None or (_is_num(v) and v > 0)),
+    "floor": ("a number in [0, 1] or null", lambda v: v is None or (_is_num(v) and 0 <= v <= 1)),
+    "scale_by_probability": ("true, false or null", lambda v: v is None or isinstance(v, bool)),
+}
+_INSPECTOR_FIELDS: dict[str, tuple[str, Any]] = {
+    "algorithm": ("a string", lambda v: isinstance(v, str)),
+    "roster_sha256": _SHA, "roster_size": _POS, "seed": _SEED, "per_entity": _POS, "max_per_inspector": _POS,
+    "no_repeat_consecutive": ("true or false", lambda v: isinstance(v, bool)),
+    "qualification": _OPT_STRS, "departments": _OPT_STRS, "previous_sha256": _OPT_SHA,
+    "assignment": ("an object entity_id → list of inspector ids",
+                   lambda v: isinstance(v, Mapping) and all(isinstance(k, str) and _is_ids(x) for k, x in v.items())),
+}
+_INSPECTOR_REQUIRED = ("roster_sha256", "seed", "per_entity", "max_per_inspector", "no_repeat_consecutive",
+                       "assignment")
+_JOINT_FIELDS: dict[str, tuple[str, Any]] = {
+    "algorithm": ("a string", lambda v: isinstance(v, str)),
+    "algorithm_version": ("a string", lambda v: isinstance(v, str) or _is_int(v)),
+    "panel_seed": _SEED, "seed": _SEED,
+    "origin": ("a whole number in [0, 2**64)", lambda v: _is_int(v) and 0 <= v <= _M64),
+    "window": ("a number in [0, 1]", lambda v: _is_num(v) and 0 <= v <= 1),
+    "departments": ("an object department → draw", lambda v: isinstance(v, Mapping)
+                    and all(isinstance(x, Mapping) for x in v.values())),
+    "previous": ("null or an object {origin, window, seed}", lambda v: v is None or isinstance(v, Mapping)),
+}
+
+
+def _check_fields(obj: Mapping[str, Any], spec: Mapping[str, tuple[str, Any]], source: str, prefix: str) -> None:
+    for k, (want, ok) in spec.items():
+        if k in obj and not ok(obj[k]):
+            got = repr(obj[k])
+            got = got if len(got) <= 60 else got[:57] + "..."
+            raise ConfigError(f"{source}: field '{prefix}{k}': expected {want}, got {got}")
+
+
+def check_audit(audit: Any, source: str = "audit") -> dict[str, Any]:
+    """Check the types of an audit record's fields; ConfigError naming ``source`` and the field.
+
+    Only fields that are present are checked here (:func:`verify` names missing ones).
+    """
+    if not isinstance(audit, Mapping):
+        raise ConfigError(f"{source}: not a yiwu-credit audit record (expected a JSON object, got "
+                          f"{type(audit).__name__})")
+    fmt = audit.get("format")
+    if fmt not in (AUDIT_FORMAT, JOINT_FORMAT):
+        raise ConfigError(f"{source}: not a yiwu-credit audit record (format {fmt!r})")
+    if fmt == JOINT_FORMAT:
+        _check_fields(audit, _JOINT_FIELDS, source, "")
+        for d, dep in (audit.get("departments") or {}).items():
+            _check_fields(dep, {k: _SINGLE_FIELDS[k] for k in ("n", "population", "frame_sha256", "pi_sha256",
+                                                                "selected")}, source, f"departments.{d}.")
+        prev = audit.get("previous")
+        if isinstance(prev, Mapping):
+            _check_fields(prev, {k: _JOINT_FIELDS[k] for k in ("origin", "window", "seed")}, source, "previous.")
+        return dict(audit)
+    _check_fields(audit, _SINGLE_FIELDS, source, "")
+    if isinstance(audit.get("plan"), Mapping):
+        _check_fields(audit["plan"], _PLAN_FIELDS, source, "plan.")
+    if "campaign" in audit:
+        c = audit["campaign"]
+        for k in ("start", "end"):
+            if not _is_date(c.get(k)):
+                raise ConfigError(f"{source}: field 'campaign.{k}': expected an ISO date YYYY-MM-DD, got {c.get(k)!r}")
+        if c["start"] > c["end"]:
+            raise ConfigError(f"{source}: field 'campaign': start {c['start']} is after end {c['end']}")
+    if "inspectors" in audit:
+        ins = audit["inspectors"]
+        miss = [k for k in _INSPECTOR_REQUIRED if k not in ins]
+        if miss:
+            raise ConfigError(f"{source}: field 'inspectors' lacks {miss}")
+        _check_fields(ins, _INSPECTOR_FIELDS, source, "inspectors.")
+    return dict(audit)
 
 
 def _diff_ids(recorded: Sequence[str], recomputed: Sequence[str], what: str) -> list[str]:
@@ -995,7 +1183,8 @@ def _need(audit: Mapping[str, Any], keys: Sequence[str]) -> list[str]:
 
 def verify(audit: Mapping[str, Any] | Draw | JointDraw,
            plan_or_frame: pd.DataFrame | Mapping[str, pd.DataFrame],
-           policy: str | Path | Policy | None = None) -> VerifyResult:
+           policy: str | Path | Policy | None = None, *, roster: Any = None, previous: Any = None,
+           assignments: pd.DataFrame | str | os.PathLike | None = None) -> VerifyResult:
     """Recompute a draw from its audit record and the candidate frame; name every mismatch.
 
     ``plan_or_frame``: the plan (with ``pi``) the draw used, or the scored frame — the plan is
@@ -1003,9 +1192,16 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     recorded policy name, e.g. a TOML path). For a joint audit pass the mapping department → plan.
     Checks: algorithm/version, that ``start`` follows from ``seed``, the frame and pi hashes, n,
     and the selected ids.
+
+    The second random: when the audit records an inspector assignment (``inspectors``), pass the
+    ``roster`` (and ``previous`` if one was used): the roster hash is checked and the assignment
+    recomputed. Without the roster the result is *not ok* and says the inspector draw was not
+    verified. ``assignments``: the published assignments (table or CSV path with ``entity_id``,
+    ``inspector_id``), compared with the recorded assignment; an unreadable file is a mismatch. Field types are checked first (ConfigError).
     """
     if isinstance(audit, Draw | JointDraw):
         audit = audit.audit
+    audit = check_audit(audit)
     if audit.get("format") == JOINT_FORMAT:
         if not isinstance(plan_or_frame, Mapping):
             return VerifyResult(False, ("joint audit: pass a mapping department → plan",))
@@ -1052,26 +1248,74 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     mm += _diff_ids(audit["selected"], _id_list(r["selected"]), "selected")
     rec = {k: r[k] for k in ("n", "population", "start", "frame_sha256", "pi_sha256")}
     rec["selected"] = _id_list(r["selected"])
-    return VerifyResult(not mm, tuple(mm), rec)
+    checked = [] if mm else [f"entities: {r['n']:,} of {r['population']:,} drawn recompute exactly from seed "
+                             f"{audit['seed']!r} and the frame (start, frame and pi hashes, selected ids)"]
+    unverified: list[str] = []
+    if "inspectors" in audit:
+        from .inspectors import verify_assignment
+
+        ins = verify_assignment(audit["inspectors"], frame.loc[r["selected"]], roster, previous=previous,
+                                published=assignments)
+        mm += ins.mismatches
+        unverified += ins.unverified
+        checked += ins.checked
+    elif roster is not None or assignments is not None:
+        mm.append("inspectors: a roster or assignments file was given but the audit records no inspector draw "
+                  "(draw with --inspectors records it)")
+    else:
+        checked.append("inspectors: none recorded in the audit (no inspector draw to verify)")
+    ok = not mm and not unverified
+    return VerifyResult(ok, tuple(mm), rec, tuple(checked), tuple(unverified))
 
 
-def _read_table(path: str | os.PathLike) -> pd.DataFrame:
+def _read_table(path: str | os.PathLike, what: str = "frame") -> pd.DataFrame:
+    from .errors import DataValidationError, Problem
+
     p = Path(path)
     if not p.is_file():
-        raise ConfigError(f"frame file not found: {p}")
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    return pd.read_csv(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str, "entity_type": str})
+        raise ConfigError(f"{what} file not found: {p}")
+    try:
+        if p.suffix == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str,
+                                       "entity_type": str, "inspector_id": str}, encoding="utf-8-sig")
+    except Exception as e:  # any unreadable file (0 bytes, not CSV/Parquet, bad encoding)
+        raise DataValidationError([Problem(what, None, f"cannot read {p}: {type(e).__name__}: {e}")]) from None
+    if "entity_id" not in df.columns:
+        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p}")])
+    return df
+
+
+def conventional_assignments_path(audit_path: str | os.PathLike) -> Path:
+    """Where ``yiwu-credit draw`` writes the assignments next to an audit: ``X.audit.json`` →
+    ``X.inspectors.csv`` (otherwise ``<stem>.inspectors.csv``)."""
+    p = Path(audit_path)
+    stem = p.name[:-len(".audit.json")] if p.name.endswith(".audit.json") else p.stem
+    return p.with_name(stem + ".inspectors.csv")
 
 
 def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | Mapping[str, str | os.PathLike],
-                 policy: str | Path | Policy | None = None) -> VerifyResult:
+                 policy: str | Path | Policy | None = None, *, roster: str | os.PathLike | None = None,
+                 previous: str | os.PathLike | None = None,
+                 assignments: str | os.PathLike | None = None) -> VerifyResult:
     """:func:`verify` on files: an audit JSON and a plan/scored table (CSV or Parquet; for a joint
-    audit a mapping department → table path). This is what ``yiwu-credit verify`` runs."""
+    audit a mapping department → table path). This is what ``yiwu-credit verify`` runs.
+
+    ``roster`` / ``previous``: the inspector roster and the previous campaign's assignments
+    (CSV) to recompute the recorded inspector draw. ``assignments``: the published assignments
+    file; by default the conventional file next to the audit (``X.audit.json`` →
+    ``X.inspectors.csv``) is checked when it exists.
+    """
     audit = load_audit(audit_path)
     if isinstance(frame_path, Mapping):
         return verify(audit, {d: _read_table(p) for d, p in frame_path.items()}, policy)
-    return verify(audit, _read_table(frame_path), policy)
+    frame = _read_table(frame_path)
+    prev = _read_table(previous, "previous") if previous is not None else None
+    asg = Path(assignments) if assignments is not None else None
+    if asg is None and "inspectors" in audit and conventional_assignments_path(audit_path).is_file():
+        asg = conventional_assignments_path(audit_path)
+    return verify(audit, frame, policy, roster=roster, previous=prev, assignments=asg)
 
 
 # ============================================================== joint and rotating campaigns
