@@ -63,6 +63,9 @@ _OVERRIDE_TEXT = {
     "abnormal_operation": ("列入经营异常名录", "on the abnormal-operation list"),
     "adverse_conduct": ("检查中拒绝或提供虚假信息", "refused inspection or gave false information"),
     "serious_dishonest": ("列入严重违法失信名单", "on the serious-dishonesty list"),
+    "new_entity_record": ("新设立主体已有记录, 不低于暂定等级", "new entity with a record, at least the provisional tier"),
+    "heavy_penalties": ("近期多次一般程序行政处罚", "repeated recent general-procedure penalties"),
+    "severe_penalties": ("近期行政处罚次数或罚没金额很高", "very many recent penalties or very large recent fines"),
 }
 _STATUS_ZH = {"stable": "稳定", "watch": "关注", "act": "需处置", "": "—"}
 
@@ -524,7 +527,7 @@ def _section_overrides(scored: pd.DataFrame, b: Bundle) -> str:
         counts = rules.value_counts().sort_index(kind="stable") if len(rules) else pd.Series(dtype=int)
         rows = []
         for rule, n in counts.items():
-            zh, en = _OVERRIDE_TEXT.get(str(rule).split("->")[0], ("", ""))
+            zh, en = _OVERRIDE_TEXT.get(re.sub(r"_\d+d$", "", str(rule).split("->")[0]), ("", ""))
             rows.append({"rule": rule, "zh": zh, "en": en, "n": int(n), "share": n / len(scored)})
         rows.append({"rule": "(none)", "zh": "未修正", "en": "model tier kept", "n": int((ov == "").sum()),
                      "share": float((ov == "").mean())})

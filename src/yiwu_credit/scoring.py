@@ -48,8 +48,9 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
     TreeSHAP, which costs ~100× plain scoring, hence the default.
 
     ``scored`` columns: probability, credit_score, model_tier, tier, tier_zh, tier_en,
-    overrides, is_new, serious_dishonest, abnormal_operation, adverse_conduct, entity_type,
-    town, industry, reason_1..3 (name, _zh, _en), model_version.
+    overrides, serious_dishonest, abnormal_operation, adverse_conduct, is_new, new_with_record,
+    recent_penalties, recent_fines_cny, entity_type, town, industry, reason_1..3
+    (name, _zh, _en), model_version.
     """
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if reasons not in ("CD", "all", "none"):
@@ -138,14 +139,15 @@ class Scorer:
         history = any(r.get(TABLE_DATE[t]) not in (None, "") and to_day(r[TABLE_DATE[t]]) < a
                       for t in TABLE_DATE for r in events.get(t, ()))
         facts = override_core(evs["list_records"], evs["inspections"], np.array([history]),
-                              np.array([a - to_day(est)]), 1, b.policy)
+                              np.array([a - to_day(est)]), 1, b.policy, evs["penalties"])
         ranks, notes = override_ranks(np.array([model_rank]), facts, b.policy)
         tier = TIERS[int(ranks[0])]
         out: dict[str, Any] = {
             "entity_id": entity.get("entity_id"), "probability": p,
             "credit_score": round(float(m._points(np.array([p]))[0]), 1), "model_tier": TIERS[model_rank],
             "tier": tier, "tier_zh": b.policy.tier_label(tier, "zh"), "tier_en": b.policy.tier_label(tier, "en"),
-            "overrides": str(notes[0]), **{k: bool(v[0]) for k, v in facts.items()}, "model_version": b.version,
+            "overrides": str(notes[0]), **{k: v[0].item() for k, v in facts.items()},
+            "model_version": b.version,
         }
         contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
         order = np.argsort(-contrib, kind="stable")[: self.n_reasons]
