@@ -28,6 +28,7 @@ from .features import (
     to_day,
 )
 from .policy import TIERS, apply_overrides, override_ranks
+from .ranges import range_check
 
 REASON_TIERS = ("C", "D")
 
@@ -49,7 +50,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
 
     ``scored`` columns: probability, credit_score, model_tier, tier, tier_zh, tier_en,
     overrides, serious_dishonest, abnormal_operation, adverse_conduct, is_new, new_with_record,
-    recent_penalties, recent_fines_cny, entity_type, town, industry, reason_1..3
+    recent_penalties, recent_fines_cny, entity_type, town, industry, out_of_range, reason_1..3
     (name, _zh, _en), model_version.
     """
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -67,6 +68,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
         "tier_zh": final["tier"].map({t: b.policy.tier_label(t, "zh") for t in TIERS}),
         "tier_en": final["tier"].map({t: b.policy.tier_label(t, "en") for t in TIERS}),
         "overrides": final["overrides"], **{c: facts[c] for c in facts.columns},
+        "out_of_range": range_check(b).frame_flags(X[list(b.model.feature_names_in_)]),
         "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
     }, index=X.index)
     k = b.model.n_reasons
@@ -110,6 +112,7 @@ class Scorer:
         self.names = list(m.feature_names_in_)
         self.n_reasons = m.n_reasons if n_reasons is None else n_reasons
         self._feats = {f.name: f for f in self.bundle.catalogue.features}
+        self._ranges = range_check(self.bundle)
         for c, cats in m.categories_.items():  # the online path passes catalogue codes directly
             if c in self._feats and list(self._feats[c].categories or ()) != list(cats):
                 raise ValueError(f"model categories of {c!r} differ from the catalogue's")
@@ -147,7 +150,7 @@ class Scorer:
             "credit_score": round(float(m._points(np.array([p]))[0]), 1), "model_tier": TIERS[model_rank],
             "tier": tier, "tier_zh": b.policy.tier_label(tier, "zh"), "tier_en": b.policy.tier_label(tier, "en"),
             "overrides": str(notes[0]), **{k: v[0].item() for k, v in facts.items()},
-            "model_version": b.version,
+            "out_of_range": str(self._ranges.flags(row)[0]), "model_version": b.version,
         }
         contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
         order = np.argsort(-contrib, kind="stable")[: self.n_reasons]
