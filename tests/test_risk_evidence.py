@@ -310,3 +310,21 @@ def test_every_penalty_count_and_fine_feature_is_non_decreasing(bundle):
         assert s.direction == want, f.name
     mono = dict(zip(bundle.model.feature_names_in_, bundle.model.monotone_constraints_, strict=True))
     assert all(mono[n] == 1 for n in mono if n.startswith(("pen_general", "pen_fine", "pen_decayed")))
+
+
+@pytest.mark.parametrize("old, new, message", [
+    ("severe_penalties_min_count = 6", "severe_penalties_min_count = 2", "must be >= heavy_penalties_min_count"),
+    ('heavy_penalties_min_tier = "C"', 'heavy_penalties_min_tier = "E"', "heavy_penalties_min_tier"),
+    ("heavy_penalties_days = 365", "", "missing key 'heavy_penalties_days'"),
+])
+def test_heavy_penalty_rule_config_errors(tmp_path, old, new, message):
+    from importlib import resources
+
+    from yiwu_credit.errors import ConfigError
+
+    text = (resources.files("yiwu_credit") / "data" / "policy" / "yiwu-2022.toml").read_text(encoding="utf-8")
+    assert old in text
+    p = tmp_path / "p.toml"
+    p.write_text(text.replace(old, new), encoding="utf-8")
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_policy(p)
