@@ -1,9 +1,11 @@
 """A synthetic Yiwu market-entity world with a known latent propensity to violate.
 
 Each entity has a latent annual violation rate ``propensity`` driven by type, industry, age,
-capital, town and an individual effect. Violations (a Poisson process) drive complaints,
-penalties, late or missing annual reports, list entries and inspection outcomes; uniform random
-inspection campaigns record their inclusion probability. The ground truth is returned separately
+capital, town and an individual effect. Violations (a self-exciting process: a violation's practice
+tends to go on, so a recent, heavily fined penalty predicts the next one; docs/synthetic-world.md)
+drive complaints, penalties, list entries and inspection outcomes; the propensity also drives late
+or missing annual reports and tax ratings. Uniform random inspection campaigns record their
+inclusion probability. The ground truth is returned separately
 (:attr:`World.truth`) and is never part of the dataset.
 """
 
@@ -56,7 +58,8 @@ _KEY = 1 << 20             # entity * _KEY + day: one sortable int64 per (entity
 
 @dataclass
 class World:
-    """A synthetic dataset plus its ground truth (entity_id index; propensity = annual rate)."""
+    """A synthetic dataset plus its ground truth (entity_id index; propensity = background annual
+    violation rate, before self-excitation)."""
 
     dataset: Dataset
     truth: pd.DataFrame
@@ -188,8 +191,8 @@ def generate(
     subst_obj = subst.astype(object)
     subst_obj[rng.random(len(subst)) < 0.1] = None
 
-    # penalties: about 55% of violations are penalised, serious ones more often; serious ones go
-    # to the general procedure (about 65% overall) with a fine that grows with seriousness
+    # penalties: about 59% of violations are penalised, serious ones more often; serious ones go
+    # to the general procedure (about 62% of penalties) with a fine that grows with seriousness
     lsev = np.log(v_sev)
     p_from_v = rng.random(len(v_ent)) < np.clip(0.35 + 0.2 * np.log1p(v_sev), 0.05, 0.9)
     p_ent = v_ent[p_from_v]
