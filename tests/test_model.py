@@ -259,11 +259,12 @@ def test_bundle_is_reproducible_bit_for_bit(small_bundle, tmp_path):
     res = train(w.dataset, "2024-01-01", n_estimators=30)
     save_bundle(res.model, tmp_path / "again", name="t", version="0.1", catalogue=res.model.catalogue,
                 policy=res.model.policy, training=res.training, metrics=res.metrics, reference=res.reference)
-    for f in ("model.joblib", "manifest.json", "catalogue.toml", "policy.toml", "reference.parquet"):
+    for f in ("model.joblib", "manifest.json", "catalogue.toml", "policy.toml", "reference.parquet", "ranges.json"):
         assert (tmp_path / "again" / f).read_bytes() == (d / f).read_bytes(), f
 
 
-@pytest.mark.parametrize("target", ["model.joblib", "catalogue.toml", "policy.toml", "reference.parquet"])
+@pytest.mark.parametrize("target", ["model.joblib", "catalogue.toml", "policy.toml", "reference.parquet",
+                                    "ranges.json"])
 def test_tampered_bundle_is_refused(small_bundle, tmp_path, target):
     d, _, _ = small_bundle
     t = tmp_path / "t"

@@ -9,6 +9,8 @@ A bundle is a directory::
     policy.toml      the policy used for labels, cut-offs and overrides
     reference.parquet  a fixed sample (≤ 5,000 rows, no entity ids) of the training feature
                      matrix: the reference population for stability monitoring (CSI)
+    ranges.json      min/max per numeric feature and seen categories per categorical one over
+                     the whole training matrix (out-of-range flags at scoring, ``ranges.py``)
 
 :func:`load_bundle` verifies every hash and the format version before unpickling anything, so a
 tampered or incompatible bundle is refused with a clear :class:`BundleError`. Nothing in the
@@ -34,6 +36,7 @@ from .errors import BundleError, ConfigError
 from .io import atomic_path, sha256_file, write_text
 from .model import TieredRiskModel
 from .policy import Policy, load_policy
+from .ranges import RANGES_FILE, feature_ranges
 
 FORMAT = "yiwu-credit-bundle/1"
 DEFAULT_BUNDLE = "default"
@@ -49,6 +52,7 @@ class Bundle:
     policy: Policy
     path: Path
     reference: pd.DataFrame | None = None  # training-population feature sample (monitoring)
+    ranges: dict[str, Any] | None = None  # training feature ranges (ranges.json; None in old bundles)
 
     @property
     def version(self) -> str:
@@ -78,7 +82,8 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
                 policy: Policy, training: dict[str, Any], metrics: dict[str, Any],
                 reference: pd.DataFrame | None = None) -> Path:
     """Write a bundle directory (each file atomically; the manifest last). ``reference`` is the
-    training feature matrix (or a sample); up to 5,000 rows without ids are stored."""
+    training feature matrix (or a sample); up to 5,000 rows without ids are stored, and its
+    ranges (``ranges.json``)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     with atomic_path(path / "model.joblib") as tmp:
@@ -94,6 +99,8 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
         with atomic_path(path / "reference.parquet") as tmp:
             reference_sample(reference).to_parquet(tmp, index=False)
         names.append("reference.parquet")
+        write_text(path / RANGES_FILE, json.dumps(feature_ranges(reference), indent=1, sort_keys=True) + "\n")
+        names.append(RANGES_FILE)
     files = {f: sha256_file(path / f) for f in names}
     manifest = {
         "format": FORMAT, "name": name, "version": version, "versions": _versions(),
@@ -160,8 +167,8 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
         raise BundleError(f"{mpath}: manifest is not valid JSON: {e}") from None
     _check_manifest(manifest, mpath)
     files = manifest["files"]
-    for f in ("model.joblib", "catalogue.toml", "policy.toml", *(["reference.parquet"] if "reference.parquet" in files
-                                                                 else [])):
+    for f in ("model.joblib", "catalogue.toml", "policy.toml",
+              *(o for o in ("reference.parquet", RANGES_FILE) if o in files)):
         if f not in files:
             raise BundleError(f"{p}: manifest lists no hash for {f}")
         if not (p / f).is_file():
@@ -195,4 +202,5 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     model.catalogue = catalogue
     model.policy = policy
     reference = pd.read_parquet(p / "reference.parquet") if "reference.parquet" in files else None
-    return Bundle(model, manifest, catalogue, policy, p, reference)
+    ranges = json.loads((p / RANGES_FILE).read_text(encoding="utf-8")) if RANGES_FILE in files else None
+    return Bundle(model, manifest, catalogue, policy, p, reference, ranges)

@@ -518,7 +518,10 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     Columns (bool): ``serious_dishonest`` and ``abnormal_operation`` (currently listed),
     ``adverse_conduct`` (an inspection result in ``[overrides].adverse_conduct_results`` within
     ``adverse_conduct_days``), ``is_new`` (established within ``new_entity_days`` and no penalty,
-    inspection, complaint or list record yet). Index entity_id, sorted like build_features.
+    inspection, complaint or list record yet), ``new_with_record`` (established within
+    ``new_entity_days`` with such a record); numbers: ``recent_penalties`` and
+    ``recent_fines_cny`` (general-procedure penalties decided within ``heavy_penalties_days`` and
+    still publicly shown, and their fines). Index entity_id, sorted like build_features.
     """
     pol = load_policy(policy)
     cat = load_catalogue(catalogue)
@@ -528,6 +531,7 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     n = len(idx)
     lr = events_at(dataset, "list_records", a, remap, pol, cat)
     ins = events_at(dataset, "inspections", a, remap, pol, cat)
+    pen = events_at(dataset, "penalties", a, remap, pol, cat)
     history = np.zeros(n, dtype=bool)
     for name in ("penalties", "inspections", "complaints", "list_records"):
         df = dataset.table(name)
@@ -537,26 +541,36 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
         p = remap[np.maximum(codes[m], 0)]
         history[p[p >= 0]] = True
     age = a - day_array(ent["established_on"]).take(idx)
-    facts = override_core(lr, ins, history, age, n, pol)
+    facts = override_core(lr, ins, history, age, n, pol, pen)
     return pd.DataFrame(facts, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str),
                                               name="entity_id"))
 
 
 def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.ndarray, n: int,
-                  policy: Policy) -> dict[str, np.ndarray]:
-    """The override facts (bool arrays of shape (n,)) from list and inspection Events, whether
-    each entity has any record before as_of, and its age in days."""
+                  policy: Policy, pen: Events | None = None) -> dict[str, np.ndarray]:
+    """The override facts (arrays of shape (n,)) from list, inspection and penalty Events,
+    whether each entity has any record before as_of, and its age in days. Without ``pen`` the
+    penalty counts are 0."""
     o = policy.overrides
 
     def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
         return np.bincount(ev.pos[m], minlength=n) > 0
 
+    young = age_days <= o["new_entity_days"]
+    count, fines = np.zeros(n, dtype=np.int64), np.zeros(n)
+    if pen is not None and len(pen.pos):
+        m = _mask(pen, (("procedure", "general"),)) & (pen.age <= o.get("heavy_penalties_days", 365))
+        count = np.bincount(pen.pos[m], minlength=n).astype(np.int64)
+        fines = np.bincount(pen.pos[m], weights=np.nan_to_num(pen.cols["fine_cny"][m]), minlength=n)
     return {
         "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
         "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
         "adverse_conduct": any_of(ins, _mask(ins, (("result", tuple(o["adverse_conduct_results"])),))
                                   & (ins.age <= o["adverse_conduct_days"])),
-        "is_new": (age_days <= o["new_entity_days"]) & ~history,
+        "is_new": young & ~history,
+        "new_with_record": young & history,
+        "recent_penalties": count,
+        "recent_fines_cny": fines,
     }
 
 

@@ -31,6 +31,7 @@ from .evaluation import calibration_table, metrics, tier_table
 from .io import write_text
 from .monitoring import csi, psi_table, stability_flag
 from .policy import TIERS
+from .ranges import bundle_ranges
 
 #: (anchor, Chinese heading, English heading) of each report section, in order.
 SECTIONS: tuple[tuple[str, str, str], ...] = (
@@ -63,6 +64,9 @@ _OVERRIDE_TEXT = {
     "abnormal_operation": ("列入经营异常名录", "on the abnormal-operation list"),
     "adverse_conduct": ("检查中拒绝或提供虚假信息", "refused inspection or gave false information"),
     "serious_dishonest": ("列入严重违法失信名单", "on the serious-dishonesty list"),
+    "new_entity_record": ("新设立主体已有记录, 不低于暂定等级", "new entity with a record, at least the provisional tier"),
+    "heavy_penalties": ("近期多次一般程序行政处罚", "repeated recent general-procedure penalties"),
+    "severe_penalties": ("近期行政处罚次数或罚没金额很高", "very many recent penalties or very large recent fines"),
 }
 _STATUS_ZH = {"stable": "稳定", "watch": "关注", "act": "需处置", "": "—"}
 
@@ -475,6 +479,7 @@ def _section_stability(scored: pd.DataFrame, b: Bundle, features: pd.DataFrame |
                            "actual": "当前占比 actual share", "contribution": "PSI 贡献 contribution"},
                      {"n": _int, "expected": lambda x: _pct(x, 1), "actual": lambda x: _pct(x, 1),
                       "contribution": _f(4)}, table_id="psi-bins"))
+    parts.append(_out_of_range(scored, b))
     parts.append("<h3>特征稳定性 CSI per feature</h3>")
     if reference_features is None:
         parts.append(_skipped("未提供参考特征 reference_features",
@@ -509,6 +514,32 @@ def _section_stability(scored: pd.DataFrame, b: Bundle, features: pd.DataFrame |
     return "".join(parts)
 
 
+def _out_of_range(scored: pd.DataFrame, b: Bundle) -> str:
+    """Entities with feature values beyond the training range, in all and by feature."""
+    head = "<h3>超出训练范围的特征 Features beyond the training range</h3>"
+    if "out_of_range" not in scored:
+        return head + _skipped("无 out_of_range 列", "scored has no 'out_of_range' column")
+    r = bundle_ranges(b)
+    if r is None:
+        return head + _note("The bundle stores no training ranges and no reference sample: nothing can be flagged.")
+    oor = scored["out_of_range"].fillna("").astype(str)
+    flagged = oor != ""
+    counts = oor[flagged].str.split(";").explode().value_counts().sort_index(kind="stable")
+    counts = counts.sort_values(ascending=False, kind="stable")
+    names = {f.name: f for f in b.catalogue.features}
+    rows = [{"feature": "(any)", "zh": "至少一个特征", "n": int(flagged.sum()), "share": float(flagged.mean())}]
+    rows += [{"feature": str(f), "zh": names[f].spec.zh if f in names else "", "n": int(n), "share": n / len(scored)}
+             for f, n in counts.items()]
+    tab = pd.DataFrame(rows).set_index("feature", drop=False)
+    return head + _note(
+        f"<b id=\"oor-entities\">{int(flagged.sum()):,}</b> entities ({_pct(flagged.mean(), 2)}) have at least one "
+        f"feature beyond the range seen in training (source: {_esc(str(r.get('source')))}, "
+        f"{int(r.get('n', 0)):,} entities); the model scores such values like the edge of that range, so policy "
+        "rules, not the model, must handle them (超出训练数据范围的主体, 模型按范围边界评分).") + _table(
+        tab, {"feature": "特征 feature", "zh": "中文说明", "n": "主体数 n", "share": "占全部 share of all"},
+        {"n": _int, "share": lambda x: _pct(x, 2)}, table_id="out-of-range")
+
+
 def _reason_columns(scored: pd.DataFrame) -> list[str]:
     cols = [c for c in scored.columns if re.fullmatch(r"reason_\d+", c)]
     return sorted(cols, key=lambda c: int(c.split("_")[1]))
@@ -524,7 +555,7 @@ def _section_overrides(scored: pd.DataFrame, b: Bundle) -> str:
         counts = rules.value_counts().sort_index(kind="stable") if len(rules) else pd.Series(dtype=int)
         rows = []
         for rule, n in counts.items():
-            zh, en = _OVERRIDE_TEXT.get(str(rule).split("->")[0], ("", ""))
+            zh, en = _OVERRIDE_TEXT.get(re.sub(r"_\d+d$", "", str(rule).split("->")[0]), ("", ""))
             rows.append({"rule": rule, "zh": zh, "en": en, "n": int(n), "share": n / len(scored)})
         rows.append({"rule": "(none)", "zh": "未修正", "en": "model tier kept", "n": int((ov == "").sum()),
                      "share": float((ov == "").mean())})

@@ -30,6 +30,7 @@ from .features import (
     to_day,
 )
 from .policy import TIERS, apply_overrides, override_ranks
+from .ranges import range_check
 
 REASON_TIERS = ("C", "D")
 #: an as_of this many days after the dataset's last recorded event is flagged as doubtful
@@ -78,9 +79,11 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
     TreeSHAP, which costs ~100× plain scoring, hence the default.
 
     ``scored`` columns: probability, credit_score, model_tier, tier, tier_zh, tier_en,
-    overrides, is_new, serious_dishonest, abnormal_operation, adverse_conduct, entity_type,
-    town, industry, data_issues (quarantined event rows of the entity), reason_1..3 (name, _zh,
-    _en), model_version. ``warnings`` lists doubts about the run (stale data, partial histories).
+    overrides, serious_dishonest, abnormal_operation, adverse_conduct, is_new, new_with_record,
+    recent_penalties, recent_fines_cny, entity_type, town, industry, data_issues (quarantined
+    event rows of the entity), out_of_range (features beyond the training range), reason_1..3
+    (name, _zh, _en), model_version. ``warnings`` lists doubts about the run (stale data, partial
+    histories).
     """
     as_of = parse_as_of(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -98,6 +101,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
         "tier_zh": final["tier"].map({t: b.policy.tier_label(t, "zh") for t in TIERS}),
         "tier_en": final["tier"].map({t: b.policy.tier_label(t, "en") for t in TIERS}),
         "overrides": final["overrides"], **{c: facts[c] for c in facts.columns},
+        "out_of_range": range_check(b).frame_flags(X[list(b.model.feature_names_in_)]),
         "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
         "data_issues": dataset.issue_counts().reindex(X.index, fill_value=0).to_numpy(dtype=np.int64),
     }, index=X.index)
@@ -142,6 +146,7 @@ class Scorer:
         self.names = list(m.feature_names_in_)
         self.n_reasons = m.n_reasons if n_reasons is None else n_reasons
         self._feats = {f.name: f for f in self.bundle.catalogue.features}
+        self._ranges = range_check(self.bundle)
         for c, cats in m.categories_.items():  # the online path passes catalogue codes directly
             if c in self._feats and list(self._feats[c].categories or ()) != list(cats):
                 raise ValueError(f"model categories of {c!r} differ from the catalogue's")
@@ -171,14 +176,15 @@ class Scorer:
         history = any(r.get(TABLE_DATE[t]) not in (None, "") and to_day(r[TABLE_DATE[t]]) < a
                       for t in TABLE_DATE for r in events.get(t, ()))
         facts = override_core(evs["list_records"], evs["inspections"], np.array([history]),
-                              np.array([a - to_day(est)]), 1, b.policy)
+                              np.array([a - to_day(est)]), 1, b.policy, evs["penalties"])
         ranks, notes = override_ranks(np.array([model_rank]), facts, b.policy)
         tier = TIERS[int(ranks[0])]
         out: dict[str, Any] = {
             "entity_id": entity.get("entity_id"), "probability": p,
             "credit_score": round(float(m._points(np.array([p]))[0]), 1), "model_tier": TIERS[model_rank],
             "tier": tier, "tier_zh": b.policy.tier_label(tier, "zh"), "tier_en": b.policy.tier_label(tier, "en"),
-            "overrides": str(notes[0]), **{k: bool(v[0]) for k, v in facts.items()}, "model_version": b.version,
+            "overrides": str(notes[0]), **{k: v[0].item() for k, v in facts.items()},
+            "out_of_range": str(self._ranges.flags(row)[0]), "model_version": b.version,
         }
         contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
         order = np.argsort(-contrib, kind="stable")[: self.n_reasons]

@@ -1,9 +1,11 @@
 """A synthetic Yiwu market-entity world with a known latent propensity to violate.
 
 Each entity has a latent annual violation rate ``propensity`` driven by type, industry, age,
-capital, town and an individual effect. Violations (a Poisson process) drive complaints,
-penalties, late or missing annual reports, list entries and inspection outcomes; uniform random
-inspection campaigns record their inclusion probability. The ground truth is returned separately
+capital, town and an individual effect. Violations (a self-exciting process: a violation's practice
+tends to go on, so a recent, heavily fined penalty predicts the next one; docs/synthetic-world.md)
+drive complaints, penalties, list entries and inspection outcomes; the propensity also drives late
+or missing annual reports and tax ratings. Uniform random inspection campaigns record their
+inclusion probability. The ground truth is returned separately
 (:attr:`World.truth`) and is never part of the dataset.
 """
 
@@ -40,11 +42,24 @@ _ADVERSE = np.array(["corrected", "pending", "info_not_published", "other_dept",
 _ADVERSE_P = np.array([0.40, 0.15, 0.15, 0.10, 0.10, 0.06, 0.04])
 _DOMAINS = np.array(["product_quality", "pricing", "advertising", "food_safety", "trademark", "licensing", "consumer_rights"])
 _EPOCH = np.datetime64("1970-01-01", "D")
+# Recidivism / state dependence of the violation process (all [P] proposed, docs/synthetic-world.md)
+_Z0 = -3.8                 # log-odds intercept of the background propensity
+_LAM_REF = 0.05            # propensity at which a violation's median seriousness is 1
+_SEV_LAM = 0.4             # seriousness elasticity to propensity: serious violators are high-propensity
+_SEV_SD = 0.8              # spread of log-seriousness between violations
+_SEV_DRIFT = 0.25          # spread of a follow-on violation's seriousness around its parent's
+_BRANCH = 0.35             # follow-on violations per violation of seriousness 1
+_BRANCH_MAX = 0.85         # cap (keeps the process subcritical: clusters stay finite)
+_PERSIST_DAYS = 180.0      # mean delay of a follow-on violation
+_ONGOING_DAYS = 180        # an inspection within this many days after a violation can find it
+_ONGOING_EFFECT = 0.8      # added to the inspection's adverse-result hazard per ongoing violation
+_KEY = 1 << 20             # entity * _KEY + day: one sortable int64 per (entity, day)
 
 
 @dataclass
 class World:
-    """A synthetic dataset plus its ground truth (entity_id index; propensity = annual rate)."""
+    """A synthetic dataset plus its ground truth (entity_id index; propensity = background annual
+    violation rate, before self-excitation)."""
 
     dataset: Dataset
     truth: pd.DataFrame
@@ -117,7 +132,7 @@ def generate(
     # ---- latent propensity (annual violation rate)
     sec_eff = np.array([_INDUSTRIES[s][2] for s in secs])[sec_idx]
     cap_f = np.nan_to_num(np.log1p(cap), nan=np.log1p(3.0))
-    z = (-3.4 + 0.35 * (etype == "enterprise") - 0.3 * is_coop + sec_eff + _TOWN_EFFECT[town_idx]
+    z = (_Z0 + 0.35 * (etype == "enterprise") - 0.3 * is_coop + sec_eff + _TOWN_EFFECT[town_idx]
          + 0.5 * (age_years < 2) - 0.12 * (cap_f - 2.5) + rng.normal(0, 1.25, n))
     lam = 1.5 / (1.0 + np.exp(-z))  # violations per year, 0..1.5
 
@@ -138,11 +153,30 @@ def generate(
             break
         ids[dup] = uscc.generate(int(dup.sum()), rng, etype[dup])
 
-    # ---- violations: Poisson process on [alive_from, alive_to]
+    # ---- violations: a self-exciting (Hawkes) process on [alive_from, alive_to], see
+    # docs/synthetic-world.md. Background violations arrive at the entity's rate ``lam``; each
+    # violation has a seriousness ``sev`` (higher for high-propensity entities) and, as the same
+    # practice goes on, triggers Poisson(min(_BRANCH_MAX, _BRANCH * sqrt(sev))) follow-on
+    # violations after Exp(_PERSIST_DAYS) delays, of similar seriousness (cluster representation,
+    # one vectorised generation at a time).
     span = np.maximum(alive_to - alive_from, 0)
     nv = rng.poisson(lam * span / 365.25)
     v_ent = np.repeat(np.arange(n), nv)
     v_day = alive_from[v_ent] + (rng.random(len(v_ent)) * span[v_ent]).astype(np.int64)
+    v_sev = np.exp(_SEV_LAM * np.log(lam[v_ent] / _LAM_REF) + rng.normal(0, _SEV_SD, len(v_ent)))
+    ents, days, sevs = [v_ent], [v_day], [v_sev]
+    par_ent, par_day, par_sev = v_ent, v_day, v_sev
+    while len(par_ent):
+        kids = rng.poisson(np.minimum(_BRANCH_MAX, _BRANCH * np.sqrt(par_sev)))
+        k_ent = np.repeat(par_ent, kids)
+        k_day = np.repeat(par_day, kids) + np.ceil(rng.exponential(_PERSIST_DAYS, len(k_ent))).astype(np.int64)
+        k_sev = np.repeat(par_sev, kids) * rng.lognormal(0.0, _SEV_DRIFT, len(k_ent))
+        ok = k_day < alive_to[k_ent]
+        par_ent, par_day, par_sev = k_ent[ok], k_day[ok], k_sev[ok]
+        ents.append(par_ent)
+        days.append(par_day)
+        sevs.append(par_sev)
+    v_ent, v_day, v_sev = np.concatenate(ents), np.concatenate(days), np.concatenate(sevs)
 
     # complaints: 45% of violations draw a substantiated complaint, plus background noise
     c_from_v = rng.random(len(v_ent)) < 0.45
@@ -157,12 +191,14 @@ def generate(
     subst_obj = subst.astype(object)
     subst_obj[rng.random(len(subst)) < 0.1] = None
 
-    # penalties: 55% of violations are penalised (general 65% / simple 35%)
-    p_from_v = rng.random(len(v_ent)) < 0.55
+    # penalties: about 59% of violations are penalised, serious ones more often; serious ones go
+    # to the general procedure (about 62% of penalties) with a fine that grows with seriousness
+    lsev = np.log(v_sev)
+    p_from_v = rng.random(len(v_ent)) < np.clip(0.35 + 0.2 * np.log1p(v_sev), 0.05, 0.9)
     p_ent = v_ent[p_from_v]
     p_day = v_day[p_from_v] + rng.integers(15, 120, p_from_v.sum())
-    general = rng.random(len(p_ent)) < 0.65
-    fine = np.where(general, np.round(rng.lognormal(np.log(8000), 1.2, len(p_ent)), -1),
+    general = rng.random(len(p_ent)) < 1 / (1 + np.exp(-(-0.3 + 0.9 * lsev[p_from_v])))
+    fine = np.where(general, np.round(3000 * v_sev[p_from_v] * rng.lognormal(0, 0.6, len(p_ent)), -1),
                     np.round(rng.uniform(0, 200, len(p_ent)), -1))
     fine[general & (rng.random(len(p_ent)) < 0.08)] = 0.0  # warnings
     repaired = np.where(general & (rng.random(len(p_ent)) < 0.15), p_day + rng.integers(183, 900, len(p_ent)), -1)
@@ -219,7 +255,12 @@ def generate(
     i_camp = np.concatenate([np.full(len(s), c, dtype=object) for s, _, _, c in insp])
     keep = (i_day <= t1) & (i_day < alive_to[i_ent])
     i_ent, i_day, i_pi, i_camp = i_ent[keep], i_day[keep], i_pi[keep], i_camp[keep]
-    p_adv = 1 - np.exp(-lam[i_ent] * 1.2)
+    # an inspection finds a problem more often while a violation is ongoing: the entity's
+    # violations in the _ONGOING_DAYS before the visit add to its background rate
+    v_key = np.sort(v_ent.astype(np.int64) * _KEY + v_day)
+    i_key = i_ent.astype(np.int64) * _KEY + i_day
+    ongoing = np.searchsorted(v_key, i_key, side="left") - np.searchsorted(v_key, i_key - _ONGOING_DAYS, side="left")
+    p_adv = 1 - np.exp(-1.2 * lam[i_ent] - _ONGOING_EFFECT * ongoing)
     adverse = rng.random(len(i_ent)) < p_adv
     res = np.where(rng.random(len(i_ent)) < 0.93, "no_problem", "no_activity").astype(object)
     res[adverse] = rng.choice(_ADVERSE, size=int(adverse.sum()), p=_ADVERSE_P)
