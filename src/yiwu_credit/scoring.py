@@ -128,7 +128,13 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
                       np.where((closed != _NAT) & (closed < a_day),
                                "revoked/cancelled before as_of (out of the supervision pool)", "not alive at as_of"))
     excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(dtype=object), "reason": reason})
-    return ScoreResult(out, excluded, X, data_warnings(dataset, as_of))
+    warnings = data_warnings(dataset, as_of)
+    n_oor = int((out["out_of_range"] != "").sum())
+    if n_oor:
+        top = out.loc[out["out_of_range"] != "", "out_of_range"].str.split(";").explode().value_counts().head(3)
+        warnings.append(f"{n_oor:,} entities have feature values beyond the training range (column out_of_range; "
+                        f"most often {', '.join(f'{k} {v:,}' for k, v in top.items())}): the model extrapolates there")
+    return ScoreResult(out, excluded, X, warnings)
 
 
 class Scorer:
