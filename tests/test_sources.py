@@ -95,6 +95,12 @@ def test_unmapped_header_and_value_are_named(capsys, sources, tmp_path):
     ds = load_dataset(d, profile="zh", strict=False)
     r = ds.rejects.iloc[0]
     assert (r["table"], r["row"], r["file"], r["header"]) == ("penalties", 3, "行政处罚.csv", "程序类型")
+    code, out = run(capsys, "score", "--data", d, "--profile", "zh", "--as-of", AS_OF, "--out", tmp_path / "s.csv")
+    assert code == 0 and "quarantined penalties: 1 of" in out
+    rej = pd.read_csv(tmp_path / "s.rejects.csv", dtype=str)
+    hit = rej[rej["kind"] == "rejected"].iloc[0]
+    assert (hit["table"], hit["row"], hit["file"], hit["header"]) == ("penalties", "3", "行政处罚.csv", "程序类型")
+    assert "听证程序" in hit["reason"]
 
 
 def test_missing_column_names_the_expected_header(sources, tmp_path):

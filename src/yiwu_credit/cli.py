@@ -147,7 +147,7 @@ def cmd_score(a: argparse.Namespace) -> int:
     from .dataset import load_dataset
     from .errors import DataValidationError, Problem
     from .io import write_tables
-    from .scoring import score_entities
+    from .scoring import rejects_table, score_entities
 
     out = Path(a.out)
     rej_path = Path(a.rejects) if a.rejects else out.with_name(
@@ -162,7 +162,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         bar.set_postfix_str("features, tiers, reasons")
         res = score_entities(ds, a.as_of, bundle, reasons=a.reasons)
         bar.update()
-        rejects = _rejects_frame(ds, res.excluded)
+        rejects = rejects_table(ds, res.excluded)
         n_in, n_rej = ds.counts["entities"][0], ds.counts["entities"][2]
         if n_in != len(res.scored) + len(res.excluded) + n_rej:  # never expected: refuse rather than lose entities
             raise RuntimeError(f"entity counts do not reconcile: {n_in} in, {len(res.scored)} scored, "
@@ -220,14 +220,6 @@ def _reconcile(ds) -> None:
     for name, (n_in, n_kept, n_rej) in ds.counts.items():
         if n_rej:
             _out(f"quarantined {name}: {n_rej:,} of {n_in:,} rows (kept {n_kept:,}); reasons in the rejects file")
-
-
-def _rejects_frame(ds, excluded: pd.DataFrame) -> pd.DataFrame:
-    rej = ds.rejects.copy()
-    ex = excluded.assign(table="entities", row=pd.NA, column="", kind="out_of_pool")
-    rej["kind"] = "rejected"
-    cols = ["kind", "table", "row", "entity_id", "column", "reason"]
-    return pd.concat([rej.reindex(columns=cols), ex.reindex(columns=cols)], ignore_index=True)
 
 
 def _read(path: str, what: str) -> pd.DataFrame:

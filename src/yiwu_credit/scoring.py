@@ -45,6 +45,16 @@ class ScoreResult:
     warnings: list[str] = field(default_factory=list)  # doubts about the run, for the output and the report
 
 
+def rejects_table(dataset: Dataset, excluded: pd.DataFrame) -> pd.DataFrame:
+    """Every input row that is not in the scores, with why: the dataset's quarantined rows
+    (``kind`` "rejected": table, row, entity_id, column, reason, source file and header) and the
+    entities outside the supervision pool (``kind`` "out_of_pool")."""
+    cols = ["kind", "table", "row", "entity_id", "column", "reason", "file", "header"]
+    rej = dataset.rejects.assign(kind="rejected")
+    ex = excluded.assign(table="entities", row=pd.NA, column="", kind="out_of_pool")
+    return pd.concat([rej.reindex(columns=cols), ex.reindex(columns=cols)], ignore_index=True)
+
+
 def last_event_date(dataset: Dataset) -> pd.Timestamp | None:
     """The latest event date in any event table (None if there are no events)."""
     last = None
