@@ -210,7 +210,7 @@ def _refuse_mysql(url: str) -> None:
 # ----------------------------------------------------------------------------- reading
 
 def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250_000,
-                order_by: Mapping[str, str | list[str]] | None = None) -> dict[str, pd.DataFrame | None]:
+                order_by: Mapping[str, str | list[str]] | None = None, workers: int = 2) -> dict[str, pd.DataFrame | None]:
     """Read each relation: ``{contract table: relation}`` → ``{contract table: rows or None}``.
 
     A relation is a table or view name, optionally ``schema.table`` (double-quote a part that
@@ -219,21 +219,23 @@ def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250
     relation's own names and order. ``order_by`` (table → column or columns) sorts a relation
     instead of the default physical order (see the module docstring). ``chunk_rows`` is the
     number of rows fetched at a time from SQLite (PostgreSQL streams Arrow batches of its own
-    size). Raises :class:`DataValidationError` (table ``database`` or the table concerned) when
+    size). ``workers`` PostgreSQL connections share one snapshot and read a large table's block
+    ranges concurrently (PostgreSQL 14+; 1 = one connection). All relations are read from one
+    consistent snapshot. Raises :class:`DataValidationError` (table ``database`` or the table concerned) when
     the server cannot be reached, a relation cannot be read (permission...) or an ``order_by``
     column is unknown; no message contains the password.
     """
     scheme = _scheme(url)
     if scheme == "mysql":
         _refuse_mysql(url)
-    if chunk_rows < 1:
-        raise UsageError(f"chunk_rows must be >= 1 (got {chunk_rows})")
+    if chunk_rows < 1 or workers < 1:
+        raise UsageError(f"chunk_rows and workers must be >= 1 (got {chunk_rows}, {workers})")
     order_by = {k: ([v] if isinstance(v, str) else list(v)) for k, v in (order_by or {}).items()}
     unknown = set(order_by) - set(relations)
     if unknown:
         raise UsageError(f"order_by names table(s) not being read: {sorted(unknown)}")
     try:
-        reader = _PgReader(url) if scheme == "postgresql" else _SqliteReader(url, chunk_rows)
+        reader = _PgReader(url, workers) if scheme == "postgresql" else _SqliteReader(url, chunk_rows)
     except _Unreachable as e:
         raise DataValidationError([Problem("database", None, str(e))]) from None
     out: dict[str, pd.DataFrame | None] = {}
@@ -263,27 +265,85 @@ class _ReadError(Exception):
 _PG_NATIVE = frozenset({"text", "varchar", "bpchar", "name", "int2", "int4", "int8", "float4", "float8", "bool",
                         "date", "timestamp", "timestamptz"})
 _PG_CAST = {"numeric": "float8", "money": "numeric::float8"}
+_PARALLEL_MIN_BLOCKS = 1024  # 8 MiB: smaller tables are read by one connection
 
 
 class _PgReader:
-    def __init__(self, url: str):
+    """Reads relations from one consistent snapshot (a read-only REPEATABLE READ transaction,
+    shared with ``workers - 1`` helper connections through an exported snapshot, as pg_dump does).
+
+    Heap tables are read in physical order without a sort: one sequential scan from block 0
+    (``synchronize_seqscans`` and parallel workers off), or, with helpers, consecutive block ranges
+    (TID range scans, PostgreSQL 14+) read concurrently and concatenated in order. A server that
+    refuses those settings gets ``ORDER BY ctid`` instead.
+    """
+
+    def __init__(self, url: str, workers: int):
         self.url = url
-        self.conn = _pg_connect(url, autocommit=True)
-        self.cur = self.conn.cursor()
-        # one sequential scan in block order: a scan joining another one mid-table
-        # (synchronize_seqscans) or a parallel scan would return rows in another order
+        self.conns: list[Any] = []
+        self.curs: list[Any] = []
+        self.physical = True
+        self._open()
+        try:
+            self.cur.execute("SELECT current_setting('server_version_num')::int")
+            version = int(self.cur.fetchone()[0])
+            snapshot = None
+            if workers > 1 and version >= 140000 and self.physical:
+                self.cur.execute("SELECT pg_export_snapshot()")
+                snapshot = str(self.cur.fetchone()[0])
+        except Exception as e:
+            self.__exit__()
+            raise _Unreachable(f"cannot start reading from {redact(self.url)}: {_scrub(str(e), self.url)}") from None
+        if snapshot:
+            try:
+                for _ in range(workers - 1):
+                    self._open(snapshot)
+            except _Unreachable:
+                self.__exit__()
+                raise
+
+    @property
+    def cur(self) -> Any:
+        return self.curs[0]
+
+    def _open(self, snapshot: str | None = None) -> None:
+        conn = _pg_connect(self.url, autocommit=True)
+        cur = conn.cursor()
+        self.conns.append(conn)
+        self.curs.append(cur)
+        try:
+            cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            if snapshot:
+                cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
+        except Exception as e:
+            raise _Unreachable(f"cannot start a read transaction on {redact(self.url)}: {_scrub(str(e), self.url)}") \
+                from None
+        # one scan in block order: a scan joining another one mid-table (synchronize_seqscans) or a
+        # parallel scan would return rows in another order
         for setting in ("synchronize_seqscans = off", "max_parallel_workers_per_gather = 0"):
             try:
-                self.cur.execute(f"SET {setting}")
-            except Exception:  # a compatible server without the setting: order_by is then the way
-                log.debug("server does not accept SET %s", setting)
+                cur.execute(f"SET LOCAL {setting}")
+            except Exception:  # pragma: no cover - a compatible server without the setting
+                log.debug("server refused SET %s; ordering by ctid instead", setting)
+                self.physical = False
+                cur.execute("ROLLBACK")
+                cur.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
 
     def __enter__(self) -> _PgReader:
         return self
 
     def __exit__(self, *exc: Any) -> None:
-        self.cur.close()
-        self.conn.close()
+        for cur, conn in zip(self.curs, self.conns, strict=False):
+            try:
+                cur.execute("COMMIT")
+            except Exception:
+                log.debug("ending a read transaction failed")
+            try:
+                cur.close()
+                conn.close()
+            except Exception:
+                log.debug("closing a read connection failed")
+        self.curs, self.conns = [], []
 
     def _err(self, rel: str, e: Exception) -> _ReadError:
         msg = _scrub(str(e), self.url)
@@ -291,17 +351,25 @@ class _PgReader:
         msg = msg.split(" LINE 1:")[0].split(" Query was:")[0]
         return _ReadError(f"cannot read {rel} from {redact(self.url)}: {msg}")
 
-    def _resolve(self, rel: str) -> tuple[str, str] | None:
+    def _resolve(self, rel: str) -> tuple[str, str, int] | None:
         for cand in _candidates(rel):
             try:
-                self.cur.execute("SELECT c.relkind::text FROM pg_catalog.pg_class c WHERE c.oid = to_regclass($1)",
-                                 parameters=(cand,))
+                self.cur.execute("SELECT c.relkind::text, CASE WHEN c.relkind IN ('r', 'm', 't') THEN "
+                                 "pg_relation_size(c.oid) / current_setting('block_size')::int ELSE 0 END "
+                                 "FROM pg_catalog.pg_class c WHERE c.oid = to_regclass($1)", parameters=(cand,))
                 row = self.cur.fetchone()
             except Exception as e:
                 raise self._err(rel, e) from None
             if row is not None:
-                return cand, str(row[0])
+                return cand, str(row[0]), int(row[1])
         return None
+
+    def _fetch(self, cur: Any, sql: str) -> Any:
+        import pyarrow as pa
+
+        cur.execute(sql)
+        reader = cur.fetch_record_batch()
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
 
     def read(self, rel: str, order: list[str] | None) -> pd.DataFrame | None:
         import pyarrow as pa
@@ -309,13 +377,8 @@ class _PgReader:
         found = self._resolve(rel)
         if found is None:
             return None
-        qname, kind = found
-        if order:
-            by = ", ".join(_q(c) for c in order)
-        elif kind in ("r", "m", "t"):  # heap relations: physical order
-            by = "ctid"
-        else:  # views, partitioned and foreign tables: the relation's own order
-            by = ""
+        qname, kind, blocks = found
+        heap = kind in ("r", "m", "t")
         try:
             self.cur.execute("SELECT a.attname::text, t.typname::text FROM pg_catalog.pg_attribute a "
                              "JOIN pg_catalog.pg_type t ON t.oid = a.atttypid WHERE a.attrelid = to_regclass($1) "
@@ -325,11 +388,24 @@ class _PgReader:
             raise self._err(rel, e) from None
         select = ", ".join(_q(c) if t in _PG_NATIVE else f"{_q(c)}::{_PG_CAST.get(t, 'text')} AS {_q(c)}"
                            for c, t in cols) or "*"
-        sql = f"SELECT {select} FROM {qname}" + (f" ORDER BY {by}" if by else "")
+        sql = f"SELECT {select} FROM {qname}"
+        k = len(self.curs)
         try:
-            self.cur.execute(sql)
-            reader = self.cur.fetch_record_batch()
-            table = pa.Table.from_batches(list(reader), schema=reader.schema)
+            if order:
+                table = self._fetch(self.cur, sql + " ORDER BY " + ", ".join(_q(c) for c in order))
+            elif heap and not self.physical:
+                table = self._fetch(self.cur, sql + " ORDER BY ctid")
+            elif heap and k > 1 and blocks >= _PARALLEL_MIN_BLOCKS:
+                from concurrent.futures import ThreadPoolExecutor
+
+                cuts = [blocks * i // k for i in range(k)]
+                parts = [sql + f" WHERE ctid >= '({a},0)'::tid" + (f" AND ctid < '({b},0)'::tid" if b is not None else "")
+                         for a, b in zip(cuts, [*cuts[1:], None], strict=True)]
+                with ThreadPoolExecutor(k) as pool:
+                    tables = list(pool.map(self._fetch, self.curs, parts))
+                table = pa.concat_tables(tables)
+            else:
+                table = self._fetch(self.cur, sql)
         except Exception as e:
             raise self._err(rel, e) from None
         return _arrow_to_pandas(table)
@@ -468,7 +544,9 @@ def _to_arrow(df: pd.DataFrame, pg_types: Mapping[str, str] | None = None) -> An
         s = df[c]
         want = (pg_types or {}).get(c) or _pg_type(s)
         if want == "date":
-            a = pa.array(s.astype("datetime64[s]").dt.date.astype(object).where(s.notna(), None), type=pa.date32())
+            if isinstance(s.dtype, pd.DatetimeTZDtype):
+                s = s.dt.tz_convert("Asia/Shanghai").dt.tz_localize(None)
+            a = pa.array(s.astype("datetime64[s]").dt.normalize(), from_pandas=True).cast(pa.date32(), safe=False)
         elif want == "boolean":
             a = pa.array(s.astype("boolean"), type=pa.bool_())
         elif want in ("bigint", "integer"):
@@ -479,6 +557,8 @@ def _to_arrow(df: pd.DataFrame, pg_types: Mapping[str, str] | None = None) -> An
             a = pa.array(s.dt.tz_convert("UTC"), type=pa.timestamp("us", tz="UTC"))
         elif want == "timestamp":
             a = pa.array(s.astype("datetime64[us]"), type=pa.timestamp("us"))
+        elif pd.api.types.is_string_dtype(s.dtype) and not pd.api.types.is_object_dtype(s.dtype):
+            a = pa.array(s, type=pa.string(), from_pandas=True)
         else:
             obj = s.astype(object)
             a = pa.array([None if _isna(v) else str(v) for v in obj], type=pa.string())
@@ -543,12 +623,28 @@ _CONTRACT_SQLITE = {"id": "TEXT", "str": "TEXT", "code": "TEXT", "date": "DATE",
                     "int": "INTEGER", "year": "INTEGER", "bool": "BOOLEAN"}
 
 
+def _fits(kind: str | None, s: pd.Series) -> bool:
+    """Whether a column can take its contract SQL type: typed columns do; raw text (a frame as
+    read from a file) keeps its text so that bad cells reach the loader as they were."""
+    if kind is None:
+        return False
+    t = s.dtype
+    if kind == "date":
+        return pd.api.types.is_datetime64_any_dtype(t)
+    if kind in ("float", "int", "year"):
+        return pd.api.types.is_numeric_dtype(t) and not pd.api.types.is_bool_dtype(t)
+    if kind == "bool":
+        return pd.api.types.is_bool_dtype(t)
+    return True
+
+
 def write_dataset(url: str, dataset: Any, relations: Mapping[str, str] | None = None, *,
                   chunk_rows: int = 250_000) -> dict[str, int]:
     """Write a dataset (a :class:`~yiwu_credit.dataset.Dataset` or ``{table: frame}``) into the
     database, one relation per contract table (``relations`` renames them; default the table
-    names), replacing relations of the same names, in one transaction; contract columns get their
-    SQL types (date, double precision, integer, boolean, text), other columns are kept as text.
+    names), replacing relations of the same names, in one transaction. Typed contract columns get
+    their SQL types (date, double precision, bigint, boolean, text); raw text columns (a frame read
+    from a file) and extra columns keep their own type.
     Rows keep their order. Returns ``{table: rows written}``; raises :class:`OutputError`."""
     scheme = _scheme(url)
     if scheme == "mysql":
@@ -637,8 +733,6 @@ class _PgWriter:
         self.where = ""
         self.conn = _pg_connect(url, autocommit=False)
         self.cur = self.conn.cursor()
-        if schema:
-            self.cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(schema)}")
 
     def name(self, table: str) -> str:
         parts = _split_name(table)
@@ -663,8 +757,11 @@ class _PgWriter:
             log.debug("close failed")
 
     def lock(self) -> None:
+        """Serialise writers (held until commit or rollback), then make the schema if needed."""
         self.cur.execute("SELECT pg_advisory_xact_lock(hashtext('yiwu_credit.write_run'))")
         self.cur.fetchall()
+        if self.schema:
+            self.cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.schema)}")
 
     def ensure_runs(self) -> None:
         self.where = RUNS_TABLE
@@ -703,7 +800,8 @@ class _PgWriter:
     def replace_table(self, rel: str, df: pd.DataFrame, contract: Mapping[str, str], chunk_rows: int) -> None:
         self.where = rel
         qname = self.name(rel)
-        types = {c: _CONTRACT_PG[contract[c]] if c in contract else _pg_type(df[c]) for c in df.columns}
+        types = {str(c): _CONTRACT_PG[contract[c]] if _fits(contract.get(c), df[c]) else _pg_type(df[c])
+                 for c in df.columns}
         self.cur.execute(f"DROP TABLE IF EXISTS {qname}")
         self.cur.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{_q(str(c))} {t}" for c, t in types.items()) + ")")
         parts = _split_name(rel)
@@ -783,7 +881,8 @@ class _SqliteWriter:
     def replace_table(self, rel: str, df: pd.DataFrame, contract: Mapping[str, str], chunk_rows: int) -> None:
         self.where = rel
         qname = self.name(rel)
-        types = {str(c): _CONTRACT_SQLITE[contract[c]] if c in contract else _sqlite_type(df[c]) for c in df.columns}
+        types = {str(c): _CONTRACT_SQLITE[contract[c]] if _fits(contract.get(c), df[c]) else _sqlite_type(df[c])
+                 for c in df.columns}
         self.conn.execute(f"DROP TABLE IF EXISTS {qname}")
         self.conn.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{_q(c)} {t}" for c, t in types.items()) + ")")
         self._insert(qname, df, chunk_rows)
