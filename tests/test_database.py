@@ -247,6 +247,29 @@ def test_same_counts_rejects_and_features_from_every_source(postgres_url, sqlite
         pd.testing.assert_frame_equal(build_features(ds, as_of), ref_features, obj=label)
 
 
+def test_raw_text_cells_reach_the_loader_unchanged(postgres_url, sqlite_url, world_copy, tmp_path):
+    """A dataset as raw text (bad cells included) moved into a database and read back gives the
+    CSV path's rejects: same rows, same reasons."""
+    pen = world_copy / "penalties.csv"
+    df = pd.read_csv(pen, dtype=str, keep_default_na=False)
+    df.loc[4, "decided_on"] = "2024-13-45"
+    df.loc[9, "fine_cny"] = "lots"
+    df.to_csv(pen, index=False)
+    raw = {n: pd.read_csv(world_copy / f"{n}.csv", dtype=str, keep_default_na=False) for n in TABLES}
+    want = load_dataset(world_copy, strict=False)
+    assert set(want.rejects["row"]) == {5, 10}
+    for label, url in (("postgresql", postgres_url), ("sqlite", sqlite_url)):
+        db.write_dataset(url, raw, {n: f"raw_{n}" for n in TABLES})
+        got = db.read_tables(url, {n: f"raw_{n}" for n in TABLES})
+        assert got["penalties"]["decided_on"].iloc[4] == "2024-13-45"
+        d = tmp_path / label
+        for n, f in got.items():
+            write_table(f, d / f"{n}.parquet", neutralise=False)
+        ds = load_dataset(d, strict=False)
+        assert ds.counts == want.counts, label
+        pd.testing.assert_frame_equal(ds.rejects, want.rejects, obj=label)
+
+
 def test_features_from_postgres_equal_parquet_round_trip(postgres_url, small, tmp_path):
     db.write_dataset(postgres_url, small)
     got = db.read_tables(postgres_url, ALL)

@@ -210,7 +210,7 @@ def _refuse_mysql(url: str) -> None:
 # ----------------------------------------------------------------------------- reading
 
 def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250_000,
-                order_by: Mapping[str, str | list[str]] | None = None, workers: int = 2) -> dict[str, pd.DataFrame | None]:
+                order_by: Mapping[str, str | list[str]] | None = None, workers: int = 1) -> dict[str, pd.DataFrame | None]:
     """Read each relation: ``{contract table: relation}`` → ``{contract table: rows or None}``.
 
     A relation is a table or view name, optionally ``schema.table`` (double-quote a part that
@@ -219,9 +219,10 @@ def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250
     relation's own names and order. ``order_by`` (table → column or columns) sorts a relation
     instead of the default physical order (see the module docstring). ``chunk_rows`` is the
     number of rows fetched at a time from SQLite (PostgreSQL streams Arrow batches of its own
-    size). ``workers`` PostgreSQL connections share one snapshot and read a large table's block
-    ranges concurrently (PostgreSQL 14+; 1 = one connection). All relations are read from one
-    consistent snapshot. Raises :class:`DataValidationError` (table ``database`` or the table concerned) when
+    size). ``workers > 1`` PostgreSQL connections share one snapshot and read a large table's
+    block ranges concurrently (PostgreSQL 14+): worth it only when the server has cores to spare
+    (on the 2-core benchmark machine, server included, one connection was faster). All relations
+    are read from one consistent snapshot. Raises :class:`DataValidationError` (table ``database`` or the table concerned) when
     the server cannot be reached, a relation cannot be read (permission...) or an ``order_by``
     column is unknown; no message contains the password.
     """
