@@ -33,3 +33,24 @@ def world_copy(world_dir, tmp_path) -> Path:
 @pytest.fixture(scope="session")
 def bundle():
     return load_bundle()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """URL of a throwaway PostgreSQL server (tests/pgserver.py): initdb in a temporary directory,
+    loopback only, stopped and removed after the session. Skipped when the server or the driver
+    is not installed, except in CI (CI=true), where that is a failure."""
+    import os
+
+    from pgserver import PostgresUnavailable, find_bin, temporary_server
+
+    in_ci = os.environ.get("CI", "").lower() == "true"
+    try:
+        find_bin()
+        import adbc_driver_postgresql.dbapi  # noqa: F401
+    except (PostgresUnavailable, ImportError) as e:
+        if in_ci:
+            pytest.fail(f"PostgreSQL tests cannot run in CI: {e}")
+        pytest.skip(f"PostgreSQL not available: {e}")
+    with temporary_server() as url:
+        yield url
