@@ -69,21 +69,21 @@ def _as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
 def _as_categorical(s: pd.Series, categories: list) -> pd.Categorical:
     """``s`` as a Categorical over exactly ``categories`` (unknown values become missing).
 
-    Text goes to ``pd.Categorical`` directly; only when some non-missing value matched no
-    category (e.g. numbers stored as objects, matched by their text) are those values retried
-    as text.
+    The column is factorized once and only its distinct values are looked up; those that match
+    no category (e.g. numbers stored as objects, matched by their text) are retried as text.
     """
     if isinstance(s.dtype, pd.CategoricalDtype):
         if list(s.cat.categories) == categories:
             return s.array
         return s.cat.set_categories(categories).array
-    out = pd.Categorical(s, categories=categories)
-    miss = (out.codes < 0) & s.notna().to_numpy()
-    if miss.any():
-        codes = out.codes.copy()
-        codes[miss] = pd.Categorical(s[miss].map(str), categories=categories).codes
-        out = pd.Categorical.from_codes(codes, categories=out.categories)
-    return out
+    index = pd.Index(categories)
+    fcodes, uniques = pd.factorize(s)  # hashing once; the look-up is per distinct value
+    lut = index.get_indexer(uniques)
+    bad = lut < 0
+    if bad.any():
+        lut[bad] = index.get_indexer(pd.Index(uniques[bad], dtype=object).map(str))
+    codes = np.append(lut, -1)[fcodes]  # factorize marks missing values with -1
+    return pd.Categorical.from_codes(codes, categories=index)
 
 
 def _is_cat(s: pd.Series) -> bool:
@@ -584,6 +584,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if w is not None and (w.shape != (len(y01),) or (w < 0).any()):
             raise ValueError("sample_weight must be non-negative with one weight per row")
+        if w is not None and not w.sum() > 0:
+            raise ValueError("Sample weights must contain at least one non-zero number.")
         self.min_child_samples_ = (_min_child_samples(len(y01)) if self.min_child_samples == "auto"
                                    else int(self.min_child_samples))
         self._resolve_monotone(Xf, y01, w)
