@@ -79,8 +79,10 @@ def test_auto_peak_and_valley_find_the_shape():
         turn = int(np.argmax(s < 0)) if shape == "peak" else int(np.argmax(s > 0))
         assert 0 < turn < len(s)  # a genuine turn, then a single direction
         assert (s[:turn] == (1 if shape == "peak" else -1)).all() and (s[turn:] == -s[0]).all()
-        # the shaped fit explains more than a monotone one
-        assert fb.iv > fit_binning(x, y, trend="auto").iv + 0.1
+        # the shaped fit explains more than a monotone one, and 'auto' finds it
+        mono = max(fit_binning(x, y, trend=t).iv for t in ("ascending", "descending"))
+        assert fb.iv > mono + 0.1
+        assert fit_binning(x, y, trend="auto").trend == shape
 
 
 def test_integer_weights_equal_repeated_rows():
@@ -99,12 +101,15 @@ def test_integer_weights_equal_repeated_rows():
     assert not np.array_equal(c.edges, a.edges)
 
 
-def test_prebins_are_weighted_quantiles_of_data_values():
+def test_prebins_are_weighted_quantiles_of_data_values_plus_supervised_cuts():
     x = np.arange(1000, dtype=float)
     w = np.where(x < 500, 3.0, 1.0)  # 75% of the weight below 500
     e = prebin_edges(x, w, 4)
     assert set(e) <= set(x)
     np.testing.assert_allclose(e, [167, 334, 500], atol=1)
+    y = ((x >= 700) & (x < 760)).astype(float)  # a pocket between quantiles
+    e = prebin_edges(x, w, 4, y, min_leaf=0.01)
+    assert {700.0, 760.0} <= set(e) and {167.0, 334.0} <= set(e)
 
 
 def test_special_codes_get_their_own_bin():

@@ -533,11 +533,11 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         ww = np.ones(len(y)) if w is None else w
         for j, c in enumerate(names):
             t = trends[c]
-            if t == "auto":  # the sign the binning prefers
-                t = fit_binning(M[:, j], y, ww, trend="auto", special_codes=special.get(c, ()),
-                                min_bin_size=self.min_bin_size, max_n_bins=self.max_n_bins).trend
             if t in ("peak", "valley"):
                 odd.append(c)
+            if t == "auto" and self.learner == "lightgbm":  # the binning's trend; a shape: none
+                t = fit_binning(M[:, j], y, ww, trend="auto", special_codes=special.get(c, ()),
+                                min_bin_size=self.min_bin_size, max_n_bins=self.max_n_bins).trend
             signs.append(_LGB_SIGN.get(t, 0))
         if odd and self.learner == "lightgbm":
             warnings.warn(f"LightGBM takes only increasing or decreasing constraints: column(s) {odd} "
