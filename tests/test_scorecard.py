@@ -218,19 +218,26 @@ def test_check_estimator_at_default_settings(learner):
     assert sum(r["status"] == "passed" for r in results) >= 55
 
 
-def test_report_has_a_scorecard_section(tmp_path, world):
-    import re
-
-    pytest.importorskip("matplotlib")
+@pytest.fixture(scope="module")
+def scorecard_bundle(tmp_path_factory, world):
     from yiwu_credit.bundle import load_bundle, save_bundle
-    from yiwu_credit.report import build_report
-    from yiwu_credit.scoring import score_entities
     from yiwu_credit.training import train
 
     res = train(world.dataset, "2024-01-01", learner="scorecard")
-    save_bundle(res.model, tmp_path / "b", name="sc", version="0.1", catalogue=res.model.catalogue,
+    d = tmp_path_factory.mktemp("sc") / "bundle"
+    save_bundle(res.model, d, name="sc", version="0.1", catalogue=res.model.catalogue,
                 policy=res.model.policy, training=res.training, metrics=res.metrics, reference=res.reference)
-    b = load_bundle(tmp_path / "b")
+    return load_bundle(d)
+
+
+def test_report_has_a_scorecard_section(scorecard_bundle, world):
+    import re
+
+    pytest.importorskip("matplotlib")
+    from yiwu_credit.report import build_report
+    from yiwu_credit.scoring import score_entities
+
+    b = scorecard_bundle
     page = build_report(score_entities(world.dataset, "2025-01-01", b).scored, b)
     sec = re.search(r'<section id="scorecard">(.*?)</section>', page, re.S).group(1)
     assert 'id="scorecard-iv"' in sec and 'id="scorecard-points"' in sec
@@ -239,3 +246,25 @@ def test_report_has_a_scorecard_section(tmp_path, world):
     assert f'data-key="{best}"' in sec and f'data-value="{float(iv[best])!r}"' in sec
     base = b.model.points_table_.iloc[0]["points"]
     assert f'data-value="{float(base)!r}"' in sec
+
+
+def test_single_entity_path_scores_a_scorecard_bundle(scorecard_bundle, world):
+    from yiwu_credit.contract import TABLES
+    from yiwu_credit.scoring import Scorer, score_entities
+
+    b = scorecard_bundle
+    batch = score_entities(world.dataset, "2025-01-01", b).scored
+    sc = Scorer(b)
+    ds = world.dataset
+
+    def records(df):
+        return [{k: (None if v is pd.NaT or v is pd.NA or (isinstance(v, float) and v != v)
+                     else str(v.date()) if isinstance(v, pd.Timestamp) else v) for k, v in r.items()}
+                for r in df.to_dict("records")]
+
+    for eid in batch.sort_values("probability").index[-15:]:
+        ent = records(ds.entities[ds.entities["entity_id"] == eid])[0]
+        events = {n: records(ds.table(n)[ds.table(n)["entity_id"] == eid]) for n in TABLES if n != "entities"}
+        one = sc.score_one(ent, events, "2025-01-01")
+        assert one["probability"] == pytest.approx(batch.loc[eid, "probability"], abs=1e-9)
+        assert one["reasons"] and one["reasons"][0][0] == batch.loc[eid, "reason_1"]

@@ -6,13 +6,16 @@ parameters; ``fit`` learns attributes ending in ``_``; prediction never learns).
 * ``"lightgbm"`` (default): gradient-boosted trees with monotone constraints from the feature
   catalogue's directions; deterministic (fixed seed, ``deterministic=True``, row-wise, fixed
   thread count).
-* ``"scorecard"``: quantile binning → weight of evidence (monotone where the catalogue gives a
-  direction) → logistic regression, with a points table (:attr:`points_table_`).
+* ``"scorecard"``: supervised binning (:mod:`.binning`: IV-optimal bins under a monotone,
+  peak or valley trend, minimum bin size, special codes, missing and unseen bins) → weight of
+  evidence → logistic regression with non-negative coefficients, read as a points table
+  (:attr:`points_table_`, :meth:`binning_table`, :attr:`iv_`).
 
 The probability is calibrated on out-of-fold margins (Platt by default, or isotonic); the credit
 score is ``base_points + pdo / ln 2 · ln((1 - p) / p / base_odds)`` — higher is better, and
 ``pdo`` points double the odds of good. Tiers come from cut-offs on the calibrated probability
-fitted to the policy's target shares (or its fixed thresholds).
+fitted to the policy's target shares (or its fixed thresholds). :meth:`points` splits every
+score into a base and one column per feature that add up to it exactly (Platt's slope folded in).
 
 ``predict_proba`` returns the (n, 2) array scikit-learn tools expect; the pandas-in, pandas-out
 views are :meth:`assess` (probability, score, tier), :meth:`predict_tier`, :meth:`credit_score`
@@ -689,9 +692,10 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         """Per-feature contributions to the margin, shape (n, p), indexed like X.
 
         LightGBM: ``method="path"`` (path attribution, about the cost of scoring; default) or
-        ``"shap"`` (exact TreeSHAP, ~100× the cost). Scorecard: WOE·coefficient above each
-        feature's safest bin (``method`` is ignored). Each row adds up to the margin less a
-        constant (the tree ensemble's base value, or the scorecard's safest profile).
+        ``"shap"`` (exact TreeSHAP, ~100× the cost). Scorecard: coefficient · WOE, i.e. risk
+        above (> 0) or below the population's odds (``method`` is ignored). Each row adds up to
+        the margin less a constant (the trees' base value, or the scorecard's intercept); in
+        score points see :meth:`points`.
         """
         Xf = self._prepare(X, fitting=False)
         return pd.DataFrame(self.learner_.contrib(Xf, method), index=self._index(X),
