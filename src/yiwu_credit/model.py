@@ -511,7 +511,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             elif self.monotone == "auto":
                 t = "auto"
             else:
-                t, _ = "none", free.append(c)
+                t = "none"
+                free.append(c)
             trends[c] = t
         if free:
             extra = (f"; column(s) {by_name} take their direction from the catalogue by name"
