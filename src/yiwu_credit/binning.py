@@ -35,6 +35,8 @@ MISSING_POLICIES = ("bin", "neutral")
 #: best monotone binning exceeds this (χ² with 1 df at 1%): a turn always adds some IV on finite
 #: data, and noise should not buy one.
 AUTO_SHAPE_G = 6.635
+#: pseudo-count (in rows of average weight) added to events and non-events of a bin for its WOE
+WOE_SMOOTHING = 0.5
 #: ``trend="none"``: neighbouring bins must differ at the 5% level (χ² with 1 df), or they merge.
 CHI2_1DF_5PCT = 3.841
 
@@ -289,7 +291,7 @@ def fit_binning(x: np.ndarray, y: np.ndarray, w: np.ndarray | None = None, *, na
     tw = float(w.sum())
     te = float((w * y).sum())
     tn = tw - te
-    alpha = 0.5 * tw / max(len(x), 1)
+    alpha = WOE_SMOOTHING * tw / max(len(x), 1)
     min_w = min_bin_size * tw
     nan = np.isnan(x)
     is_special = np.isin(x, specials) if len(specials) else np.zeros(len(x), dtype=bool)
