@@ -196,11 +196,18 @@ def test_scorecard_learner_points_and_monotone_woe(xy):
     X, y = xy
     m = TieredRiskModel(learner="scorecard").fit(X, y)
     pts = m.points_table_
-    assert {"feature", "bin", "woe", "points_lost"} <= set(pts.columns)
-    assert (pts["points_lost"] >= -1e-9).all()
+    assert list(pts.columns) == ["feature", "bin", "count", "event_rate", "woe", "iv", "points"]
+    assert (m.learner_.coef >= 0).all()  # points keep each feature's bin order
     w = pts[pts.feature == "compl_365d"]
-    w = w[w["bin"] != "missing"]["woe"].to_numpy()
-    assert np.all(np.diff(w) >= -1e-9)  # +1 direction: WOE non-decreasing
+    w = w[w["bin"] != "missing"]
+    assert np.all(np.diff(w["woe"].to_numpy()) > 0)  # +1 direction: WOE increasing
+    assert np.all(np.diff(w["points"].to_numpy()) <= 0)  # riskier bins never score more points
+    strict = [c for c in X.columns if m.learner_.binnings[list(X.columns).index(c)].trend == "ascending"
+              and c not in m.categories_ and m.learner_.coef[list(X.columns).index(c)] > 0]
+    assert len(strict) >= 5
+    for c in strict:
+        p = pts[(pts.feature == c) & ~pts["bin"].isin(["missing"])]["points"].to_numpy()
+        assert np.all(np.diff(p) < 0), c
     assert m.score(X, y) > 0.6
     ex = m.explain(X.iloc[:10])
     assert "reason_1" in ex
@@ -212,7 +219,7 @@ def test_bad_inputs_raise_clear_errors(fitted, xy):
         fitted.predict_proba(X.drop(columns=["age_days"]).assign(extra=1.0))
     with pytest.raises(ValueError, match="one class"):
         TieredRiskModel().fit(X.iloc[:50], np.zeros(50))
-    with pytest.raises(ValueError, match="learner must be"):
+    with pytest.raises(ValueError, match="'learner' parameter of TieredRiskModel must be"):
         TieredRiskModel(learner="forest").fit(X.iloc[:200], y.iloc[:200])
 
 

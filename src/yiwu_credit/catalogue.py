@@ -65,6 +65,7 @@ class FeatureSpec:
     transform: str | None = None
     reason_missing_zh: str | None = None
     reason_missing_en: str | None = None
+    special_codes: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -166,7 +167,7 @@ def _spec(i: int, raw: dict, src: str) -> FeatureSpec:
             raise ConfigError(f"{where}: missing or empty '{k}'")
     known = {"name", "family", "table", "aggregation", "column", "filter", "windows", "half_life",
              "transform", "direction", "zh", "en", "reason_zh", "reason_en", "reason_missing_zh",
-             "reason_missing_en"}
+             "reason_missing_en", "special_codes"}
     extra = set(raw) - known
     if extra:
         raise ConfigError(f"{where}: unknown key(s) {sorted(extra)}")
@@ -235,6 +236,11 @@ def _spec(i: int, raw: dict, src: str) -> FeatureSpec:
         raise ConfigError(f"{where}: 'direction' must be -1, 0 or 1, got {direction!r}")
     if transform in ("category", "section") and direction != 0:
         raise ConfigError(f"{where}: a categorical feature has direction 0")
+    special = raw.get("special_codes", [])
+    if not isinstance(special, list) or any(isinstance(v, bool) or not isinstance(v, int | float) for v in special):
+        raise ConfigError(f"{where}: 'special_codes' must be a list of numbers, got {special!r}")
+    if special and transform in ("category", "section"):
+        raise ConfigError(f"{where}: a categorical feature takes no 'special_codes'")
     for k in ("reason_missing_zh", "reason_missing_en"):
         if k in raw and not isinstance(raw[k], str):
             raise ConfigError(f"{where}: '{k}' must be a string")
@@ -249,6 +255,7 @@ def _spec(i: int, raw: dict, src: str) -> FeatureSpec:
         filter=tuple(sorted((k, tuple(v) if isinstance(v, list) else v) for k, v in filt.items())),
         windows=tuple(windows), half_life=half, transform=transform,
         reason_missing_zh=raw.get("reason_missing_zh"), reason_missing_en=raw.get("reason_missing_en"),
+        special_codes=tuple(float(v) for v in special),
     )
 
 

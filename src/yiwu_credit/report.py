@@ -38,6 +38,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("scores", "信用分与分级分布", "Score distribution and tiers"),
     ("evaluation", "模型效果(事后结果)", "Evaluation against outcomes"),
     ("importance", "特征重要性", "Feature importance"),
+    ("scorecard", "评分卡与分箱", "Scorecard and binning"),
     ("stability", "稳定性监测", "Stability (PSI / CSI)"),
     ("overrides", "策略修正与风险原因", "Overrides and reason codes"),
     ("plan", "双随机抽查计划", "Inspection plan"),
@@ -436,6 +437,42 @@ def _section_importance(b: Bundle, Figure: Any) -> str:
                                {"rank": _int, "share": lambda x: _pct(x, 1)}, table_id="importance")
 
 
+def _section_scorecard(b: Bundle) -> str:
+    """IV per feature and the points table (learner="scorecard"); a note for other learners."""
+    m = b.model
+    if m.learner != "scorecard":
+        return _note(f"学习器为 {m.learner}, 无评分卡; 评分卡见 learner=\"scorecard\"。 The learner is {m.learner}: "
+                     "this section shows the points table of a learner='scorecard' model.")
+    iv = m.iv_
+    sel = set(m.selected_features_)
+    names = {f.name: f for f in b.catalogue.features}
+    nb = {c: m.learner_.binnings[j].n_bins for j, c in enumerate(m.feature_names_in_)}
+    trend = {c: m.learner_.binnings[j].trend for j, c in enumerate(m.feature_names_in_)}
+    order = iv.sort_values(ascending=False, kind="stable")
+    ivt = pd.DataFrame({"feature": list(order.index), "zh": [names[c].spec.zh if c in names else "" for c in order.index],
+                        "iv": order.to_numpy(), "bins": [nb[c] for c in order.index],
+                        "trend": [trend[c] for c in order.index],
+                        "selected": ["yes 是" if c in sel else "no 否" for c in order.index]}, index=list(order.index))
+    pts = m.points_table_
+    top = [c for c in order.index if c in sel][:TOP_FEATURES]
+    shown = pts[pts["feature"].isin(["base", *top])].copy()
+    shown["key"] = shown["feature"] + ":" + shown["bin"]
+    shown = shown.set_index("key")
+    text = _note("信用分 = 基础分 + 各特征所在分箱的分数 (已含校准)。 Credit score = base points + the points of the "
+                 "entity's bin in every feature (calibration folded in); WOE = ln(违规占比/未违规占比), "
+                 "positive = riskier than the population.")
+    return (text + "<h3>信息值 Information value (IV)</h3>"
+            + _table(ivt, {"feature": "特征 feature", "zh": "中文说明", "iv": "IV", "bins": "分箱数 bins",
+                           "trend": "趋势 trend", "selected": "入模 selected"},
+                     {"iv": _f(4), "bins": _int}, table_id="scorecard-iv")
+            + f"<h3>评分表 Points table (top {len(top)} features by IV)</h3>"
+            + _table(shown[["feature", "bin", "count", "event_rate", "woe", "iv", "points"]],
+                     {"feature": "特征 feature", "bin": "分箱 bin", "count": "样本数 count",
+                      "event_rate": "违规率 event rate", "woe": "WOE", "iv": "IV", "points": "分数 points"},
+                     {"count": _int, "event_rate": lambda x: _pct(x, 2), "woe": _f(3), "iv": _f(4),
+                      "points": _f(2)}, table_id="scorecard-points"))
+
+
 def _bin_label(lo: float, hi: float) -> str:
     if np.isinf(lo):
         return f"<{hi:.0f}"
@@ -784,6 +821,7 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
             "scores": _section_scores(scored, b, Figure),
             "evaluation": _section_evaluation(scored, b, outcomes, Figure),
             "importance": _section_importance(b, Figure),
+            "scorecard": _section_scorecard(b),
             "stability": _section_stability(scored, b, features, reference_features, Figure),
             "overrides": _section_overrides(scored, b),
             "plan": _section_plan(plan, b, Figure),
