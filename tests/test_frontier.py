@@ -1,0 +1,143 @@
+"""The policy frontier: candidates evaluated through the plan's own allocation, with honest metrics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from yiwu_credit import sampling as S
+from yiwu_credit.errors import ConfigError, PlanError
+from yiwu_credit.frontier import Candidate, candidate_grid, in_force, policy_frontier
+from yiwu_credit.policy import load_policy
+
+
+def _scored(n: int, seed: int = 0, must_rate: float = 0.002) -> pd.DataFrame:
+    """A pool where tiers follow the probability (as a model's would) and p has few distinct values."""
+    rng = np.random.default_rng(seed)
+    p = np.round(rng.beta(1, 15, n), 4)
+    tier = np.array(list("ABCD"))[np.searchsorted(np.quantile(p, [0.4, 0.8, 0.95]), p, side="right")]
+    return pd.DataFrame({
+        "tier": tier, "probability": p,
+        "entity_type": rng.choice(["enterprise", "individual", "cooperative"], n, p=[0.3, 0.68, 0.02]),
+        "town": rng.choice(["稠城街道", "佛堂镇", "苏溪镇"], n),
+        "industry": rng.choice(["F5137", "C1811", "I6510"], n),
+        "serious_dishonest": rng.random(n) < must_rate,
+    }, index=pd.Index([f"E{i:07d}" for i in range(n)], name="entity_id"))
+
+
+@pytest.fixture(scope="module")
+def pool() -> pd.DataFrame:
+    return _scored(6000, seed=3)
+
+
+def test_every_candidate_pi_is_exactly_the_plans(pool):
+    cands = candidate_grid(alphas=(0.0, 1.0, 2.0))
+    f = policy_frontier(pool, budget=300.0, candidates=cands)
+    assert len(f.table) == len(cands) and f.table["in_force"].sum() == 1
+    p = pool["probability"].to_numpy()
+    for c in cands[::4]:
+        plan = S.supervision_plan(pool, c.policy(), budget=300.0, n=300)
+        pi = plan["pi"].to_numpy()
+        # the frontier's cells give bit-identical pi to the per-entity plan
+        cells = S.plan_cells(pool, ("enterprise", "cooperative", "individual"), ["serious_dishonest"], with_p=True)
+        cfg = S.sampling_settings(c.policy())
+        _, _, pic, _, _ = S.plan_on_cells(cells, cfg["tw"], cfg["rate"], cfg["cap"], cfg["fac"], scope=cfg["scope"],
+                                          alpha=cfg["alpha"], floor=c.floor, budget=300.0, n=300)
+        assert np.array_equal(pic[cells.inverse], pi), c.name
+        r = f.row(c.name)
+        assert r["detections"] == pytest.approx(float(pi @ p), rel=1e-12)
+        assert r["share_tier_a"] == pytest.approx(pi[plan["tier"].to_numpy() == "A"].sum() / 300, rel=1e-12)
+        assert r["share_below_median"] == pytest.approx(pi[p < np.median(p)].sum() / 300, rel=1e-12)
+        free = ~plan["must_include"].to_numpy()
+        assert r["min_pi"] == pi[free].min() >= c.floor
+        assert r["max_per_year"] == plan["expected_per_year"].max()
+        assert r["lift"] == pytest.approx(float(pi @ p) / (300 / len(pool) * p.sum()), rel=1e-12)
+
+
+def test_in_force_reproduces_the_default_plan(pool):
+    cur = in_force()
+    pol = load_policy()
+    assert cur.tier_weights == tuple(pol.sampling["tiers"][t]["weight"] for t in "ABCD") and cur.alpha == 0
+    a = S.supervision_plan(pool)
+    b = S.supervision_plan(pool, cur.policy())
+    assert np.array_equal(a["pi"].to_numpy(), b["pi"].to_numpy())
+    assert a.attrs[S.PLAN_ATTR]["budget"] == b.attrs[S.PLAN_ATTR]["budget"]
+    # alpha 1 with the type factor on every tier is the pre-1.2 scale_by_probability = true
+    c = S.supervision_plan(pool, Candidate("x", cur.tier_weights, 1.0, "all").policy())
+    d = S.supervision_plan(pool, scale_by_probability=True)
+    assert np.array_equal(c["pi"].to_numpy(), d["pi"].to_numpy())
+
+
+def test_scope_of_the_entity_type_factor(pool):
+    kw = {"budget": 300.0, "n": 300}
+    for scope, risky_equal in (("all", False), ("routine", True), ("none", True)):
+        plan = S.supervision_plan(pool, Candidate("x", (0.25, 1, 5, 15), 0.0, scope).policy(), **kw)
+        w = plan[~plan["must_include"]].groupby(["tier", "entity_type"])["weight"].first()
+        assert bool(w["D", "individual"] == w["D", "enterprise"]) is risky_equal, scope
+        assert bool(w["C", "individual"] == w["C", "enterprise"]) is risky_equal, scope
+        assert bool(w["A", "individual"] == w["A", "enterprise"]) is (scope == "none"), scope
+        if scope != "none":
+            assert w["A", "individual"] == pytest.approx(0.25 * w["A", "enterprise"])
+
+
+def test_alpha_concentrates_on_risk_within_tier_and_keeps_tier_mass(pool):
+    base = S.supervision_plan(pool, n=300, budget=300.0)
+    for alpha in (0.5, 2.0):
+        plan = S.supervision_plan(pool, Candidate("x", (0.25, 1, 5, 15), alpha, "all").policy(), n=300, budget=300.0)
+        assert plan.groupby("tier")["weight"].sum().to_numpy() == pytest.approx(
+            base.groupby("tier")["weight"].sum().to_numpy(), rel=1e-9)
+        d = plan[(plan["tier"] == "B") & (plan["entity_type"] == "individual") & ~plan["must_include"]]
+        ratio = d["weight"] / pool.loc[d.index, "probability"] ** alpha
+        assert len(d) > 100 and ratio.max() / ratio.min() == pytest.approx(1, abs=1e-6)
+
+
+def test_frontier_trade_off_and_pareto(pool):
+    f = policy_frontier(pool, budget=300.0, candidates=candidate_grid(alphas=(0.0, 1.0, 2.0)))
+    t = f.table.set_index("name")
+    # with tiers and p both informative, more concentration finds more (model belief) ...
+    assert t.loc["flat/a2/none", "detections"] > t.loc["flat/a1/none", "detections"] > t.loc["flat/a0/none", "detections"]
+    # ... and shifts inspections away from the low-risk half
+    assert t.loc["flat/a2/none", "share_below_median"] < t.loc["flat/a0/none", "share_below_median"]
+    assert t.loc["flat/a0/none", "lift"] == pytest.approx(1.0, abs=0.02)   # flat, no factor ≈ uniform
+    d, b = t["detections"].to_numpy(), t["share_below_median"].to_numpy()
+    for i, par in enumerate(t["pareto"]):
+        dominated = np.any((d >= d[i]) & (b <= b[i]) & ((d > d[i]) | (b < b[i])))
+        assert par == (not dominated)
+    assert t["pareto"].any()
+    # burden ratios: the entity-type factor on every tier burdens enterprises ~4× individuals per unit risk
+    assert t.loc["in_force", "burden_enterprise"] / t.loc["in_force", "burden_individual"] > 3
+    assert abs(t.loc["policy/a0/none", "burden_enterprise"] / t.loc["policy/a0/none", "burden_individual"] - 1) < 0.2
+    bt = f.burden[f.burden["candidate"] == "in_force"]
+    assert set(bt["dimension"]) == {"entity_type", "town", "section"}
+    assert (bt.groupby("dimension")["entities"].sum() == len(pool)).all()
+    md = f.to_markdown(top=5)
+    assert "in_force" in md and md.count("\n") >= 6
+
+
+def test_frontier_plot(pool, tmp_path):
+    f = policy_frontier(pool, budget=300.0, candidates=candidate_grid(alphas=(0.0, 1.0)))
+    out = f.plot(tmp_path / "frontier.png")
+    assert out.stat().st_size > 5000
+
+
+def test_bad_candidates_and_settings(pool):
+    with pytest.raises(PlanError, match="not decreasing"):
+        Candidate("bad", (1, 0.5, 5, 15))
+    with pytest.raises(PlanError, match="scope"):
+        Candidate("bad", (1, 1, 5, 15), scope="some")
+    with pytest.raises(PlanError, match="floor"):
+        Candidate("bad", (1, 1, 5, 15), floor=0)
+    with pytest.raises(PlanError, match="probability"):
+        policy_frontier(pool.drop(columns="probability"))
+    with pytest.raises(PlanError, match="unique"):
+        policy_frontier(pool, candidates=[Candidate("a", (1, 1, 1, 1)), Candidate("a", (1, 1, 2, 2))])
+    raw = load_policy().raw
+    import copy
+
+    from yiwu_credit.policy import _validate
+    for key, val, msg in (("alpha", 9.0, "alpha"), ("entity_type_factor_scope", "tiers", "entity_type_factor_scope")):
+        r = copy.deepcopy(raw)
+        r["sampling"][key] = val
+        with pytest.raises(ConfigError, match=msg):
+            _validate(r, "test")
