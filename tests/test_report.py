@@ -88,8 +88,8 @@ def plan(scoring):
 
 @pytest.fixture(scope="module")
 def full_page(world, bundle, scoring, outcomes, plan):
-    from yiwu_credit.monitoring import monitor
     from yiwu_credit.frontier import candidate_grid, policy_frontier
+    from yiwu_credit.monitoring import monitor
     from yiwu_credit.simulation import simulate_loop
 
     ref = build_features(world.dataset, "2024-01-01", bundle.catalogue, bundle.policy)
