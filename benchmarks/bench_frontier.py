@@ -31,22 +31,26 @@ from common import RESULTS, machine, measure  # noqa: E402
 from yiwu_credit.frontier import Candidate, candidate_grid, policy_frontier  # noqa: E402
 from yiwu_credit.simulation import Drift, _md_table, frontier_outcomes  # noqa: E402
 
-W = (0.25, 1.0, 5.0, 15.0)
+V11 = (0.25, 1.0, 5.0, 15.0)       # the 1.1.0 default tier weights (1/4/20/60 %)
+V12 = (0.1, 1.0, 10.0, 30.0)        # the 1.2.0 default (0.3/3/30/90 %)
+OLD = Candidate("1.1.0-default", V11, 0.0, "all")
 LOOP_CANDIDATES = [
-    Candidate("policy/a1/all", W, 1.0, "all"),
-    Candidate("policy/a1/routine", W, 1.0, "routine"),
-    Candidate("policy/a1.5/routine", W, 1.5, "routine"),
-    Candidate("policy/a2/routine", W, 2.0, "routine"),
-    Candidate("policy/a1/none", W, 1.0, "none"),
-    Candidate("policy/a2/none", W, 2.0, "none"),
+    OLD,
+    Candidate("v1.1/a1/routine", V11, 1.0, "routine"),
+    Candidate("v1.1/a1.5/routine", V11, 1.5, "routine"),
+    Candidate("v1.2/a0/routine", V12, 0.0, "routine"),
+    Candidate("v1.2/a0.5/routine", V12, 0.5, "routine"),
+    Candidate("v1.2/a1.5/routine", V12, 1.5, "routine"),
+    Candidate("v1.2/a1/all", V12, 1.0, "all"),
+    Candidate("v1.2/a1/none", V12, 1.0, "none"),
+    Candidate("steep/a1/routine", (0.1, 1.0, 10.0, 40.0), 1.0, "routine"),
     Candidate("flat/a2/none", (1.0, 1.0, 1.0, 1.0), 2.0, "none"),
 ]
 DRIFT_CANDIDATES = [
-    Candidate("policy/a0/routine", W, 0.0, "routine"),
-    Candidate("policy/a1/routine", W, 1.0, "routine"),
-    Candidate("policy/a1.5/routine", W, 1.5, "routine"),
-    Candidate("policy/a1.5/routine/no-floor", (1e-6, 1.0, 5.0, 15.0), 1.5, "routine", 1e-9),
-    Candidate("policy/a2/routine", W, 2.0, "routine"),
+    OLD,
+    Candidate("v1.2/a0/routine", V12, 0.0, "routine"),
+    Candidate("v1.2/a2/routine", V12, 2.0, "routine"),
+    Candidate("v1.2/a2/routine/no-floor", (1e-6, 1.0, 10.0, 30.0), 2.0, "routine", 1e-9),
 ]
 
 
@@ -68,10 +72,10 @@ def part_speed(n_rows: int, repeat: int) -> None:
     rng = np.random.default_rng(0)
     big = sc.iloc[rng.integers(0, len(sc), n_rows)].copy()
     big.index = pd.Index([f"E{i:09d}" for i in range(n_rows)], name="entity_id")
-    cands = candidate_grid(tier_weights={k: v for k, v in
-                                         {"policy": W, "flat": (1, 1, 1, 1), "mild": (0.5, 1, 3, 6),
-                                          "steep": (0.1, 1, 10, 40)}.items()},
-                           alphas=(0.0, 1.0, 1.5, 2.0), scopes=("all", "routine", "none"))[:50]
+    from yiwu_credit.frontier import TIER_WEIGHT_SETS
+
+    sets = {k: TIER_WEIGHT_SETS[k] for k in ("v1.1", "v1.2", "flat", "mild", "steep")}
+    cands = candidate_grid(tier_weights=sets, alphas=(0.0, 1.0, 1.5, 2.0), scopes=("all", "routine", "none"))[:50]
     budget = 0.04 * n_rows
     base, _ = measure(lambda: supervision_plan(big, budget=budget), repeat=repeat)
     fr_m, fr = measure(lambda: policy_frontier(big, budget, cands), repeat=repeat)
@@ -105,7 +109,7 @@ def part_loop(seeds: list[int], n: int, drift: bool) -> None:
                                           strategies=strategies, **kw)
     params = {**{k: (vars(v) if hasattr(v, "__dataclass_fields__") else v) for k, v in kw.items()},
               "seeds": seeds, "strategies": list(strategies), "seconds": round(time.perf_counter() - t, 1)}
-    part = "drift" if drift else "loop"
+    part = ("drift" if drift else "loop") + ("" if seeds == [0, 1, 2, 3, 4] else "_seeds" + "-".join(map(str, seeds)))
     _write(part, {"params": params, "summary": summary.to_dict("records"), "per_seed": per_seed.to_dict("records")},
            _loop_md("Closed loop on a drifting world" if drift else "Closed loop: realised detections", summary,
                     params))

@@ -151,11 +151,11 @@ def test_frontier_command(capsys, campaign):
                        "--plot", d / "frontier.png", "--top", 3)
     assert code == 0, out
     t = pd.read_csv(d / "frontier.csv")
-    assert len(t) == 1 + 3 * 3 * 2 - 1 and t["in_force"].sum() == 1      # in force + grid minus its duplicate
+    assert len(t) == 1 + 4 * 3 * 2 - 1 and t["in_force"].sum() == 1      # in force + grid minus its duplicate
     assert {"detections", "lift", "share_tier_a", "share_below_median", "min_pi", "max_per_year",
             "burden_individual"} <= set(t.columns)
-    assert "in_force" in out and "frontier of 18 candidate policies" in out
-    assert (d / "frontier.png").stat().st_size > 5000 and len(pd.read_csv(d / "fburden.csv")) > 18
+    assert "in_force" in out and "frontier of 24 candidate policies" in out
+    assert (d / "frontier.png").stat().st_size > 5000 and len(pd.read_csv(d / "fburden.csv")) > 24
     with pytest.raises(SystemExit) as ei:
         main(["frontier", "--scores", str(d / "scores.csv"), "--scopes", "some", "--out", str(d / "x.csv")])
     assert ei.value.code == 2 and "expected scopes from all, routine, none" in capsys.readouterr().err

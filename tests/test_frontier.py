@@ -58,15 +58,23 @@ def test_every_candidate_pi_is_exactly_the_plans(pool):
 def test_in_force_reproduces_the_default_plan(pool):
     cur = in_force()
     pol = load_policy()
-    assert cur.tier_weights == tuple(pol.sampling["tiers"][t]["weight"] for t in "ABCD") and cur.alpha == 0
+    assert cur.tier_weights == tuple(pol.sampling["tiers"][t]["weight"] for t in "ABCD")
+    assert (cur.alpha, cur.scope) == (pol.sampling["alpha"], pol.sampling["entity_type_factor_scope"])
     a = S.supervision_plan(pool)
     b = S.supervision_plan(pool, cur.policy())
     assert np.array_equal(a["pi"].to_numpy(), b["pi"].to_numpy())
     assert a.attrs[S.PLAN_ATTR]["budget"] == b.attrs[S.PLAN_ATTR]["budget"]
-    # alpha 1 with the type factor on every tier is the pre-1.2 scale_by_probability = true
-    c = S.supervision_plan(pool, Candidate("x", cur.tier_weights, 1.0, "all").policy())
-    d = S.supervision_plan(pool, scale_by_probability=True)
+    # the 1.1.0 behaviour is reproducible: the shipped 1.1 policy = flat within tier, factor on every tier
+    old = in_force("yiwu-2022-1.1")
+    assert old == Candidate("in_force", (0.25, 1, 5, 15), 0.0, "all", 1e-4)
+    c = S.supervision_plan(pool, "yiwu-2022-1.1")
+    d = S.supervision_plan(pool, old.policy("yiwu-2022-1.1"))
     assert np.array_equal(c["pi"].to_numpy(), d["pi"].to_numpy())
+    # alpha 1 with the type factor on every tier is the 1.1.0 scale_by_probability = true
+    e = S.supervision_plan(pool, Candidate("x", old.tier_weights, 1.0, "all").policy("yiwu-2022-1.1"))
+    f = S.supervision_plan(pool, "yiwu-2022-1.1", scale_by_probability=True)
+    assert np.array_equal(e["pi"].to_numpy(), f["pi"].to_numpy())
+    assert not np.array_equal(a["pi"].to_numpy(), c["pi"].to_numpy())
 
 
 def test_scope_of_the_entity_type_factor(pool):
@@ -82,7 +90,7 @@ def test_scope_of_the_entity_type_factor(pool):
 
 
 def test_alpha_concentrates_on_risk_within_tier_and_keeps_tier_mass(pool):
-    base = S.supervision_plan(pool, n=300, budget=300.0)
+    base = S.supervision_plan(pool, Candidate("x", (0.25, 1, 5, 15), 0.0, "all").policy(), n=300, budget=300.0)
     for alpha in (0.5, 2.0):
         plan = S.supervision_plan(pool, Candidate("x", (0.25, 1, 5, 15), alpha, "all").policy(), n=300, budget=300.0)
         assert plan.groupby("tier")["weight"].sum().to_numpy() == pytest.approx(
@@ -106,9 +114,10 @@ def test_frontier_trade_off_and_pareto(pool):
         assert par == (not dominated)
     assert t["pareto"].any()
     # burden ratios: the entity-type factor on every tier burdens enterprises ~4× individuals per unit risk
-    assert t.loc["in_force", "burden_enterprise"] / t.loc["in_force", "burden_individual"] > 3
-    assert abs(t.loc["policy/a0/none", "burden_enterprise"] / t.loc["policy/a0/none", "burden_individual"] - 1) < 0.2
+    assert t.loc["v1.1/a0/all", "burden_enterprise"] / t.loc["v1.1/a0/all", "burden_individual"] > 3
+    assert abs(t.loc["v1.1/a0/none", "burden_enterprise"] / t.loc["v1.1/a0/none", "burden_individual"] - 1) < 0.2
     bt = f.burden[f.burden["candidate"] == "in_force"]
+    assert t.loc["in_force", "in_force"] and not t.loc["v1.1/a0/all", "in_force"]
     assert set(bt["dimension"]) == {"entity_type", "town", "section"}
     assert (bt.groupby("dimension")["entities"].sum() == len(pool)).all()
     md = f.to_markdown(top=5)
@@ -161,7 +170,7 @@ def test_candidates_run_through_the_loop(drifting):
         # the candidate equal to the policy in force is the policy strategy, draw for draw
         assert t.loc[("same_as_policy", sd), "violations"] == t.loc[("policy", sd), "violations"]
         assert t.loc[("uniform", sd), "lift"] == 1.0
-        assert t.loc[("a1.5/no-floor", sd), "tier_a_share"] < 1e-3 < t.loc[("policy", sd), "tier_a_share"]
+        assert t.loc[("a1.5/no-floor", sd), "tier_a_share"] < 1e-3 < t.loc[("uniform", sd), "tier_a_share"]
     s = summary.set_index("strategy")
     assert (s["lift_lo"] <= s["lift"]).all() and (s["lift"] <= s["lift_hi"]).all() and (s["seeds"] == 2).all()
 

@@ -122,7 +122,7 @@ def test_every_section_heading_and_header(full_page, bundle, scoring):
 def test_frontier_section(full_page):
     sec = full_page.split('<section id="frontier">')[1].split("</section>")[0]
     assert "Policy in force" in sec and 'id="frontier-candidates"' in sec and "<img" in sec
-    assert sec.count('<tr data-key="') == 1 + 2 * 3 * 3 - 1          # in force + grid minus its duplicate
+    assert sec.count('<tr data-key="') == 1 + 4 * 2 * 3 - 1          # in force + grid minus its duplicate
     assert 'data-key="in_force"' in sec
 
 

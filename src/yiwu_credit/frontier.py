@@ -30,9 +30,11 @@ from .sampling import SCOPES, _as_entity_frame, plan_cells, plan_on_cells, sampl
 __all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
            "TIER_WEIGHT_SETS"]
 
-#: Named tier-weight sets (A, B, C, D), relative to B. "policy" is the 2022 default's 1/4/20/60 %.
+#: Named tier-weight sets (A, B, C, D), relative to B: the 1.1.0 default (rates 1/4/20/60 %), the
+#: 1.2.0 default (0.3/3/30/90 %), flat, and a steeper set beyond the sourced D range.
 TIER_WEIGHT_SETS: dict[str, tuple[float, float, float, float]] = {
-    "policy": (0.25, 1.0, 5.0, 15.0),
+    "v1.1": (0.25, 1.0, 5.0, 15.0),
+    "v1.2": (0.1, 1.0, 10.0, 30.0),
     "flat": (1.0, 1.0, 1.0, 1.0),
     "mild": (0.5, 1.0, 3.0, 6.0),
     "steep": (0.1, 1.0, 10.0, 40.0),
