@@ -210,3 +210,16 @@ def test_drift_is_off_by_default_and_deterrence_lowers_found_entities():
     assert a.cycles["turned"].eq(0).all()
     with pytest.raises(ValueError, match="Drift"):
         Drift(turn_factor=0.5)
+
+
+def test_default_budget_is_clipped_into_the_band(pool):
+    new = S.supervision_plan(pool)
+    a = new.attrs[S.PLAN_ATTR]
+    band = load_policy().sampling["overall_rate_band"]
+    raw = S.supervision_plan(pool, budget=None, n=None, entity_type_factor_scope="routine", floor=1e-4,
+                             policy=Candidate("x", (0.1, 1, 10, 30), 1.0, "routine").policy("yiwu-2022-1.1"))
+    assert raw.attrs[S.PLAN_ATTR]["budget"] / len(pool) > band[1]            # the 1.2 rates alone exceed 5 %
+    assert a["budget"] == pytest.approx(band[1] * len(pool), rel=1e-12)
+    assert any("clipped" in note for note in a["notes"])
+    old = S.supervision_plan(pool, "yiwu-2022-1.1").attrs[S.PLAN_ATTR]       # 1.1.0: not clipped
+    assert not any("clipped" in note for note in old["notes"])

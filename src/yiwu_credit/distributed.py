@@ -548,7 +548,9 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
                                                if cfg["must_cols"] else [], strict=True) if c > 0]
     n_must = int(gcnt[1::2].sum())
     detail = f" ({', '.join(reasons)})" if reasons else ""
-    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["facm"], budget, n, N, n_must, floor, detail)
+    clipped = budget is None and cfg["band"] is not None
+    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["facm"], budget, n, N, n_must, floor, detail,
+                                   cfg["band"])
     caps = np.concatenate([cfg["cap"], np.maximum(cfg["cap"], 1.0)])
     have = np.flatnonzero(gcnt)
     g_must = (have % 2).astype(bool)
@@ -556,15 +558,18 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
     eg, pig = np.zeros(8 * ng), np.zeros(8 * ng)
     eg[have], pig[have] = S._plan_allocations(gw[have // 2], gcnt[have], budget, n, floor, g_must.astype(np.intp),
                                               g_tier, caps, g_must, n_must, detail)
-    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must, cfg)}
+    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must, cfg,
+                                                                       clipped)}
 
 
 def _plan_attrs(pol: Policy, s: Mapping[str, Any], n: int, budget: float, floor: float, scale: bool, N: int,
-                n_must: int, cfg: Mapping[str, Any]) -> dict[str, Any]:
+                n_must: int, cfg: Mapping[str, Any], clipped: bool = False) -> dict[str, Any]:
     notes = []
     band = s.get("overall_rate_band")
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
+    if clipped and band and budget / N in (band[0], band[1]):
+        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
     return {"policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
             "budget": budget, "floor": floor, "scale_by_probability": scale, "alpha": 0.0,
             "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,

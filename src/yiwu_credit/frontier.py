@@ -248,7 +248,7 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
     N, cnt, p = cells.N, cells.count.astype(np.float64), cells.p
     if budget is None:
         budget = plan_on_cells(cells, np.asarray(cur.tier_weights), base["rate"], base["cap"], base["fac"],
-                               scope=cur.scope, alpha=cur.alpha, floor=cur.floor)[3]
+                               scope=cur.scope, alpha=cur.alpha, floor=cur.floor, band=base["band"])[3]
     budget = float(budget)
     n = int(n) if n is not None else min(N, max(1, int(round(budget))))
     # unit-weighted median of p over the pool, from the cells

@@ -184,6 +184,8 @@ def _validate(raw: dict, src: str) -> None:
         raise ConfigError(f"{src} [sampling].scale_by_probability: expected true or false")
     if "alpha" in s:   # optional (policies before 1.2.0 lack it: scale_by_probability means alpha 1)
         _num(s, "alpha", f"{src} [sampling]", 0.0, 4.0)
+    if not isinstance(s.get("clip_budget_to_band", False), bool):
+        raise ConfigError(f"{src} [sampling].clip_budget_to_band: expected true or false")
     scope = s.get("entity_type_factor_scope", "all")
     if scope not in ("all", "routine", "none"):
         raise ConfigError(f"{src} [sampling].entity_type_factor_scope: expected 'all', 'routine' (tiers A–B) "

@@ -528,13 +528,17 @@ def inclusion_probabilities(weights: np.ndarray | Sequence[float], n: int, must:
 
 
 def resolve_budget_n(counts: np.ndarray, rate: np.ndarray, fac: np.ndarray, budget: float | None, n: int | None,
-                     N: int, n_must: int, floor: float, detail: str = "") -> tuple[float, int]:
+                     N: int, n_must: int, floor: float, detail: str = "",
+                     band: Sequence[float] | None = None) -> tuple[float, int]:
     """The annual budget (default: Σ tier rate × entity-type factor over the group ``counts``,
-    ordered tier-major; ``fac`` (n_types,) or per tier (4, n_types)) and the campaign size (default: the budget rounded), both checked."""
+    ordered tier-major; ``fac`` (n_types,) or per tier (4, n_types); with ``band`` = (low, high) the
+    default is clipped into [low·N, high·N]) and the campaign size (default: the budget rounded), both checked."""
     fac = np.asarray(fac, np.float64)
     ng = fac.shape[-1]
     f2 = fac if fac.ndim == 2 else np.broadcast_to(fac, (len(rate), ng))
     default_budget = math.fsum(float(rate[g // ng] * f2[g // ng, g % ng]) * int(c) for g, c in enumerate(counts))
+    if band is not None:      # [sampling] clip_budget_to_band: the default budget stays in the overall band
+        default_budget = min(max(default_budget, float(band[0]) * N), float(band[1]) * N)
     budget = float(default_budget if budget is None else budget)
     if not (budget > 0 and math.isfinite(budget)):
         raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
@@ -675,7 +679,8 @@ def sampling_settings(pol: Policy, *, scale_by_probability: bool | None = None, 
             "cap": np.array([tcfg[t]["max_per_year"] for t in TIERS], np.float64),
             "etypes": tuple(etf), "fac": np.array([float(etf[k]) for k in etf] + [1.0]),
             "alpha": a if scale else 0.0,
-            "scope": s.get("entity_type_factor_scope", "all") if scope is None else scope}
+            "scope": s.get("entity_type_factor_scope", "all") if scope is None else scope,
+            "band": s.get("overall_rate_band") if s.get("clip_budget_to_band", False) else None}
 
 
 @dataclass(frozen=True)
@@ -745,7 +750,8 @@ def plan_cells(scored: pd.DataFrame, etypes: Sequence[str], must_cols: Sequence[
 
 def plan_on_cells(c: PlanCells, tw: np.ndarray, rate: np.ndarray, cap: np.ndarray, fac: np.ndarray, *,
                   scope: str = "all", alpha: float = 0.0, floor: float, budget: float | None = None,
-                  n: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+                  n: int | None = None, band: Sequence[float] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
     """The plan on cells: weight, expected_per_year and pi per cell (K,), the budget and n.
 
     Weight = tier weight × entity-type factor (per ``scope``) × p^alpha × c_tier, with c_tier
@@ -757,7 +763,7 @@ def plan_on_cells(c: PlanCells, tw: np.ndarray, rate: np.ndarray, cap: np.ndarra
     ng = c.n_types
     facm = type_factor_matrix(fac, scope)
     counts = np.bincount(c.group, weights=c.count, minlength=4 * ng).astype(np.int64)
-    budget, n = resolve_budget_n(counts, rate, facm, budget, n, c.N, c.n_must, floor, c.detail)
+    budget, n = resolve_budget_n(counts, rate, facm, budget, n, c.N, c.n_must, floor, c.detail, band)
     caps = np.concatenate([cap, np.maximum(cap, 1.0)])   # must-includes may exceed a cap below 1/yr
     gw = (tw[:, None] * facm).ravel()
     w = gw[c.group]
@@ -819,8 +825,9 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     cfg = sampling_settings(pol, scale_by_probability=scale_by_probability, alpha=alpha,
                             scope=entity_type_factor_scope)
     c = plan_cells(df, cfg["etypes"], s.get("must_include", []), with_p=cfg["alpha"] > 0)
+    clipped = budget is None and cfg["band"] is not None
     w, e, pi, budget, n = plan_on_cells(c, cfg["tw"], cfg["rate"], cfg["cap"], cfg["fac"], scope=cfg["scope"],
-                                        alpha=cfg["alpha"], floor=floor, budget=budget, n=n)
+                                        alpha=cfg["alpha"], floor=floor, budget=budget, n=n, band=cfg["band"])
     N = c.N
     block = np.empty((3, N))                      # one float block, filled in place (no copy)
     for s0 in range(0, N, 1 << 18):
@@ -839,6 +846,8 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     band = s.get("overall_rate_band")
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
+    if clipped and band and budget / N in (band[0], band[1]):
+        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
     out.attrs[PLAN_ATTR] = {
         "policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
         "budget": budget, "floor": floor, "scale_by_probability": cfg["alpha"] > 0, "alpha": cfg["alpha"],
