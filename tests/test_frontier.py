@@ -223,3 +223,13 @@ def test_default_budget_is_clipped_into_the_band(pool):
     assert any("clipped" in note for note in a["notes"])
     old = S.supervision_plan(pool, "yiwu-2022-1.1").attrs[S.PLAN_ATTR]       # 1.1.0: not clipped
     assert not any("clipped" in note for note in old["notes"])
+
+
+def test_tiers_only_table_plans_flat_within_tier_with_a_note(pool):
+    tiers_only = pool.drop(columns="probability")
+    a = S.supervision_plan(tiers_only, n=300, budget=300.0)
+    b = S.supervision_plan(pool, n=300, budget=300.0, alpha=0.0)
+    assert np.array_equal(a["pi"].to_numpy(), b["pi"].to_numpy())
+    assert S.FLAT_NOTE in a.attrs[S.PLAN_ATTR]["notes"] and not a.attrs[S.PLAN_ATTR]["scale_by_probability"]
+    with pytest.raises(PlanError, match="probability"):
+        S.supervision_plan(tiers_only, n=300, scale_by_probability=True)

@@ -570,6 +570,8 @@ def _plan_attrs(pol: Policy, s: Mapping[str, Any], n: int, budget: float, floor:
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
     if clipped and band and budget / N in (band[0], band[1]):
         notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
+    if cfg.get("flat_note"):
+        notes.append(S.FLAT_NOTE)
     return {"policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
             "budget": budget, "floor": floor, "scale_by_probability": scale, "alpha": 0.0,
             "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,
@@ -626,9 +628,13 @@ def plan_distributed(scored: dd.DataFrame, policy: str | Path | Policy | None = 
     if not (0.0 < floor <= 1.0):
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
     scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
+    flat = False
     if scale and "probability" not in scored.columns:
-        raise PlanError("scored: scale_by_probability needs a 'probability' column")
+        if scale_by_probability is not None:
+            raise PlanError("scored: scale_by_probability needs a 'probability' column")
+        scale, flat = False, True        # as supervision_plan: tiers only → flat within tier, noted
     cfg = _plan_config(pol)
+    cfg["flat_note"] = flat
     with _no_string_conversion():
         preps = [delayed(_plan_prepare, pure=True)(p, cfg, scale) for p in scored.to_delayed()]
     if scale:

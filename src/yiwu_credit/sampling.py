@@ -645,6 +645,7 @@ def _plan_allocations(w: np.ndarray, counts: np.ndarray | None, budget: float, n
 
 
 SCOPES: tuple[str, ...] = ("all", "routine", "none")
+FLAT_NOTE = "no 'probability' column: flat within tier (the policy's alpha needs calibrated probabilities)"
 ROUTINE_TIERS: tuple[str, ...] = ("A", "B")
 
 
@@ -801,6 +802,8 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     n : campaign size (entities). Default: the annual budget rounded (one campaign a year).
     budget : inspections per year over the whole pool. Default: Σ tier ``annual_rate`` ×
         entity-type factor, the policy's own rates.
+    Without a ``probability`` column a policy that scales by probability plans flat within tier
+    (alpha 0) and says so in the notes; an explicit ``scale_by_probability``/``alpha`` raises.
     floor, scale_by_probability, alpha, entity_type_factor_scope : override the policy's
         ``min_inclusion_prob`` / ``scale_by_probability`` / ``alpha`` (within-tier weight ∝
         p^alpha) / ``entity_type_factor_scope`` (``"all"``, ``"routine"`` = tiers A–B, ``"none"``).
@@ -824,6 +827,10 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
     cfg = sampling_settings(pol, scale_by_probability=scale_by_probability, alpha=alpha,
                             scope=entity_type_factor_scope)
+    flat = (cfg["alpha"] > 0 and "probability" not in df.columns and scale_by_probability is None
+            and alpha is None)
+    if flat:      # the policy scales by probability but the table has tiers only: flat within tier
+        cfg["alpha"] = 0.0
     c = plan_cells(df, cfg["etypes"], s.get("must_include", []), with_p=cfg["alpha"] > 0)
     clipped = budget is None and cfg["band"] is not None
     w, e, pi, budget, n = plan_on_cells(c, cfg["tw"], cfg["rate"], cfg["cap"], cfg["fac"], scope=cfg["scope"],
@@ -848,6 +855,8 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
     if clipped and band and budget / N in (band[0], band[1]):
         notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
+    if flat:
+        notes.append(FLAT_NOTE)
     out.attrs[PLAN_ATTR] = {
         "policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
         "budget": budget, "floor": floor, "scale_by_probability": cfg["alpha"] > 0, "alpha": cfg["alpha"],
