@@ -357,9 +357,10 @@ def test_impossible_plan_and_bad_roster(capsys, campaign, tmp_path):
 def test_report_command_writes_self_contained_html(capsys, campaign):
     d, _ = campaign
     code, out, _ = run(capsys, "report", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--evaluate",
-                       "--plan", d / "plan.csv", "--out", d / "report.html")
+                       "--plan", d / "plan.csv", "--frontier", 0.04, "--out", d / "report.html")
     assert code == 0
     html = (d / "report.html").read_text(encoding="utf-8")
+    assert 'id="frontier-candidates"' in html and "Policy in force" in html
     assert "<img" in html and "data:image/png;base64," in html and "信用风险高" in html
     assert "http://" not in html and "https://" not in html
 

@@ -420,8 +420,13 @@ def cmd_report(a: argparse.Namespace) -> int:
 
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
     mon = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
+    front = None
+    if a.frontier is not None:
+        from .frontier import policy_frontier
+
+        front = policy_frontier(res.scored, a.frontier * len(res.scored), policy=a.policy)
     write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
-                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings)
+                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings, frontier=front)
     _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
     for w in res.warnings:
         _out(f"warning: {w}")
@@ -655,6 +660,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--previous-as-of", type=_date, help="tier migration against a scoring run at this date")
     p.add_argument("--reference-as-of", type=_date, help="feature stability (CSI) against the population at this date "
                    "(default: the training population stored in the bundle)")
+    p.add_argument("--frontier", type=float, metavar="RATE",
+                   help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
+    p.add_argument("--policy", help="base sampling policy of the frontier (default yiwu-2022)")
     p.add_argument("--out", required=True)
 
     p = _sub(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "
