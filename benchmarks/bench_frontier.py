@@ -7,7 +7,7 @@ Parts (each writes ``benchmarks/results/frontier_<part>.json`` and appends to ``
   pool (the cost of planning once). The pool is a 100,000-entity synthetic world scored with the
   shipped bundle, resampled with new ids to 1M rows (so the probabilities are a real model's).
 * ``loop`` — realised detections in the closed loop (:func:`frontier_outcomes`): 20,000
-  entities, 4 cycles, 4% budget, 5 seeds, the candidates below against uniform (the baseline,
+  entities, 4 cycles, 4% budget, seeds from --seeds (recorded: 0–9), the candidates below against uniform (the baseline,
   measured in the same worlds) and the true-propensity oracle.
 * ``drift`` — the same on a drifting world (:class:`Drift`), 6 cycles: what the floor and α buy.
 
