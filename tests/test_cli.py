@@ -18,7 +18,7 @@ def run(capsys, *argv):
 
 
 def test_help_has_examples(capsys):
-    for cmd in ("validate", "synth", "train", "score", "plan", "draw", "verify", "estimate", "report", "monitor",
+    for cmd in ("validate", "synth", "train", "score", "plan", "frontier", "draw", "verify", "estimate", "report", "monitor",
                 "simulate-loop", "demo"):
         with pytest.raises(SystemExit) as ei:
             main([cmd, "--help"])
@@ -142,6 +142,23 @@ def campaign(tmp_path_factory):
                      str(d / "w" / "inspectors.csv"), "--window", "2026-02-01", "2026-04-30",
                      "--out", str(d / "drawn.csv")]) == 0
     return d, buf.getvalue()
+
+
+def test_frontier_command(capsys, campaign):
+    d, _ = campaign
+    code, out, _ = run(capsys, "frontier", "--scores", d / "scores.csv", "--budget-rate", 0.04, "--alphas", "0,1,2",
+                       "--scopes", "all,routine", "--out", d / "frontier.csv", "--burden", d / "fburden.csv",
+                       "--plot", d / "frontier.png", "--top", 3)
+    assert code == 0, out
+    t = pd.read_csv(d / "frontier.csv")
+    assert len(t) == 1 + 4 * 3 * 2 - 1 and t["in_force"].sum() == 1      # in force + grid minus its duplicate
+    assert {"detections", "lift", "share_tier_a", "share_below_median", "min_pi", "max_per_year",
+            "burden_individual"} <= set(t.columns)
+    assert "in_force" in out and "frontier of 24 candidate policies" in out
+    assert (d / "frontier.png").stat().st_size > 5000 and len(pd.read_csv(d / "fburden.csv")) > 24
+    with pytest.raises(SystemExit) as ei:
+        main(["frontier", "--scores", str(d / "scores.csv"), "--scopes", "some", "--out", str(d / "x.csv")])
+    assert ei.value.code == 2 and "expected scopes from all, routine, none" in capsys.readouterr().err
 
 
 def _verify(capsys, d, *extra):
@@ -340,9 +357,10 @@ def test_impossible_plan_and_bad_roster(capsys, campaign, tmp_path):
 def test_report_command_writes_self_contained_html(capsys, campaign):
     d, _ = campaign
     code, out, _ = run(capsys, "report", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--evaluate",
-                       "--plan", d / "plan.csv", "--out", d / "report.html")
+                       "--plan", d / "plan.csv", "--frontier", 0.04, "--out", d / "report.html")
     assert code == 0
     html = (d / "report.html").read_text(encoding="utf-8")
+    assert 'id="frontier-candidates"' in html and "Policy in force" in html
     assert "<img" in html and "data:image/png;base64," in html and "信用风险高" in html
     assert "http://" not in html and "https://" not in html
 

@@ -88,6 +88,7 @@ def plan(scoring):
 
 @pytest.fixture(scope="module")
 def full_page(world, bundle, scoring, outcomes, plan):
+    from yiwu_credit.frontier import candidate_grid, policy_frontier
     from yiwu_credit.monitoring import monitor
     from yiwu_credit.simulation import simulate_loop
 
@@ -95,8 +96,9 @@ def full_page(world, bundle, scoring, outcomes, plan):
     mon = monitor(bundle, scoring.scored, scoring.features, outcomes=outcomes["y"] if hasattr(outcomes, "columns")
                   else outcomes)
     loop = simulate_loop(n_entities=3000, cycles=2, seed=1)
+    front = policy_frontier(scoring.scored, 0.04 * len(scoring.scored), candidate_grid(alphas=(0.0, 1.0)))
     return build_report(scoring.scored, bundle, features=scoring.features, outcomes=outcomes, plan=plan,
-                        reference_features=ref, as_of=AS_OF, monitoring=mon, loop=loop)
+                        reference_features=ref, as_of=AS_OF, monitoring=mon, loop=loop, frontier=front)
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +117,13 @@ def test_every_section_heading_and_header(full_page, bundle, scoring):
                  bundle.policy.version, f"{len(scoring.scored):,}"):
         assert text in header
     assert "Skipped" not in full_page  # every input was given
+
+
+def test_frontier_section(full_page):
+    sec = full_page.split('<section id="frontier">')[1].split("</section>")[0]
+    assert "Policy in force" in sec and 'id="frontier-candidates"' in sec and "<img" in sec
+    assert sec.count('<tr data-key="') == 1 + 4 * 2 * 3 - 1          # in force + grid minus its duplicate
+    assert 'data-key="in_force"' in sec
 
 
 def test_images_are_embedded_pngs(full_page):

@@ -22,6 +22,13 @@ from yiwu_credit.policy import load_policy
 ALPHA = 0.001          # family-wise error rate of each Binomial test (Holm-corrected)
 
 
+@pytest.fixture(autouse=True)
+def _policy_1_1(monkeypatch):
+    """The plan/draw mechanics are tested on the 1.1.0 default (flat within tier, type factor on every
+    tier: group-level plans); the 1.2.0 defaults (alpha, scope) are tested in test_frontier.py."""
+    monkeypatch.setattr("yiwu_credit.policy.DEFAULT_POLICY", "yiwu-2022-1.1")
+
+
 def _ids(n: int, start: int = 0) -> pd.Index:
     return pd.Index([f"91330782MA{i:08d}" for i in range(start, start + n)], name="entity_id")
 
@@ -245,7 +252,7 @@ def small_plan() -> pd.DataFrame:
     sc = pd.DataFrame({"tier": list("AAAAAAAAAABBBBBBBBBBBBCCCCCCCCDDDDDDDDDD"),
                        "serious_dishonest": [False] * 38 + [True, True]}, index=_ids(40))
     sc["entity_type"] = ["individual", "enterprise"] * 20
-    return S.supervision_plan(sc, n=8, floor=0.01)
+    return S.supervision_plan(sc, "yiwu-2022-1.1", n=8, floor=0.01)
 
 
 def test_draw_has_exact_first_order_probabilities(small_plan):
@@ -382,7 +389,7 @@ def test_audit_records_what_the_issue_asks_for():
     for k in ("algorithm", "algorithm_version", "seed", "start", "frame_sha256", "pi_sha256", "selected", "n",
               "prn_hash", "fixed_point_bits", "plan"):
         assert k in a
-    assert a["plan"]["policy"] == "yiwu-2022" and len(a["frame_sha256"]) == 64 and len(a["selected"]) == 40
+    assert a["plan"]["policy"] == "yiwu-2022-1.1" and len(a["frame_sha256"]) == 64 and len(a["selected"]) == 40
 
 
 # ------------------------------------------------------------------ joint and rotating campaigns

@@ -255,6 +255,31 @@ def cmd_plan(a: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_frontier(a: argparse.Namespace) -> int:
+    from .frontier import candidate_grid, policy_frontier
+    from .io import write_tables
+
+    scored = _read(a.scores, "scores")
+    budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate else None)
+    cands = candidate_grid(a.policy, alphas=a.alphas, scopes=a.scopes, floors=a.floors)
+    f = policy_frontier(scored, budget, cands, policy=a.policy, n=a.n)
+    items = [(f.table, a.out)]
+    if a.burden:
+        items.append((f.burden, a.burden))
+    write_tables(items)
+    if a.plot:
+        f.plot(a.plot)
+    p = f.params
+    _out(f"frontier of {len(f.table)} candidate policies on {p['population']:,} entities, budget "
+         f"{p['budget']:,.0f} inspections/year, campaign n = {p['n']:,} ({f.seconds:.1f} s) → {a.out}")
+    cols = ["name", "detections", "lift", "share_tier_a", "share_below_median", "min_pi", "pareto"]
+    t = f.table.sort_values("detections", ascending=False)
+    t = pd.concat([t.head(a.top), t[t["in_force"]]]).drop_duplicates("name")[cols]
+    with pd.option_context("display.width", 140, "display.float_format", "{:.4g}".format):
+        _out(t.to_string(index=False))
+    return 0
+
+
 def cmd_draw(a: argparse.Namespace) -> int:
     from .io import write_tables
     from .sampling import _read_table, audit_json, conventional_assignments_path, draw
@@ -387,8 +412,13 @@ def cmd_report(a: argparse.Namespace) -> int:
 
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
     mon = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
+    front = None
+    if a.frontier is not None:
+        from .frontier import policy_frontier
+
+        front = policy_frontier(res.scored, a.frontier * len(res.scored), policy=a.policy)
     write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
-                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings)
+                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings, frontier=front)
     _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
     for w in res.warnings:
         _out(f"warning: {w}")
@@ -443,6 +473,26 @@ def _source_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--profile", help="source profile: 'zh' (Chinese file names, headers and codes), a TOML "
                    "path, or 'contract' (default: the contract's own names)")
     p.add_argument("--encoding", help="encoding of CSV files (default: UTF-8 or GB18030, detected per file)")
+
+
+def _floats(value: str) -> tuple[float, ...]:
+    """argparse type: comma-separated non-negative numbers."""
+    try:
+        v = tuple(float(x) for x in value.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers") from None
+    if not v or any(not (x >= 0) for x in v):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected one or more numbers ≥ 0")
+    return v
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    """argparse type: comma-separated entity-type factor scopes."""
+    v = tuple(x.strip() for x in value.split(",") if x.strip())
+    bad = [x for x in v if x not in ("all", "routine", "none")]
+    if not v or bad:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected scopes from all, routine, none")
+    return v
 
 
 def _sub(sp, name: str, func: Callable, help: str, example: str) -> argparse.ArgumentParser:
@@ -521,6 +571,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
     _db_args(p)
 
+    p = _sub(sp, "frontier", cmd_frontier, "Policy frontier: expected detections and burden of a family of "
+             "candidate sampling policies (tier weights × alpha × entity-type factor scope × floor).",
+             "yiwu-credit frontier --scores out/scores.csv --budget-rate 0.04 --out out/frontier.csv "
+             "--plot out/frontier.png [--alphas 0,1,2 --scopes all,routine,none]")
+    p.add_argument("--scores", required=True, help="output of 'score' (entity_id, tier, probability, ...)")
+    p.add_argument("--policy", help="base policy name or TOML path (default yiwu-2022)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--budget", type=float, help="inspections per year over the pool (default: the policy's)")
+    g.add_argument("--budget-rate", type=float, help="inspections per year as a share of the pool, e.g. 0.04")
+    p.add_argument("--n", type=int, help="campaign size (default: the budget)")
+    p.add_argument("--alphas", type=_floats, default=(0.0, 0.5, 1.0, 1.5, 2.0),
+                   help="within-tier exponents: π ∝ weight · p^alpha (comma-separated, default 0,0.5,1,1.5,2)")
+    p.add_argument("--scopes", type=_scopes, default=("all", "routine", "none"),
+                   help="entity-type factor scopes: all, routine (tiers A–B), none (comma-separated)")
+    p.add_argument("--floors", type=_floats, help="floors to try (default: the policy's min_inclusion_prob)")
+    p.add_argument("--top", type=int, default=10, help="rows to print (default 10, plus the policy in force)")
+    p.add_argument("--out", required=True, help="one row per candidate (.csv/.parquet/.xlsx)")
+    p.add_argument("--burden", help="optional: burden ratio by entity type, town and section per candidate")
+    p.add_argument("--plot", help="optional PNG: detections against the low-risk burden")
+
     p = _sub(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
              "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
              "--out out/drawn.csv")
@@ -582,6 +652,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--previous-as-of", type=_date, help="tier migration against a scoring run at this date")
     p.add_argument("--reference-as-of", type=_date, help="feature stability (CSI) against the population at this date "
                    "(default: the training population stored in the bundle)")
+    p.add_argument("--frontier", type=float, metavar="RATE",
+                   help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
+    p.add_argument("--policy", help="base sampling policy of the frontier (default yiwu-2022)")
     p.add_argument("--out", required=True)
 
     p = _sub(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "

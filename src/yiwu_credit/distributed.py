@@ -499,16 +499,11 @@ class DistributedPlan:
 
 
 def _plan_config(pol: Policy) -> dict[str, Any]:
-    """Tier/type tables of the policy, as supervision_plan builds them."""
-    s = pol.sampling
-    tcfg = s["tiers"]
-    etf = s.get("entity_type_factor", {}) or {}
-    etypes = tuple(etf)
-    return {"tw": np.array([tcfg[t]["weight"] for t in TIERS], np.float64),
-            "rate": np.array([tcfg[t]["annual_rate"] for t in TIERS], np.float64),
-            "cap": np.array([tcfg[t]["max_per_year"] for t in TIERS], np.float64),
-            "etypes": etypes, "fac": np.array([float(etf[k]) for k in etypes] + [1.0]),
-            "must_cols": list(s.get("must_include", []))}
+    """Tier/type tables of the policy, as supervision_plan builds them (:func:`sampling_settings`)."""
+    cfg = S.sampling_settings(pol)
+    cfg["facm"] = S.type_factor_matrix(cfg["fac"], cfg["scope"])
+    cfg["must_cols"] = list(pol.sampling.get("must_include", []))
+    return cfg
 
 
 def _plan_prepare(part: pd.DataFrame, cfg: dict[str, Any], gather: bool) -> dict[str, Any]:
@@ -548,12 +543,14 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
     ng = len(cfg["fac"])
     gcnt = np.sum([st["gcnt"] for st in stats], axis=0).astype(np.int64)
     counts = gcnt.reshape(4 * ng, 2).sum(axis=1)
-    gw = (cfg["tw"][:, None] * cfg["fac"][None, :]).ravel()
+    gw = (cfg["tw"][:, None] * cfg["facm"]).ravel()
     reasons = [f"{c} {col}" for col, c in zip(cfg["must_cols"], np.sum([st["must_counts"] for st in stats], axis=0)
                                                if cfg["must_cols"] else [], strict=True) if c > 0]
     n_must = int(gcnt[1::2].sum())
     detail = f" ({', '.join(reasons)})" if reasons else ""
-    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["fac"], budget, n, N, n_must, floor, detail)
+    clipped = budget is None and cfg["band"] is not None
+    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["facm"], budget, n, N, n_must, floor, detail,
+                                   cfg["band"])
     caps = np.concatenate([cfg["cap"], np.maximum(cfg["cap"], 1.0)])
     have = np.flatnonzero(gcnt)
     g_must = (have % 2).astype(bool)
@@ -561,17 +558,23 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
     eg, pig = np.zeros(8 * ng), np.zeros(8 * ng)
     eg[have], pig[have] = S._plan_allocations(gw[have // 2], gcnt[have], budget, n, floor, g_must.astype(np.intp),
                                               g_tier, caps, g_must, n_must, detail)
-    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must)}
+    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must, cfg,
+                                                                       clipped)}
 
 
 def _plan_attrs(pol: Policy, s: Mapping[str, Any], n: int, budget: float, floor: float, scale: bool, N: int,
-                n_must: int) -> dict[str, Any]:
+                n_must: int, cfg: Mapping[str, Any], clipped: bool = False) -> dict[str, Any]:
     notes = []
     band = s.get("overall_rate_band")
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
+    if clipped and band and budget / N in (band[0], band[1]):
+        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
+    if cfg.get("flat_note"):
+        notes.append(S.FLAT_NOTE)
     return {"policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
-            "budget": budget, "floor": floor, "scale_by_probability": scale, "campaigns_per_year": budget / n,
+            "budget": budget, "floor": floor, "scale_by_probability": scale, "alpha": 0.0,
+            "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,
             "population": N, "must_include": n_must, "notes": notes}
 
 
@@ -625,9 +628,13 @@ def plan_distributed(scored: dd.DataFrame, policy: str | Path | Policy | None = 
     if not (0.0 < floor <= 1.0):
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
     scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
+    flat = False
     if scale and "probability" not in scored.columns:
-        raise PlanError("scored: scale_by_probability needs a 'probability' column")
+        if scale_by_probability is not None:
+            raise PlanError("scored: scale_by_probability needs a 'probability' column")
+        scale, flat = False, True        # as supervision_plan: tiers only → flat within tier, noted
     cfg = _plan_config(pol)
+    cfg["flat_note"] = flat
     with _no_string_conversion():
         preps = [delayed(_plan_prepare, pure=True)(p, cfg, scale) for p in scored.to_delayed()]
     if scale:

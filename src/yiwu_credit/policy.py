@@ -182,6 +182,14 @@ def _validate(raw: dict, src: str) -> None:
         raise ConfigError(f"{src} [sampling.tiers]: weights must not decrease from A to D, got {w}")
     if not isinstance(s.get("scale_by_probability", False), bool):
         raise ConfigError(f"{src} [sampling].scale_by_probability: expected true or false")
+    if "alpha" in s:   # optional (policies before 1.2.0 lack it: scale_by_probability means alpha 1)
+        _num(s, "alpha", f"{src} [sampling]", 0.0, 4.0)
+    if not isinstance(s.get("clip_budget_to_band", False), bool):
+        raise ConfigError(f"{src} [sampling].clip_budget_to_band: expected true or false")
+    scope = s.get("entity_type_factor_scope", "all")
+    if scope not in ("all", "routine", "none"):
+        raise ConfigError(f"{src} [sampling].entity_type_factor_scope: expected 'all', 'routine' (tiers A–B) "
+                          f"or 'none', got {scope!r}")
     band = s.get("overall_rate_band", [0.0, 1.0])
     if (not isinstance(band, list) or len(band) != 2 or any(isinstance(b, bool) or not isinstance(b, int | float) for b in band)
             or not 0 <= band[0] <= band[1] <= 1):

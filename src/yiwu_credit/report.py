@@ -44,6 +44,7 @@ SECTIONS: tuple[tuple[str, str, str], ...] = (
     ("plan", "双随机抽查计划", "Inspection plan"),
     ("monitoring", "监测与迁移", "Monitoring: migration and drift"),
     ("loop", "闭环模拟与抽查负担", "Closed loop and inspection burden"),
+    ("frontier", "抽查策略前沿", "Policy frontier"),
     ("training", "训练指标", "Training metrics"),
 )
 TITLE_ZH = "义乌市市场主体信用风险分级分类监管报告"
@@ -744,6 +745,40 @@ def _section_loop(loop: Any) -> str:
             + "<h3>抽查负担与命中率(按组) Burden and hit rate by group</h3>" + _table(burden))
 
 
+def _section_frontier(frontier: Any) -> str:
+    """The candidate policies: detections against the low-risk burden, the policy in force marked."""
+    if frontier is None:
+        return _skipped("未提供策略前沿 (yiwu-credit frontier)", "no policy frontier given (yiwu-credit frontier)")
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        png = Path(frontier.plot(Path(d) / "frontier.png")).read_bytes()
+    img = (f'<figure><img alt="policy frontier" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+           "</figure>")
+    p = frontier.params
+    t = frontier.table.sort_values("detections", ascending=False)
+    cur = t[t["in_force"]].iloc[0]
+    best = t[t["pareto"] & (t["share_tier_a"] <= cur["share_tier_a"] + 1e-12)]
+    note = (f"{len(t)} candidate policies on {p['population']:,} entities, the same budget "
+            f"({p['budget']:,.0f} inspections/year) and campaign (n = {p['n']:,}). Detections = Σ π·p with the "
+            f"model's calibrated p (its own belief; the closed loop measures realised detections). Policy in force: "
+            f"{cur['detections']:,.1f} expected detections ({cur['lift']:.2f}× uniform), "
+            f"{cur['share_below_median']:.1%} of inspections below the median risk.")
+    if len(best):
+        b = best.iloc[0]
+        note += (f" Best on the frontier with tier A's share no higher: {_esc(b['name'])}, "
+                 f"{b['detections']:,.1f} ({b['lift']:.2f}×), {b['share_below_median']:.1%} below the median.")
+    cols = ["name", "in_force", "pareto", "detections", "lift", "share_tier_a", "share_below_median", "min_pi",
+            "max_per_year", "rate_A", "rate_B", "rate_C", "rate_D"]
+    cols += [c for c in t.columns if c.startswith("burden_")]
+    f3, pct = _f(3), (lambda x: _pct(x, 1))
+    fmt = {c: f3 for c in cols if c not in ("name", "in_force", "pareto")}
+    fmt.update({"share_tier_a": pct, "share_below_median": pct, "min_pi": lambda x: f"{x:.2g}",
+                "detections": _f(1)})
+    return (_note(_esc(note)) + img + "<h3>候选策略 Candidates</h3>"
+            + _table(t[cols].set_index("name", drop=False), fmt=fmt, table_id="frontier-candidates"))
+
+
 def _section_training(b: Bundle) -> str:
     mt = b.manifest.get("metrics", {})
     sets = [k for k in ("train_oof", "test_out_of_time") if k in mt]
@@ -785,7 +820,7 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
                  outcomes: pd.Series | pd.DataFrame | None = None, plan: pd.DataFrame | None = None,
                  reference_features: pd.DataFrame | None = None, title: str | None = None,
                  as_of: str | pd.Timestamp | None = None, monitoring: Any = None, loop: Any = None,
-                 warnings: Sequence[str] = ()) -> str:
+                 warnings: Sequence[str] = (), frontier: Any = None) -> str:
     """One self-contained HTML page (a str) describing a scored population.
 
     Parameters
@@ -801,6 +836,7 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
     title : page title (default: bilingual report title). as_of : shown in the header.
     monitoring : a :class:`~yiwu_credit.monitoring.MonitorResult` (status, migration, drift).
     loop : a :class:`~yiwu_credit.simulation.LoopResult` (closed loop and burden by group).
+    frontier : a :class:`~yiwu_credit.frontier.Frontier` (candidate sampling policies).
     warnings : doubts about the scoring run (``score_entities(...).warnings``: stale data,
         partial histories), shown at the top of the page.
 
@@ -827,6 +863,7 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
             "plan": _section_plan(plan, b, Figure),
             "monitoring": _section_monitoring(monitoring),
             "loop": _section_loop(loop),
+            "frontier": _section_frontier(frontier),
             "training": _section_training(b),
         }
     sections = "".join(f'<section id="{a}"><h2>{i}. {_esc(zh)} · {_esc(en)}</h2>{body[a]}</section>'
@@ -842,9 +879,9 @@ def write_report(path: str | Path, scored: pd.DataFrame, bundle: Bundle | str | 
                  features: pd.DataFrame | None = None, outcomes: pd.Series | pd.DataFrame | None = None,
                  plan: pd.DataFrame | None = None, reference_features: pd.DataFrame | None = None,
                  title: str | None = None, as_of: str | pd.Timestamp | None = None, monitoring: Any = None,
-                 loop: Any = None, warnings: Sequence[str] = ()) -> Path:
+                 loop: Any = None, warnings: Sequence[str] = (), frontier: Any = None) -> Path:
     """Build the report (see :func:`build_report`) and write it atomically as UTF-8; returns the path."""
     text = build_report(scored, bundle, features=features, outcomes=outcomes, plan=plan,
                         reference_features=reference_features, title=title, as_of=as_of,
-                        monitoring=monitoring, loop=loop, warnings=warnings)
+                        monitoring=monitoring, loop=loop, warnings=warnings, frontier=frontier)
     return write_text(path, text)

@@ -60,7 +60,8 @@ from .io import write_text
 from .policy import TIERS, Policy, load_policy
 
 __all__ = [
-    "SCALE", "SCALE_BITS", "Draw", "JointDraw", "VerifyResult", "draw", "fixed_point", "inclusion_probabilities",
+    "SCALE", "SCALE_BITS", "SCOPES", "Draw", "JointDraw", "PlanCells", "VerifyResult", "draw", "plan_cells",
+    "plan_on_cells", "sampling_settings", "type_factor_matrix", "fixed_point", "inclusion_probabilities",
     "campaign_window", "check_audit", "joint_draw", "load_audit", "prn_keys", "prn_uniform", "rotate", "save_audit", "start_from_seed", "supervision_plan",
     "systematic_select", "verify", "verify_files",
 ]
@@ -527,11 +528,17 @@ def inclusion_probabilities(weights: np.ndarray | Sequence[float], n: int, must:
 
 
 def resolve_budget_n(counts: np.ndarray, rate: np.ndarray, fac: np.ndarray, budget: float | None, n: int | None,
-                     N: int, n_must: int, floor: float, detail: str = "") -> tuple[float, int]:
+                     N: int, n_must: int, floor: float, detail: str = "",
+                     band: Sequence[float] | None = None) -> tuple[float, int]:
     """The annual budget (default: Σ tier rate × entity-type factor over the group ``counts``,
-    ordered tier-major) and the campaign size (default: the budget rounded), both checked."""
-    ng = len(fac)
-    default_budget = math.fsum(float(rate[g // ng] * fac[g % ng]) * int(c) for g, c in enumerate(counts))
+    ordered tier-major; ``fac`` (n_types,) or per tier (4, n_types); with ``band`` = (low, high) the
+    default is clipped into [low·N, high·N]) and the campaign size (default: the budget rounded), both checked."""
+    fac = np.asarray(fac, np.float64)
+    ng = fac.shape[-1]
+    f2 = fac if fac.ndim == 2 else np.broadcast_to(fac, (len(rate), ng))
+    default_budget = math.fsum(float(rate[g // ng] * f2[g // ng, g % ng]) * int(c) for g, c in enumerate(counts))
+    if band is not None:      # [sampling] clip_budget_to_band: the default budget stays in the overall band
+        default_budget = min(max(default_budget, float(band[0]) * N), float(band[1]) * N)
     budget = float(default_budget if budget is None else budget)
     if not (budget > 0 and math.isfinite(budget)):
         raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
@@ -637,9 +644,153 @@ def _plan_allocations(w: np.ndarray, counts: np.ndarray | None, budget: float, n
     return e, pi
 
 
+SCOPES: tuple[str, ...] = ("all", "routine", "none")
+FLAT_NOTE = "no 'probability' column: flat within tier (the policy's alpha needs calibrated probabilities)"
+ROUTINE_TIERS: tuple[str, ...] = ("A", "B")
+
+
+def type_factor_matrix(fac: np.ndarray | Sequence[float], scope: str = "all") -> np.ndarray:
+    """Entity-type factors per tier, (4, len(fac)): ``"all"`` applies them on every tier,
+    ``"routine"`` on the routine tiers A–B only (C–D get 1), ``"none"`` nowhere."""
+    f = np.asarray(fac, np.float64)
+    if scope not in SCOPES:
+        raise PlanError(f"entity_type_factor_scope: expected one of {list(SCOPES)}, got {scope!r}")
+    m = np.ones((len(TIERS), len(f)))
+    rows = {"all": range(len(TIERS)), "routine": [TIERS.index(t) for t in ROUTINE_TIERS], "none": []}[scope]
+    for r in rows:
+        m[r] = f
+    return m
+
+
+def sampling_settings(pol: Policy, *, scale_by_probability: bool | None = None, alpha: float | None = None,
+                      scope: str | None = None) -> dict[str, Any]:
+    """The plan knobs of a policy as arrays: tier weights/rates/caps (4,), entity types and their
+    factors, ``alpha`` (the exponent on the calibrated probability within tier; 0 = flat) and the
+    entity-type factor ``scope``. ``scale_by_probability=False`` means alpha 0; True means the
+    policy's ``alpha`` (default 1, the pre-1.2 behaviour)."""
+    s = pol.sampling
+    tcfg = s["tiers"]
+    etf = s.get("entity_type_factor", {}) or {}
+    scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
+    a = float(s.get("alpha", 1.0)) if alpha is None else float(alpha)
+    if not (math.isfinite(a) and a >= 0):
+        raise PlanError(f"alpha: expected a finite number ≥ 0, got {alpha}")
+    return {"tw": np.array([tcfg[t]["weight"] for t in TIERS], np.float64),
+            "rate": np.array([tcfg[t]["annual_rate"] for t in TIERS], np.float64),
+            "cap": np.array([tcfg[t]["max_per_year"] for t in TIERS], np.float64),
+            "etypes": tuple(etf), "fac": np.array([float(etf[k]) for k in etf] + [1.0]),
+            "alpha": a if scale else 0.0,
+            "scope": s.get("entity_type_factor_scope", "all") if scope is None else scope,
+            "band": s.get("overall_rate_band") if s.get("clip_budget_to_band", False) else None}
+
+
+@dataclass(frozen=True)
+class PlanCells:
+    """A pool reduced to cells of identical plan inputs (tier, entity type, must-include, probability).
+
+    Every unit of a cell gets the same weight, annual plan and pi whatever the candidate policy, and
+    :func:`_allocate` gives bit-identical values on cells (with counts) and on units, so a plan is
+    solved once per cell. ``inverse`` (N,) maps units to cells; ``p`` is None without probabilities.
+    """
+
+    group: np.ndarray        # (K,) tier * n_types + type code
+    tier: np.ndarray         # (K,) 0..3
+    must: np.ndarray         # (K,) bool
+    p: np.ndarray | None     # (K,) calibrated probability
+    count: np.ndarray        # (K,) int64 units per cell
+    inverse: np.ndarray      # (N,) cell of each unit
+    n_types: int
+    n_must: int
+    detail: str
+    N: int
+
+
+def plan_cells(scored: pd.DataFrame, etypes: Sequence[str], must_cols: Sequence[str], with_p: bool) -> PlanCells:
+    """Validate ``scored`` (tier, optional entity_type, probability, must-include flags) into cells."""
+    df = _as_entity_frame(scored)
+    N = len(df)
+    if N == 0:
+        raise PlanError("scored: the pool is empty (no active entities)")
+    if "tier" not in df.columns:
+        raise PlanError("scored: missing column 'tier'")
+    tier = _codes(df, "tier", TIERS, "scored", missing_ok=False)
+    etypes = tuple(etypes)
+    if "entity_type" in df.columns and etypes:
+        et = _codes(df, "entity_type", etypes, "scored", missing_ok=True)
+        et[et < 0] = len(etypes)
+    else:
+        et = np.full(N, len(etypes), np.int8)
+    ng = len(etypes) + 1
+    must = np.zeros(N, bool)
+    reasons = []
+    for col in must_cols:
+        f = _flag(df, col)
+        if f.any():
+            reasons.append(f"{int(f.sum())} {col}")
+        must |= f
+    detail = f" ({', '.join(reasons)})" if reasons else ""
+    gid = (tier.astype(np.int64) * ng + et) * 2 + must
+    if with_p:
+        if "probability" not in df.columns:
+            raise PlanError("scored: scaling by probability needs a 'probability' column")
+        p = df["probability"].to_numpy(dtype=np.float64, na_value=np.nan)
+        bad = ~((p >= 0) & (p <= 1))
+        if bad.any():
+            raise PlanError(f"scored.probability: must be in [0, 1], entity {_examples(df.index, bad)}")
+        key = np.stack([gid, p.view(np.int64)], axis=1)
+        # a structured view: np.unique on rows without axis=1 overhead
+        kv = np.ascontiguousarray(key).view(np.dtype((np.void, 16))).ravel()
+        _, first, inv, cnt = np.unique(kv, return_index=True, return_inverse=True, return_counts=True)
+        g, pk = gid[first], p[first]
+    else:
+        uniq, inv, cnt = np.unique(gid, return_inverse=True, return_counts=True)
+        g, pk = uniq, None
+    return PlanCells(group=g // 2, tier=g // 2 // ng, must=(g % 2).astype(bool), p=pk, count=cnt.astype(np.int64),
+                     inverse=inv.astype(np.intp).ravel(), n_types=ng, n_must=int(must.sum()), detail=detail, N=N)
+
+
+def plan_on_cells(c: PlanCells, tw: np.ndarray, rate: np.ndarray, cap: np.ndarray, fac: np.ndarray, *,
+                  scope: str = "all", alpha: float = 0.0, floor: float, budget: float | None = None,
+                  n: int | None = None, band: Sequence[float] | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float, int]:
+    """The plan on cells: weight, expected_per_year and pi per cell (K,), the budget and n.
+
+    Weight = tier weight × entity-type factor (per ``scope``) × p^alpha × c_tier, with c_tier
+    keeping each tier's total weight as without scaling (exact on integer-quantised p^alpha). The
+    budget (inspections/year, default Σ annual_rate × factor) is spread ∝ weight under the tier
+    caps; pi ∝ that, in [floor, 1], must-includes 1, Σ pi = n. This is the only implementation:
+    :func:`supervision_plan` and :func:`yiwu_credit.frontier.policy_frontier` both call it.
+    """
+    ng = c.n_types
+    facm = type_factor_matrix(fac, scope)
+    counts = np.bincount(c.group, weights=c.count, minlength=4 * ng).astype(np.int64)
+    budget, n = resolve_budget_n(counts, rate, facm, budget, n, c.N, c.n_must, floor, c.detail, band)
+    caps = np.concatenate([cap, np.maximum(cap, 1.0)])   # must-includes may exceed a cap below 1/yr
+    gw = (tw[:, None] * facm).ravel()
+    w = gw[c.group]
+    if alpha > 0:
+        if c.p is None:
+            raise PlanError("scored: alpha > 0 (scale by probability) needs a 'probability' column")
+        pa = c.p if alpha == 1 else c.p ** alpha
+        pq = np.rint(pa * 2.0**32).astype(np.int64)
+        gi = c.group.astype(np.intp)               # exact integer group sums via two float bincounts:
+        hi = np.bincount(gi, weights=(pq >> 17) * c.count, minlength=4 * ng)   # every partial sum < 2**53
+        lo = np.bincount(gi, weights=(pq & ((1 << 17) - 1)) * c.count, minlength=4 * ng)
+        gsum = np.array([(int(a) * (1 << 17) + int(b)) / 2.0**32 for a, b in zip(hi, lo, strict=True)])
+        num = (counts.reshape(4, ng) * facm).sum(axis=1)
+        den = (gsum.reshape(4, ng) * facm).sum(axis=1)
+        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
+        flat = np.isin(c.tier, np.flatnonzero(den == 0))
+        w = np.where(flat, w, w * (pq / 2.0**32 * ratio[c.tier]))
+    e, pi = _plan_allocations(w, c.count, budget, n, floor, c.must.astype(np.intp), c.tier, caps, c.must,
+                              c.n_must, c.detail)
+    return w, e, pi, budget, n
+
+
 def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = None, *, n: int | None = None,
                      budget: float | None = None, floor: float | None = None,
-                     scale_by_probability: bool | None = None) -> pd.DataFrame:
+                     scale_by_probability: bool | None = None, alpha: float | None = None,
+                     entity_type_factor_scope: str | None = None) -> pd.DataFrame:
     """Annual supervision plan and campaign inclusion probabilities, one row per entity.
 
     Parameters
@@ -651,8 +802,11 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     n : campaign size (entities). Default: the annual budget rounded (one campaign a year).
     budget : inspections per year over the whole pool. Default: Σ tier ``annual_rate`` ×
         entity-type factor, the policy's own rates.
-    floor, scale_by_probability : override the policy's ``min_inclusion_prob`` /
-        ``scale_by_probability``.
+    Without a ``probability`` column a policy that scales by probability plans flat within tier
+    (alpha 0) and says so in the notes; an explicit ``scale_by_probability``/``alpha`` raises.
+    floor, scale_by_probability, alpha, entity_type_factor_scope : override the policy's
+        ``min_inclusion_prob`` / ``scale_by_probability`` / ``alpha`` (within-tier weight ∝
+        p^alpha) / ``entity_type_factor_scope`` (``"all"``, ``"routine"`` = tiers A–B, ``"none"``).
 
     Returns
     -------
@@ -668,100 +822,46 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     pol = load_policy(policy)
     s = pol.sampling
     df = _as_entity_frame(scored)
-    N = len(df)
-    if N == 0:
-        raise PlanError("scored: the pool is empty (no active entities)")
-    if "tier" not in df.columns:
-        raise PlanError("scored: missing column 'tier'")
     floor = float(s["min_inclusion_prob"] if floor is None else floor)
     if not (0.0 < floor <= 1.0):
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
-    scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
-
-    tier = _codes(df, "tier", TIERS, "scored", missing_ok=False)
-    tcfg = s["tiers"]
-    tw = np.array([tcfg[t]["weight"] for t in TIERS], np.float64)
-    rate = np.array([tcfg[t]["annual_rate"] for t in TIERS], np.float64)
-    cap = np.array([tcfg[t]["max_per_year"] for t in TIERS], np.float64)
-    etf = s.get("entity_type_factor", {}) or {}
-    etypes = tuple(etf)
-    fac = np.array([float(etf[k]) for k in etypes] + [1.0])
-    if "entity_type" in df.columns and etypes:
-        et = _codes(df, "entity_type", etypes, "scored", missing_ok=True)
-        et[et < 0] = len(etypes)
-    else:
-        et = np.full(N, len(etypes), np.int8)
-    ng = len(fac)
-    group = tier * np.int8(ng) + et
-    counts = np.bincount(group, minlength=4 * ng)
-    gw = (tw[:, None] * fac[None, :]).ravel()
-
-    must = np.zeros(N, bool)
-    reasons = []
-    for col in s.get("must_include", []):
-        f = _flag(df, col)
-        if f.any():
-            reasons.append(f"{int(f.sum())} {col}")
-        must |= f
-    n_must = int(must.sum())
-    detail = f" ({', '.join(reasons)})" if reasons else ""
-
-    budget, n = resolve_budget_n(counts, rate, fac, budget, n, N, n_must, floor, detail)
-    caps = np.concatenate([cap, np.maximum(cap, 1.0)])   # must-includes may exceed a cap below 1/yr
-
-    if scale:
-        if "probability" not in df.columns:
-            raise PlanError("scored: scale_by_probability needs a 'probability' column")
-        p = df["probability"].to_numpy(dtype=np.float64, na_value=np.nan)
-        bad = ~((p >= 0) & (p <= 1))
-        if bad.any():
-            raise PlanError(f"scored.probability: must be in [0, 1], entity {_examples(df.index, bad)}")
-        # w = tier weight × type factor × p × c_tier, with c_tier keeping each tier's total weight
-        # (Σ factor × p on integer-quantised p: exact and independent of row order)
-        pq = np.rint(p * 2.0**32).astype(np.int64)
-        gi = group.astype(np.intp)               # exact integer group sums via two float bincounts:
-        hi = np.bincount(gi, weights=pq >> 17, minlength=4 * ng)     # every partial sum < 2**53
-        lo = np.bincount(gi, weights=pq & ((1 << 17) - 1), minlength=4 * ng)
-        gsum = np.array([(int(a) * (1 << 17) + int(b)) / 2.0**32 for a, b in zip(hi, lo, strict=True)])
-        num = (counts.reshape(4, ng) * fac).sum(axis=1)
-        den = (gsum.reshape(4, ng) * fac).sum(axis=1)
-        ratio = np.where(den > 0, num / np.where(den > 0, den, 1.0), 1.0)
-        w = gw[group] * (pq / 2.0**32 * ratio[tier])
-        w[np.isin(tier, np.flatnonzero(den == 0))] = gw[group][np.isin(tier, np.flatnonzero(den == 0))]
-        e, pi = _plan_allocations(w, None, budget, n, floor, must.astype(np.intp), tier, caps, must, n_must, detail)
-        block = np.stack([w, e, pi])
-    else:
-        # every unit of a (tier, type, must) group gets the same values: solve on the groups
-        gid = group * np.int8(2) + must
-        gcnt = np.bincount(gid, minlength=8 * ng)
-        have = np.flatnonzero(gcnt)
-        g_must = (have % 2).astype(bool)
-        g_tier = have // 2 // ng
-        eg, pig = np.zeros(8 * ng), np.zeros(8 * ng)
-        eg[have], pig[have] = _plan_allocations(gw[have // 2], gcnt[have], budget, n, floor, g_must.astype(np.intp),
-                                                g_tier, caps, g_must, n_must, detail)
-        block = np.empty((3, N))                      # one float block, filled in place (no copy)
-        tables = (np.repeat(gw, 2), eg, pig)
-        for s0 in range(0, N, 1 << 18):
-            gi = gid[s0:s0 + (1 << 18)].astype(np.intp)
-            for row, table in enumerate(tables):
-                np.take(table, gi, out=block[row, s0:s0 + len(gi)], mode="clip")
+    cfg = sampling_settings(pol, scale_by_probability=scale_by_probability, alpha=alpha,
+                            scope=entity_type_factor_scope)
+    flat = (cfg["alpha"] > 0 and "probability" not in df.columns and scale_by_probability is None
+            and alpha is None)
+    if flat:      # the policy scales by probability but the table has tiers only: flat within tier
+        cfg["alpha"] = 0.0
+    c = plan_cells(df, cfg["etypes"], s.get("must_include", []), with_p=cfg["alpha"] > 0)
+    clipped = budget is None and cfg["band"] is not None
+    w, e, pi, budget, n = plan_on_cells(c, cfg["tw"], cfg["rate"], cfg["cap"], cfg["fac"], scope=cfg["scope"],
+                                        alpha=cfg["alpha"], floor=floor, budget=budget, n=n, band=cfg["band"])
+    N = c.N
+    block = np.empty((3, N))                      # one float block, filled in place (no copy)
+    for s0 in range(0, N, 1 << 18):
+        gi = c.inverse[s0:s0 + (1 << 18)]
+        for row, table in enumerate((w, e, pi)):
+            np.take(table, gi, out=block[row, s0:s0 + len(gi)], mode="clip")
 
     out = pd.DataFrame(block.T, index=df.index, columns=["weight", "expected_per_year", "pi"], copy=False)
     out.insert(0, "tier", df["tier"])
-    out["must_include"] = must
-    for c in _CARRY:
-        if c in df.columns:
-            out[c] = df[c]
+    out["must_include"] = c.must[c.inverse]
+    for col in _CARRY:
+        if col in df.columns:
+            out[col] = df[col]
     out.index.name = "entity_id"
     notes = []
     band = s.get("overall_rate_band")
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
+    if clipped and band and budget / N in (band[0], band[1]):
+        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
+    if flat:
+        notes.append(FLAT_NOTE)
     out.attrs[PLAN_ATTR] = {
         "policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
-        "budget": budget, "floor": floor, "scale_by_probability": scale, "campaigns_per_year": budget / n,
-        "population": N, "must_include": n_must, "notes": notes,
+        "budget": budget, "floor": floor, "scale_by_probability": cfg["alpha"] > 0, "alpha": cfg["alpha"],
+        "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,
+        "population": N, "must_include": c.n_must, "notes": notes,
     }
     return out
 

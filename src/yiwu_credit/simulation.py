@@ -24,6 +24,15 @@ Strategies (same world, budget and seeds):
 * ``no_ipw``   — as ``policy`` but retrained without weights.
 * ``no_floor`` — as ``policy`` with tier A weight ~0 and a floor of 1e-9: A is (almost) never
   inspected, so the training data loses the low-risk region.
+* any named candidate policy (``candidates=``, e.g. from :func:`yiwu_credit.frontier.candidate_grid`):
+  planned with its own sampling settings, retrained with 1/π.
+
+A drifting world (``drift=``, :class:`Drift`): from the second cycle on, each year a share of the
+truly low-risk entities turns risky (their λ is multiplied for good), and a violation found by a
+campaign deters: that entity's λ is multiplied by ``deter_factor`` for the next ``deter_years``
+years in that strategy's world. Potential outcomes stay common random numbers (the same uniform
+per entity and year; only λ differs between strategies). The features do not see the turn (the
+generated records come from the background λ): only inspections can find it.
 """
 
 from __future__ import annotations
@@ -45,12 +54,15 @@ from .catalogue import Catalogue, load_catalogue
 from .contract import TABLES
 from .dataset import Dataset
 from .features import _NAT, build_features, day_array, pool, to_day
+from .frontier import Candidate
 from .labels import build_labels
 from .model import TieredRiskModel
 from .policy import TIERS, Policy, load_policy
 from .sampling import draw, supervision_plan
 from .scoring import score_entities
 from .synth import generate, simulate_results
+
+__all__ = ["Drift", "LoopResult", "STRATEGIES", "burden_table", "frontier_outcomes", "simulate_loop"]
 
 STRATEGIES = ("policy", "uniform", "oracle", "no_ipw", "no_floor")
 _MODEL_FREE = ("oracle",)
@@ -236,6 +248,28 @@ class LoopResult:
 
 
 # ============================================================== the loop
+@dataclass(frozen=True)
+class Drift:
+    """How the synthetic world changes over the loop's cycles (see the module docstring).
+
+    ``turn_rate``: share of the truly low-risk pool entities (bottom ``low_risk_share`` of the
+    background λ) that turn risky each year from the second cycle on; ``turn_factor``: their λ
+    multiplier (for good). ``deter_factor``: λ multiplier for ``deter_years`` years after a
+    violation found by a campaign (per strategy).
+    """
+
+    turn_rate: float = 0.05
+    turn_factor: float = 8.0
+    deter_factor: float = 0.3
+    deter_years: int = 2
+
+    def __post_init__(self) -> None:
+        if not (0 <= self.turn_rate <= 1 and self.turn_factor >= 1 and 0 < self.deter_factor <= 1
+                and self.deter_years >= 0):
+            raise ValueError(f"Drift: need 0 ≤ turn_rate ≤ 1, turn_factor ≥ 1, 0 < deter_factor ≤ 1, "
+                             f"deter_years ≥ 0; got {self}")
+
+
 def _sub_seed(seed: int, *parts: Any) -> int:
     """A deterministic 32-bit seed derived from ``seed`` and labels (stable across processes)."""
     h = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).digest()
@@ -305,7 +339,8 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
                   strategies: Sequence[str] = STRATEGIES, low_risk_share: float = 0.4,
                   no_floor_a_weight: float = 1e-6, initial: str = "bundle",
                   policy: Policy | str | None = None, model_params: dict[str, Any] | None = None,
-                  ) -> LoopResult:
+                  candidates: Sequence[Candidate] | dict[str, Policy] | None = None,
+                  drift: Drift | None = None) -> LoopResult:
     """Run the closed loop and return per-cycle metrics for each strategy (deterministic per seed).
 
     Parameters
@@ -326,8 +361,23 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         ``"history"`` (fitted on the history's uniform campaign outcomes of the last
         ``train_window`` years; at small sizes this has very few positives).
     policy : the policy (default ``yiwu-2022``); model_params go to :class:`TieredRiskModel`.
+    candidates : extra strategies, each a candidate policy (:class:`~yiwu_credit.frontier.Candidate`
+        applied to ``policy``, or ``{name: Policy}``), planned with its own settings, IPW retrain.
+    drift : a :class:`Drift` (low-risk entities turn risky, found violations deter); None = the
+        world's background λ throughout.
+
+    Per-cycle rows also carry ``ht_rate`` (the Horvitz–Thompson estimate of the pool's campaign
+    violation rate from this strategy's draw), ``true_rate`` (the mean potential outcome over the
+    pool), ``turned`` (entities that have turned risky, in the pool), ``turned_violations`` (their
+    violations found) and ``turned_potential`` (their potential violations this year).
     """
     t_start = time.perf_counter()
+    cand_pols: dict[str, Policy] = {}
+    for c in (candidates.items() if isinstance(candidates, dict) else (candidates or [])):
+        name, cp = (c[0], load_policy(c[1])) if isinstance(c, tuple) else (c.name, c.policy(policy))
+        if name in STRATEGIES or name in cand_pols:
+            raise ValueError(f"candidate name {name!r} clashes with a strategy or another candidate")
+        cand_pols[name] = cp
     bad = [s for s in strategies if s not in STRATEGIES]
     if bad:
         raise ValueError(f"unknown strategies {bad}; choose from {STRATEGIES}")
@@ -368,6 +418,11 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         sp = _no_floor_policy(pol, no_floor_a_weight) if s == "no_floor" else pol
         states[s] = _Strategy(s, base, sp, None if s in _MODEL_FREE else init_bundle,
                               weighted=s != "no_ipw", features=dict(hist_feats))
+    for name, cp in cand_pols.items():
+        states[name] = _Strategy(name, base, cp, init_bundle, weighted=True, features=dict(hist_feats))
+    lam0 = truth["propensity"]
+    turned = pd.Series(False, index=lam0.index)          # world-level: turned risky (common)
+    deter_until = {s: pd.Series(-1, index=lam0.index) for s in states}   # per strategy: deterred through year
 
     ent = base.entities
     comp = base.complaints
@@ -375,7 +430,7 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
     comp_sub = comp["substantiated"].fillna(False).to_numpy(dtype=bool)
     rows: list[dict[str, Any]] = []
     last_burden = pd.DataFrame()
-    n_train = {s: 0 if s in _MODEL_FREE else n_init for s in strategies}
+    n_train = {s: 0 if s in _MODEL_FREE else n_init for s in states}
     for k in range(cycles):
         year = start_year + k
         as_of = f"{year}-01-01"
@@ -384,14 +439,14 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         ids = ent["entity_id"].to_numpy(dtype=object)[idx].astype(str)
         N = len(ids)
         n = int(round(budget_rate * N))
-        lam = truth["propensity"].reindex(ids).to_numpy()
-        p_true = 1.0 - np.exp(-1.2 * lam)
-        low = lam <= np.quantile(lam, low_risk_share)
-        # potential outcomes of a campaign inspection this year, one per pool entity (common)
-        pot = simulate_results(pd.Index(ids), truth, _sub_seed(seed, "campaign", year), f"{year}-04-15")
-        pot_adv = pot["result"].isin(adverse_codes).to_numpy()
-        pot_date = pd.to_datetime(pot["date"]).to_numpy()
-        pot_res = pot["result"].to_numpy(dtype=object)
+        lam_bg = truth["propensity"].reindex(ids).to_numpy()
+        low = lam_bg <= np.quantile(lam_bg, low_risk_share)
+        if drift is not None and k > 0 and drift.turn_rate > 0:
+            cand = ids[low & ~turned.reindex(ids).to_numpy()]
+            rng_t = np.random.default_rng(_sub_seed(seed, "turn", year))
+            turned.loc[cand[rng_t.random(len(cand)) < drift.turn_rate]] = True
+        turned_now = turned.reindex(ids).to_numpy()
+        lam_world = lam_bg * np.where(turned_now, drift.turn_factor if drift is not None else 1.0, 1.0)
         # complaint-driven targeted inspections (common): first substantiated complaint this year
         cm = comp_sub & (comp_day >= a) & (comp_day <= b)
         cdf = pd.DataFrame({"entity_id": comp["entity_id"].to_numpy(dtype=object)[cm].astype(str),
@@ -409,6 +464,17 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         t_adv = int(t_res["result"].isin(adverse_codes).sum())
 
         for s, st in states.items():
+            lam = lam_world
+            if drift is not None:
+                lam = lam_world * np.where(deter_until[s].reindex(ids).to_numpy() >= year, drift.deter_factor, 1.0)
+            p_true = 1.0 - np.exp(-1.2 * lam)
+            # potential outcomes of a campaign inspection this year, one per pool entity (common random
+            # numbers: the same seed and order, so only λ differs between strategies)
+            pot = simulate_results(pd.Index(ids), pd.DataFrame({"propensity": lam}, index=ids),
+                                   _sub_seed(seed, "campaign", year), f"{year}-04-15")
+            pot_adv = pot["result"].isin(adverse_codes).to_numpy()
+            pot_date = pd.to_datetime(pot["date"]).to_numpy()
+            pot_res = pot["result"].to_numpy(dtype=object)
             if st.bundle is not None:
                 sr = score_entities(st.dataset, as_of, st.bundle, reasons="none")
                 scored = sr.scored
@@ -431,6 +497,9 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
             d = draw(plan, n, seed=f"{seed}:{year}")
             pos = pd.Index(ids).get_indexer(d.selected)
             found = pot_adv[pos]
+            pi_sel = plan["pi"].reindex(ids).to_numpy()[pos]
+            if drift is not None and drift.deter_years > 0:
+                deter_until[s].loc[ids[pos][found]] = year + drift.deter_years
             r_rows = _inspection_rows(ids[pos], pot_date[pos], pot_res[pos],
                                       plan["pi"].to_numpy()[plan.index.get_indexer(d.selected)], f"SIM{year}")
             new_ins = pd.concat([st.dataset.inspections, r_rows, t_rows], ignore_index=True)
@@ -447,6 +516,9 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
                 "mean_pred_a": _mean(prob[in_a]), "mean_true_a": _mean(p_true[in_a]),
                 "calib_gap_a": _mean(prob[in_a]) - _mean(p_true[in_a]),
                 "auc_tier_a": _safe_auc(pot_adv[in_a], prob[in_a]), "n_train": n_train[s],
+                "ht_rate": float((found / pi_sel).sum() / N), "true_rate": float(pot_adv.mean()),
+                "turned": int(turned_now.sum()), "turned_violations": int((found & turned_now[pos]).sum()),
+                "turned_potential": int((pot_adv & turned_now).sum()),
             }
             rows.append(row)
             if s == "policy" and k == cycles - 1:
@@ -458,5 +530,50 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
     params_out = {"n_entities": n_entities, "cycles": cycles, "budget_rate": budget_rate, "seed": seed,
                   "start_year": start_year, "history_years": history_years, "train_window": train_window,
                   "strategies": list(strategies), "low_risk_share": low_risk_share,
-                  "no_floor_a_weight": no_floor_a_weight, "initial": initial, "policy": pol.name}
+                  "no_floor_a_weight": no_floor_a_weight, "initial": initial, "policy": pol.name,
+                  "candidates": list(cand_pols), "drift": None if drift is None else vars(drift).copy()}
     return LoopResult(pd.DataFrame(rows), last_burden, params_out, time.perf_counter() - t_start)
+
+
+# ============================================================== realised outcomes of candidate policies
+def frontier_outcomes(candidates: Sequence[Candidate] | dict[str, Policy], seeds: Sequence[int] = (0, 1, 2, 3, 4), *,
+                      strategies: Sequence[str] = ("uniform", "oracle"), level: float = 0.95,
+                      **loop_kw: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Realised detections of candidate policies in the closed loop, over several seeds.
+
+    Runs :func:`simulate_loop` once per seed with ``strategies`` plus the candidates (``loop_kw``
+    go to it: n_entities, cycles, budget_rate, drift, policy, ...). Returns ``(per_seed,
+    summary)``: per (strategy, seed) totals over the cycles — violations, lift (violations /
+    uniform's in the same world and seed), low_risk_share, tier_a_share, turned_violations and
+    turned_potential; the summary has the mean over seeds and a two-sided ``level`` Student-t
+    interval of the lift (seeds are independent worlds, so the interval is over worlds).
+    """
+    from scipy import stats
+
+    if "uniform" not in strategies:
+        raise ValueError("frontier_outcomes: 'uniform' is the baseline and must be among the strategies")
+    rows = []
+    for sd in seeds:
+        res = simulate_loop(seed=sd, strategies=strategies, candidates=candidates, **loop_kw)
+        c = res.cycles.assign(ht_err=res.cycles["ht_rate"] - res.cycles["true_rate"])
+        g = c.groupby("strategy", sort=False).agg(
+            violations=("violations", "sum"), inspections=("inspections", "sum"),
+            low_risk_share=("low_risk_share", "mean"), tier_a_share=("tier_a_share", "mean"),
+            turned_violations=("turned_violations", "sum"), turned_potential=("turned_potential", "sum"),
+            ht_error=("ht_err", "mean"),
+            calib_gap=("calib_gap", "mean"), seconds=("cycle", "size"))
+        g["seconds"] = res.seconds
+        g["lift"] = g["violations"] / g.loc["uniform", "violations"]
+        g.insert(0, "seed", sd)
+        rows.append(g.reset_index())
+    per_seed = pd.concat(rows, ignore_index=True)
+    k = len(seeds)
+    q = float(stats.t.ppf(0.5 + level / 2, k - 1)) if k > 1 else float("nan")
+    agg = per_seed.groupby("strategy", sort=False)
+    summary = agg[["violations", "lift", "low_risk_share", "tier_a_share", "turned_violations",
+                   "turned_potential", "ht_error", "calib_gap"]].mean()
+    se = agg["lift"].std(ddof=1) / np.sqrt(k)
+    summary.insert(2, "lift_lo", summary["lift"] - q * se)
+    summary.insert(3, "lift_hi", summary["lift"] + q * se)
+    summary.insert(0, "seeds", k)
+    return per_seed, summary.reset_index()
