@@ -36,13 +36,13 @@ import pyarrow.compute as pc
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, PeakRSS, machine, save  # noqa: E402
 
-from yiwu_credit import distributed as D  # noqa: E402
-from yiwu_credit import synth  # noqa: E402
-from yiwu_credit.bundle import load_bundle  # noqa: E402
-from yiwu_credit.contract import TABLES  # noqa: E402
-from yiwu_credit.dataset import Dataset  # noqa: E402
-from yiwu_credit.sampling import draw, supervision_plan  # noqa: E402
-from yiwu_credit.scoring import score_entities  # noqa: E402
+from yiwu_credit.data import synth  # noqa: E402
+from yiwu_credit.data.contract import TABLES  # noqa: E402
+from yiwu_credit.data.dataset import Dataset  # noqa: E402
+from yiwu_credit.distributed import engine as D  # noqa: E402
+from yiwu_credit.model.bundle import load_bundle  # noqa: E402
+from yiwu_credit.pipeline.scoring import score_entities  # noqa: E402
+from yiwu_credit.supervision.sampling import draw, supervision_plan  # noqa: E402
 
 AS_OF = "2026-01-01"
 SEED = "bench-2026"

@@ -1,7 +1,7 @@
 """Benchmark: loading a dataset's 7 tables from PostgreSQL vs from Parquet, in the same run.
 
 A throwaway server (``tests/pgserver.py``: initdb in a temporary directory, loopback only) gets
-the dataset through :func:`yiwu_credit.sources.database.write_dataset`; then every method reads
+the dataset through :func:`yiwu_credit.data.sources.database.write_dataset`; then every method reads
 all 7 tables, each run in a fresh subprocess (peak memory = the child's ``ru_maxrss``), median
 of ``--repeat`` runs after one warm-up. Methods:
 
@@ -63,7 +63,7 @@ def _child(method: str, data: Path, url: str) -> dict:
     if method.startswith("adbc"):
         import adbc_driver_postgresql.dbapi as pg
 
-        from yiwu_credit.sources.database import read_tables
+        from yiwu_credit.data.sources.database import read_tables
     elif method.startswith("connectorx"):
         import connectorx as cx
     elif method.startswith("psycopg"):
@@ -142,13 +142,13 @@ def main() -> int:
     import pandas as pd
     from pgserver import temporary_server
 
-    from yiwu_credit.sources.database import write_dataset
+    from yiwu_credit.data.sources.database import write_dataset
 
     tmp = Path(tempfile.mkdtemp(prefix="yiwu-bench-db-"))
     data = a.data
     gen_s = None
     if data is None:
-        from yiwu_credit import synth
+        from yiwu_credit.data import synth
 
         t0 = time.perf_counter()
         world = synth.generate(a.entities, seed=a.seed)

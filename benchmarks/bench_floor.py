@@ -23,8 +23,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS  # noqa: E402
 
-from yiwu_credit.frontier import Candidate  # noqa: E402
-from yiwu_credit.simulation import _md_table, simulate_loop  # noqa: E402
+from yiwu_credit.pipeline.closed_loop import _md_table, simulate_loop  # noqa: E402
+from yiwu_credit.supervision.frontier import Candidate  # noqa: E402
 
 V12 = (0.1, 1.0, 10.0, 30.0)
 CANDS = [Candidate("v1.2/floor1e-3", V12, 1.0, "routine", 1e-3), Candidate("v1.2/floor3e-3", V12, 1.0, "routine", 3e-3)]

@@ -28,8 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine, measure  # noqa: E402
 
-from yiwu_credit.frontier import Candidate, candidate_grid, policy_frontier  # noqa: E402
-from yiwu_credit.simulation import Drift, _md_table, frontier_outcomes  # noqa: E402
+from yiwu_credit.pipeline.closed_loop import Drift, _md_table, frontier_outcomes  # noqa: E402
+from yiwu_credit.supervision.frontier import Candidate, candidate_grid, policy_frontier  # noqa: E402
 
 V11 = (0.25, 1.0, 5.0, 15.0)       # the 1.1.0 default tier weights (1/4/20/60 %)
 V12 = (0.1, 1.0, 10.0, 30.0)        # the 1.2.0 default (0.3/3/30/90 %)
@@ -62,17 +62,17 @@ def _write(part: str, payload: dict, md: str) -> None:
 
 
 def part_speed(n_rows: int, repeat: int) -> None:
-    from yiwu_credit import synth
-    from yiwu_credit.bundle import load_bundle
-    from yiwu_credit.sampling import supervision_plan
-    from yiwu_credit.scoring import score_entities
+    from yiwu_credit.data import synth
+    from yiwu_credit.model.bundle import load_bundle
+    from yiwu_credit.pipeline.scoring import score_entities
+    from yiwu_credit.supervision.sampling import supervision_plan
 
     world = synth.generate(100_000, seed=7, start="2020-01-01", end="2025-12-31")
     sc = score_entities(world.dataset, "2026-01-01", load_bundle(None), reasons="none").scored
     rng = np.random.default_rng(0)
     big = sc.iloc[rng.integers(0, len(sc), n_rows)].copy()
     big.index = pd.Index([f"E{i:09d}" for i in range(n_rows)], name="entity_id")
-    from yiwu_credit.frontier import TIER_WEIGHT_SETS
+    from yiwu_credit.supervision.frontier import TIER_WEIGHT_SETS
 
     sets = {k: TIER_WEIGHT_SETS[k] for k in ("v1.1", "v1.2", "flat", "mild", "steep")}
     cands = candidate_grid(tier_weights=sets, alphas=(0.0, 1.0, 1.5, 2.0), scopes=("all", "routine", "none"))[:50]

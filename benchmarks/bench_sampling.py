@@ -28,8 +28,8 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
-from yiwu_credit import sampling as S  # noqa: E402
-from yiwu_credit.io import write_text  # noqa: E402
+from yiwu_credit.data.io import write_text  # noqa: E402
+from yiwu_credit.supervision import sampling as S  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "sampling.json"
 
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     base_sort, _ = _timed(lambda: np.argsort(rng.random(N))[:n])
 
     result = {
-        "benchmark": "plan + draw (yiwu_credit.sampling)", "n_entities": N, "campaign_n": n,
+        "benchmark": "plan + draw (yiwu_credit.supervision.sampling)", "n_entities": N, "campaign_n": n,
         "selected": len(d.selected), "must_include": int(plan["must_include"].sum()),
         "plan_and_draw": ours, "plan_only": plan_only, "draw_only": draw_only,
         "plan_and_draw_scale_by_probability": scaled,

@@ -174,7 +174,7 @@ def text_vs_category(X: pd.DataFrame, y: pd.Series, rows: int, repeat: int) -> d
     for k in ("str", "object"):
         out[f"ratio_{k}_vs_category"] = out[k]["wall_s"] / out["category"]["wall_s"]
     # the conversion alone, against the former ``s.map(str)`` route, for one text column
-    from yiwu_credit.model import _as_categorical
+    from yiwu_credit.model.estimator import _as_categorical
     c, s = cats[0], frames["object"][cats[0]]
     old, _ = measure(lambda: pd.Categorical(s.map(str, na_action="ignore"), categories=m.categories_[c]),
                      repeat=repeat)

@@ -24,13 +24,13 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine, measure, save  # noqa: E402
 
-from yiwu_credit import synth  # noqa: E402
-from yiwu_credit.bundle import load_bundle  # noqa: E402
-from yiwu_credit.dataset import load_dataset  # noqa: E402
-from yiwu_credit.features import build_features, override_facts  # noqa: E402
-from yiwu_credit.policy import apply_overrides  # noqa: E402
-from yiwu_credit.sampling import draw, supervision_plan  # noqa: E402
-from yiwu_credit.scoring import score_entities  # noqa: E402
+from yiwu_credit.data import synth  # noqa: E402
+from yiwu_credit.data.dataset import load_dataset  # noqa: E402
+from yiwu_credit.features.build import build_features, override_facts  # noqa: E402
+from yiwu_credit.model.bundle import load_bundle  # noqa: E402
+from yiwu_credit.pipeline.scoring import score_entities  # noqa: E402
+from yiwu_credit.supervision.policy import apply_overrides  # noqa: E402
+from yiwu_credit.supervision.sampling import draw, supervision_plan  # noqa: E402
 
 AS_OF = "2026-01-01"
 
@@ -56,8 +56,8 @@ def baseline_features(ds, as_of: str, catalogue) -> pd.DataFrame:
 
 def single_entity(ds, bundle, k: int = 500) -> dict:
     """p50/p90 latency of Scorer.score_one (features for that entity included) over k entities."""
-    from yiwu_credit.contract import TABLES
-    from yiwu_credit.scoring import Scorer
+    from yiwu_credit.data.contract import TABLES
+    from yiwu_credit.pipeline.scoring import Scorer
 
     def records(df: pd.DataFrame) -> list[dict]:
         out = []

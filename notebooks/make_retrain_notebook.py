@@ -23,8 +23,8 @@ import numpy as np
 import pandas as pd
 
 import yiwu_credit as yc
-from yiwu_credit import synth
-from yiwu_credit.evaluation import metrics, tier_table
+from yiwu_credit.data import synth
+from yiwu_credit.model.evaluation import metrics, tier_table
 
 DATA = None          # a dataset directory; None = a synthetic world
 SEED = 7

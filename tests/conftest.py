@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from yiwu_credit import synth
-from yiwu_credit.bundle import load_bundle
+from yiwu_credit.data import synth
+from yiwu_credit.model.bundle import load_bundle
 
 
 @pytest.fixture(scope="session")

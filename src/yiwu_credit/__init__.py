@@ -2,22 +2,111 @@
 
 Point-in-time credit features from public-credit records, a calibrated tiered risk model with
 reason codes, and double-random (双随机) inspection planning, drawing and estimation.
+
+The pipeline, stage by stage (each name is importable from here; see docs/architecture.md)::
+
+    data         load_dataset → Dataset            (contract, validation, sources, synthetic world)
+    features     build_features                    (the declarative catalogue)
+    model        TieredRiskModel, train, Bundle    (learner, calibration, points, bundles)
+    pipeline     score_entities                    (features → model → tiers → reasons)
+    supervision  supervision_plan → draw → verify  (policy, inspectors, estimates, frontier)
+    monitoring   monitor
+
+Names are imported on first use, so ``import yiwu_credit`` is cheap and checking a published
+draw (``verify``) never loads the machine-learning stack.
 """
 
-__version__ = "0.1.0"
+from __future__ import annotations
 
-from .bundle import Bundle, load_bundle, save_bundle  # noqa: E402
-from .catalogue import Catalogue, load_catalogue  # noqa: E402
-from .dataset import Dataset, load_dataset, validation_report  # noqa: E402
-from .errors import BundleError, ConfigError, DataValidationError, PlanError, YiwuCreditError  # noqa: E402
-from .features import build_features, override_facts  # noqa: E402
-from .labels import build_labels  # noqa: E402
-from .model import TieredRiskModel  # noqa: E402
-from .policy import Policy, apply_overrides, load_policy  # noqa: E402
+import importlib
+from typing import TYPE_CHECKING, Any
 
-__all__ = [
-    "Bundle", "BundleError", "Catalogue", "ConfigError", "DataValidationError", "Dataset", "PlanError", "Policy",
-    "TieredRiskModel", "YiwuCreditError", "__version__", "apply_overrides", "build_features", "build_labels",
-    "load_bundle", "load_catalogue", "load_dataset", "load_policy", "override_facts", "save_bundle",
-    "validation_report",
-]
+from ._version import __version__
+
+#: public name → module that defines it
+_API: dict[str, str] = {
+    # errors
+    "YiwuCreditError": "errors", "DataValidationError": "errors", "ConfigError": "errors",
+    "BundleError": "errors", "PlanError": "errors", "OutputError": "errors", "UsageError": "errors",
+    "Problem": "errors",
+    # data
+    "Dataset": "data.dataset", "load_dataset": "data.dataset", "validation_report": "data.dataset",
+    "Profile": "data.sources.profile", "load_profile": "data.sources.profile",
+    "synth": "data.synth",
+    # features
+    "Catalogue": "features.catalogue", "load_catalogue": "features.catalogue",
+    "build_features": "features.build", "override_facts": "features.build",
+    # model
+    "TieredRiskModel": "model.estimator", "build_labels": "model.labels", "train": "model.training",
+    "Bundle": "model.bundle", "load_bundle": "model.bundle", "save_bundle": "model.bundle",
+    "metrics": "model.evaluation", "monitor": "model.monitoring",
+    # scoring
+    "score_entities": "pipeline.scoring", "ScoreResult": "pipeline.scoring", "Scorer": "pipeline.scoring",
+    # supervision
+    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "supervision.policy",
+    "supervision_plan": "supervision.sampling", "draw": "supervision.sampling", "verify": "supervision.sampling",
+    "verify_files": "supervision.sampling", "joint_draw": "supervision.sampling",
+    "save_audit": "supervision.sampling", "load_audit": "supervision.sampling",
+    "load_roster": "supervision.inspectors", "assign_inspectors": "supervision.inspectors",
+    "tie_results": "supervision.estimates", "violation_rates": "supervision.estimates",
+    "publication_summary": "supervision.estimates",
+    "policy_frontier": "supervision.frontier",
+    # closed loop and report
+    "simulate_loop": "pipeline.closed_loop", "write_report": "report.html",
+}
+
+__all__ = ["__version__", *sorted(_API)]
+
+
+def __getattr__(name: str) -> Any:
+    mod = _API.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'yiwu_credit' has no attribute {name!r}")
+    module = importlib.import_module(f"{__name__}.{mod}")
+    value = module if name == mod.rsplit(".", 1)[-1] else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
+    from .data import synth
+    from .data.dataset import Dataset, load_dataset, validation_report
+    from .data.sources.profile import Profile, load_profile
+    from .errors import (
+        BundleError,
+        ConfigError,
+        DataValidationError,
+        OutputError,
+        PlanError,
+        Problem,
+        UsageError,
+        YiwuCreditError,
+    )
+    from .features.build import build_features, override_facts
+    from .features.catalogue import Catalogue, load_catalogue
+    from .model.bundle import Bundle, load_bundle, save_bundle
+    from .model.estimator import TieredRiskModel
+    from .model.evaluation import metrics
+    from .model.labels import build_labels
+    from .model.monitoring import monitor
+    from .model.training import train
+    from .pipeline.closed_loop import simulate_loop
+    from .pipeline.scoring import Scorer, ScoreResult, score_entities
+    from .report.html import write_report
+    from .supervision.estimates import publication_summary, tie_results, violation_rates
+    from .supervision.frontier import policy_frontier
+    from .supervision.inspectors import assign_inspectors, load_roster
+    from .supervision.policy import Policy, apply_overrides, load_policy
+    from .supervision.sampling import (
+        draw,
+        joint_draw,
+        load_audit,
+        save_audit,
+        supervision_plan,
+        verify,
+        verify_files,
+    )

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import __version__
+from ._version import __version__
 from .errors import YiwuCreditError
 
 EXIT_INTERNAL = 1
@@ -37,7 +37,7 @@ def _on_sigterm(signum, frame) -> None:  # pragma: no cover - exercised in a sub
 
 def _date(value: str) -> str:
     """argparse type for dates: a real ISO calendar date, returned as YYYY-MM-DD."""
-    from .dates import parse_as_of
+    from .data.dates import parse_as_of
     from .errors import UsageError
 
     try:
@@ -74,7 +74,7 @@ def _progress(total: int, desc: str):
 # ----------------------------------------------------------------------------- commands
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from .dataset import load_dataset, validation_report
+    from .data.dataset import load_dataset, validation_report
     from .errors import DataValidationError
 
     try:
@@ -86,7 +86,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
     _out(validation_report(ds))
     _reconcile(ds)
     if a.rejects and len(ds.rejects):
-        from .io import write_table
+        from .data.io import write_table
 
         write_table(ds.rejects, a.rejects)
         _out(f"rejected rows written to {a.rejects}")
@@ -94,12 +94,12 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_synth(a: argparse.Namespace) -> int:
-    from . import synth
+    from .data import synth
 
     t = time.perf_counter()
     world = synth.generate(a.entities, seed=a.seed, start=a.start, end=a.end)
     data_dir, truth = world.save(a.out, format=a.format)
-    from .io import write_table
+    from .data.io import write_table
 
     ros = write_table(synth.roster(max(20, a.entities // 200), seed=a.seed,
                                    entity_ids=world.dataset.entities["entity_id"].to_numpy()), Path(a.out) / "inspectors.csv")
@@ -113,16 +113,16 @@ def cmd_synth(a: argparse.Namespace) -> int:
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .bundle import save_bundle
-    from .training import train
+    from .model.bundle import save_bundle
+    from .model.training import train
 
     if a.synthetic:
-        from . import synth
+        from .data import synth
 
         world = synth.generate(a.synthetic, seed=a.seed)
         ds, truth = world.dataset, world.truth
     else:
-        from .dataset import load_dataset
+        from .data.dataset import load_dataset
 
         ds, truth = load_dataset(a.data, profile=a.profile, encoding=a.encoding), None
     params = {"learner": a.learner, "random_state": a.seed}
@@ -143,11 +143,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
 
 def cmd_score(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .dataset import load_dataset
+    from .data.dataset import load_dataset
+    from .data.io import write_tables
     from .errors import DataValidationError, Problem
-    from .io import write_tables
-    from .scoring import rejects_table, score_entities
+    from .model.bundle import load_bundle
+    from .pipeline.scoring import rejects_table, score_entities
 
     out = Path(a.out)
     rej_path = Path(a.rejects) if a.rejects else out.with_name(
@@ -197,7 +197,7 @@ def _db_writer(a: argparse.Namespace, command: str, default_run: str, tables: di
         return None
 
     def write() -> None:
-        from .sources.database import redact, write_run
+        from .data.sources.database import redact, write_run
 
         run_id = a.run_id or default_run
         counts = write_run(a.to_db, run_id, tables, audit=audit, command=command, schema=a.db_schema)
@@ -224,8 +224,8 @@ def _reconcile(ds) -> None:
 
 def _read(path: str, what: str) -> pd.DataFrame:
     """A CSV/Parquet table with an entity_id column, indexed by it (clear errors)."""
+    from .data.io import read_table
     from .errors import DataValidationError, Problem
-    from .io import read_table
 
     p = Path(path)
     if not p.is_file():
@@ -240,8 +240,8 @@ def _read(path: str, what: str) -> pd.DataFrame:
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
-    from .io import write_tables
-    from .sampling import supervision_plan
+    from .data.io import write_tables
+    from .supervision.sampling import supervision_plan
 
     scored = _read(a.scores, "scores")
     plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
@@ -256,8 +256,8 @@ def cmd_plan(a: argparse.Namespace) -> int:
 
 
 def cmd_frontier(a: argparse.Namespace) -> int:
-    from .frontier import candidate_grid, policy_frontier
-    from .io import write_tables
+    from .data.io import write_tables
+    from .supervision.frontier import candidate_grid, policy_frontier
 
     scored = _read(a.scores, "scores")
     budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate else None)
@@ -281,15 +281,15 @@ def cmd_frontier(a: argparse.Namespace) -> int:
 
 
 def cmd_draw(a: argparse.Namespace) -> int:
-    from .io import write_tables
-    from .sampling import _read_table, audit_json, conventional_assignments_path, draw
+    from .data.io import write_tables
+    from .supervision.sampling import _read_table, audit_json, conventional_assignments_path, draw
 
     plan = _read(a.plan, "plan")
     d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
     sel = d.frame(plan).reset_index()
     audit_path = Path(a.audit) if a.audit else Path(a.out).with_suffix(".audit.json")
     if a.inspectors:
-        from .inspectors import assign_inspectors, inspectors_by_entity
+        from .supervision.inspectors import assign_inspectors, inspectors_by_entity
 
         prev = _read_table(a.previous, "previous") if a.previous else None
         asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
@@ -313,7 +313,7 @@ def cmd_draw(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from .sampling import verify_files
+    from .supervision.sampling import verify_files
 
     res = verify_files(a.audit, a.frame, a.policy, roster=a.inspectors, previous=a.previous,
                        assignments=a.assignments)
@@ -322,9 +322,9 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 
 def cmd_estimate(a: argparse.Namespace) -> int:
-    from .estimates import publication_summary, tie_results, violation_rates
-    from .io import write_tables
-    from .sampling import load_audit, verify
+    from .data.io import write_tables
+    from .supervision.estimates import publication_summary, tie_results, violation_rates
+    from .supervision.sampling import load_audit, verify
 
     window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
     plan = _read(a.plan, "plan")
@@ -369,8 +369,8 @@ def cmd_estimate(a: argparse.Namespace) -> int:
 def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
     """The 一公开 results table; its inspectors are the audit's (``--assignments`` must match them)."""
     from .errors import DataValidationError, Problem
-    from .estimates import results_table
-    from .inspectors import assignment_map, compare_assignments
+    from .supervision.estimates import results_table
+    from .supervision.inspectors import assignment_map, compare_assignments
 
     recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
     if a.assignments:
@@ -392,11 +392,11 @@ def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
 
 
 def cmd_report(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .dataset import load_dataset
-    from .labels import build_labels
-    from .report import write_report
-    from .scoring import score_entities
+    from .data.dataset import load_dataset
+    from .model.bundle import load_bundle
+    from .model.labels import build_labels
+    from .pipeline.scoring import score_entities
+    from .report.html import write_report
 
     ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
     bundle = load_bundle(a.model)
@@ -405,16 +405,16 @@ def cmd_report(a: argparse.Namespace) -> int:
     plan = _read(a.plan, "plan") if a.plan else None
     ref = bundle.reference  # the training population stored in the bundle
     if a.reference_as_of:
-        from .features import build_features
+        from .features.build import build_features
 
         ref = build_features(ds, a.reference_as_of, bundle.catalogue, bundle.policy)
-    from .monitoring import monitor
+    from .model.monitoring import monitor
 
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
     mon = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
     front = None
     if a.frontier is not None:
-        from .frontier import policy_frontier
+        from .supervision.frontier import policy_frontier
 
         front = policy_frontier(res.scored, a.frontier * len(res.scored), policy=a.policy)
     write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
@@ -426,12 +426,12 @@ def cmd_report(a: argparse.Namespace) -> int:
 
 
 def cmd_monitor(a: argparse.Namespace) -> int:
-    from .bundle import load_bundle
-    from .dataset import load_dataset
-    from .io import write_text
-    from .labels import build_labels
-    from .monitoring import monitor
-    from .scoring import score_entities
+    from .data.dataset import load_dataset
+    from .data.io import write_text
+    from .model.bundle import load_bundle
+    from .model.labels import build_labels
+    from .model.monitoring import monitor
+    from .pipeline.scoring import score_entities
 
     ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
     bundle = load_bundle(a.model)
@@ -447,8 +447,8 @@ def cmd_monitor(a: argparse.Namespace) -> int:
 
 
 def cmd_simulate_loop(a: argparse.Namespace) -> int:
-    from .io import write_table
-    from .simulation import simulate_loop
+    from .data.io import write_table
+    from .pipeline.closed_loop import simulate_loop
 
     res = simulate_loop(n_entities=a.entities, cycles=a.cycles, budget_rate=a.budget_rate, seed=a.seed)
     _out(res.summary())
@@ -461,7 +461,7 @@ def cmd_simulate_loop(a: argparse.Namespace) -> int:
 
 
 def cmd_demo(a: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .pipeline.demo import run_demo
 
     run_demo(Path(a.out), n_entities=a.entities, seed=a.seed, printer=_out)
     return 0

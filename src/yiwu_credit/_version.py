@@ -1,0 +1,3 @@
+"""The library version: the one place it is written (packaging reads it)."""
+
+__version__ = "0.2.0"

@@ -1,0 +1,178 @@
+"""Source profiles: how a bureau's export maps onto the data contract.
+
+A profile is a TOML file (shipped: ``resources/profiles/zh.toml``) with, per contract table, the file
+or database relation names, the column headers (with aliases) and headers to ignore; per code
+column, the source values of each contract code; and extra date formats. The default profile is
+the contract itself: English file names and headers, contract codes, ISO dates, extra columns
+allowed. Validated on load; every problem is a :class:`~yiwu_credit.errors.ConfigError` naming
+the file and key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from ...errors import ConfigError
+from ..contract import TABLES
+from ..io import parse_toml
+
+__all__ = ["CONTRACT", "Profile", "TableMap", "load_profile"]
+
+
+@dataclass(frozen=True)
+class TableMap:
+    """One table of a profile: source names, ``columns`` contract column → accepted headers."""
+
+    names: tuple[str, ...]
+    columns: Mapping[str, tuple[str, ...]]
+    ignore: tuple[str, ...] = ()
+    sheet: str | None = None
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A validated source profile (see the module docstring)."""
+
+    name: str
+    version: str
+    source: str
+    tables: Mapping[str, TableMap]
+    codes: Mapping[str, Mapping[str, str]]  # contract column (or "bool") → source value → contract code
+    date_formats: tuple[str, ...] = ()
+    strict_headers: bool = False
+    sha256: str = ""
+    title: str = ""
+
+    def header_map(self, table: str, headers: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
+        """Map a source header row: (contract column → source header, missing columns with the
+        headers that were expected, unmapped headers). A contract column whose headers appear more
+        than once is reported as missing with the reason."""
+        tm = self.tables[table]
+        present = {h.strip(): h for h in headers}
+        found: dict[str, str] = {}
+        missing: list[str] = []
+        for col in TABLES[table].column_names:
+            cands = [h for h in (*tm.columns.get(col, ()), col) if h in present]
+            cands = list(dict.fromkeys(cands))
+            if len(cands) == 1:
+                found[col] = present[cands[0]]
+            elif len(cands) > 1:
+                missing.append(f"{col} (ambiguous: headers {cands} all map to it)")
+            else:
+                missing.append(f"{col} (expected header {' or '.join(repr(h) for h in tm.columns.get(col, (col,)))})")
+        used = set(found.values())
+        unmapped = [h for h in headers if h not in used and h.strip() not in tm.ignore] if self.strict_headers else []
+        return found, missing, unmapped
+
+
+def _contract() -> Profile:
+    tables = {n: TableMap(names=(n,), columns={c: (c,) for c in t.column_names}) for n, t in TABLES.items()}
+    return Profile(name="contract", version="1", source="the data contract", tables=tables, codes={},
+                   title="data contract (English names, ISO dates)")
+
+
+CONTRACT = _contract()
+
+
+def _strs(v: Any, where: str) -> tuple[str, ...]:
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, list) or not v or not all(isinstance(x, str) and x.strip() for x in v):
+        raise ConfigError(f"{where}: expected a non-empty list of names, got {v!r}")
+    return tuple(x.strip() for x in v)
+
+
+def _validate(raw: dict, src: str) -> Profile:
+    meta = raw.get("meta")
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        raise ConfigError(f"{src}: [meta] needs name = \"...\"")
+    unknown = set(raw) - {"meta", "tables", "codes", "dates"}
+    if unknown:
+        raise ConfigError(f"{src}: unknown section(s) {sorted(unknown)}; expected meta, tables, codes, dates")
+    tables_raw = raw.get("tables", {})
+    if not isinstance(tables_raw, dict):
+        raise ConfigError(f"{src}: [tables] must be a table of contract tables")
+    bad = set(tables_raw) - set(TABLES)
+    if bad:
+        raise ConfigError(f"{src}: [tables.{sorted(bad)[0]}] is not a contract table; tables are {list(TABLES)}")
+    tables = {}
+    for name, t in TABLES.items():
+        cfg = tables_raw.get(name, {})
+        where = f"{src} [tables.{name}]"
+        if not isinstance(cfg, dict):
+            raise ConfigError(f"{where}: must be a table")
+        cols_raw = cfg.get("columns", {})
+        if not isinstance(cols_raw, dict):
+            raise ConfigError(f"{where}.columns: must be a table column = [headers]")
+        extra = set(cols_raw) - set(t.column_names)
+        if extra:
+            raise ConfigError(f"{where}.columns: {sorted(extra)} not column(s) of {name}; columns are {t.column_names}")
+        cols = {c: _strs(cols_raw[c], f"{where}.columns.{c}") if c in cols_raw else (c,) for c in t.column_names}
+        seen: dict[str, str] = {}
+        for c, hs in cols.items():
+            for h in hs:
+                if h in seen and seen[h] != c:
+                    raise ConfigError(f"{where}.columns: header {h!r} maps to both {seen[h]} and {c}")
+                seen[h] = c
+        sheet = cfg.get("sheet")
+        if sheet is not None and not isinstance(sheet, str):
+            raise ConfigError(f"{where}.sheet: expected a sheet name")
+        tables[name] = TableMap(names=_strs(cfg.get("names", [name]), f"{where}.names"), columns=cols,
+                                ignore=tuple(cfg.get("ignore", ())), sheet=sheet or None)
+    code_cols = {c.name: c.codes for t in TABLES.values() for c in t.columns if c.kind == "code"}
+    codes: dict[str, dict[str, str]] = {}
+    for col, m in raw.get("codes", {}).items():
+        where = f"{src} [codes.{col}]"
+        allowed = ("true", "false") if col == "bool" else code_cols.get(col)
+        if allowed is None:
+            raise ConfigError(f"{where}: {col!r} is not a code column; code columns are {sorted(code_cols)} and bool")
+        if not isinstance(m, dict):
+            raise ConfigError(f"{where}: must be a table code = [source values]")
+        values: dict[str, str] = {}
+        for code, srcs in m.items():
+            if code not in allowed:
+                raise ConfigError(f"{where}: {code!r} is not one of {list(allowed)}")
+            for v in _strs(srcs, f"{where}.{code}"):
+                if v in values and values[v] != code:
+                    raise ConfigError(f"{where}: value {v!r} maps to both {values[v]} and {code}")
+                values[v] = code
+        codes[col] = values
+    dates = raw.get("dates", {})
+    fmts = dates.get("formats", []) if isinstance(dates, dict) else None
+    if not isinstance(fmts, list) or not all(isinstance(f, str) and "%" in f for f in fmts):
+        raise ConfigError(f"{src} [dates].formats: expected a list of strftime formats like \"%Y/%m/%d\"")
+    strict = meta.get("strict_headers", False)
+    if not isinstance(strict, bool):
+        raise ConfigError(f"{src} [meta].strict_headers: expected true or false")
+    return Profile(name=meta["name"], version=str(meta.get("version", "")), source=src, tables=tables,
+                   codes=codes, date_formats=tuple(fmts), strict_headers=strict,
+                   title=str(meta.get("title_en", "")))
+
+
+def load_profile(profile: str | Path | Profile | None = None) -> Profile:
+    """A shipped profile by name (``"zh"``), a TOML path, a Profile, or None for the contract."""
+    if profile is None or isinstance(profile, Profile):
+        return profile or CONTRACT
+    if str(profile) == "contract":
+        return CONTRACT
+    path = Path(profile)
+    if path.suffix != ".toml":
+        folder = resources.files("yiwu_credit") / "resources" / "profiles"
+        res = folder / f"{profile}.toml"
+        if not res.is_file():
+            shipped = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+            raise ConfigError(f"unknown profile {str(profile)!r}; shipped profiles: {['contract', *shipped]}, "
+                              "or give a .toml path")
+        text, src = res.read_text(encoding="utf-8"), f"profile {profile}"
+    else:
+        if not path.is_file():
+            raise ConfigError(f"profile file not found: {path}")
+        text, src = path.read_text(encoding="utf-8"), str(path)
+    p = _validate(parse_toml(text, src), src)
+    return Profile(**{**p.__dict__, "sha256": hashlib.sha256(text.encode()).hexdigest()})
+

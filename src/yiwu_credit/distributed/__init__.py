@@ -1,0 +1,2 @@
+"""The same pure functions on Dask partitions (``engine``); ``pip install 'yiwu-credit[dask]'``.
+"""

@@ -1,0 +1,844 @@
+"""The same pure scoring, planning and drawing functions on Dask partitions, with identical results.
+
+Layout (see docs/distributed.md):
+
+* **Partitioning.** Every row goes to bucket ``bucket_of(entity_id, B)``: the top 32 bits of the
+  platform-independent PRN hash of the id under a fixed seed, times ``B``, shifted down 32
+  (a monotone range reduction, so buckets are balanced). Entities and all their events share a
+  bucket, so partition *i* of every table holds bucket *i* and exactly its events; the Dask
+  frames have the bucket as index with known divisions ``(0, 1, …, B-1, B-1)``.
+* **Embarrassingly parallel.** :func:`features_distributed` and :func:`score_distributed` call
+  :func:`~yiwu_credit.features.build.build_features` / :func:`~yiwu_credit.pipeline.scoring.score_entities`
+  unchanged on a :class:`~yiwu_credit.data.dataset.Dataset` rebuilt from one partition.
+* **Plan: one reduction.** With the shipped policy (``scale_by_probability = false``) every
+  entity of a (tier, entity type, must-include) group gets the same values, so the global
+  group counts (one ``bincount`` per partition, summed) are all the plan math needs; the
+  per-group ``pi`` then maps back onto the partitions. With ``scale_by_probability`` the small
+  plan columns are gathered into one task and :func:`~yiwu_credit.supervision.sampling.supervision_plan`
+  runs there (~100 bytes/entity).
+* **Draw: one reduction and one shuffle.** Per partition: PRN keys, ``pi`` in fixed point and a
+  key range per entity (ranges are contiguous in draw order). Per-range counts, sums and
+  deficit-eligible counts give every range its share of the rounding deficit and its offset
+  (the fixed-point sum of all earlier ranges) *before* the shuffle; after it each range sorts
+  its entities by (key, id) and runs ``systematic_select`` with the global start. The audit
+  hashes are streamed by the client over the ranges in order (ids and int64 ``pi``, ~30 bytes
+  per entity pass through it, one range at a time when a distributed Client is active).
+
+Dask is optional: ``pip install 'yiwu-credit[dask]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import math
+import operator
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ..data.contract import TABLES
+from ..data.dataset import Dataset
+from ..errors import ConfigError, PlanError
+from ..features.build import build_features
+from ..model.bundle import Bundle, load_bundle
+from ..pipeline.scoring import score_entities
+from ..supervision import sampling as S
+from ..supervision.policy import TIERS, Policy, load_policy
+
+if TYPE_CHECKING:  # pragma: no cover
+    import dask.dataframe as dd
+    from dask.delayed import Delayed
+
+__all__ = [
+    "BUCKET", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed", "features_distributed",
+    "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned", "score_distributed",
+    "write_partitioned",
+]
+
+BUCKET = "bucket"                              # index name of the partitioned tables
+PARTITION_SEED = "yiwu-credit/partition/v1"     # PRN seed of the bucket hash (never change: files depend on it)
+MANIFEST = "_yiwu_partitioned.json"
+FORMAT = "yiwu-credit/partitioned/1"
+_INSTALL = "yiwu_credit.distributed.engine needs dask and distributed: pip install 'yiwu-credit[dask]'"
+_U64 = np.uint64
+
+
+def _dask() -> tuple[Any, Any, Any]:
+    """(dask, dask.dataframe, dask.delayed), or ImportError with the install hint."""
+    try:
+        import dask
+        import dask.dataframe as dd
+        from dask import delayed
+    except ImportError as e:  # pragma: no cover - exercised only without dask
+        raise ImportError(_INSTALL) from e
+    return dask, dd, delayed
+
+
+def _no_string_conversion() -> Any:
+    """Dask would turn object columns (reason texts, None) into Arrow strings; keep pandas' dtypes."""
+    import dask
+
+    return dask.config.set({"dataframe.convert-string": False})
+
+
+# ============================================================== partitioning
+def bucket_of(ids: pd.Series | pd.Index | Sequence[str], npartitions: int) -> np.ndarray:
+    """Bucket (int64 in ``[0, npartitions)``, shape (N,)) of each entity id.
+
+    ``((prn_key(PARTITION_SEED, id) >> 32) * npartitions) >> 32``: pure uint64 arithmetic on the
+    UTF-8 bytes, so the same on every platform and in every process. Missing ids go to bucket 0.
+    """
+    npartitions = _check_npartitions(npartitions)
+    s = pd.Series(ids) if not isinstance(ids, pd.Series) else ids
+    out = np.zeros(len(s), np.int64)
+    null = s.isna().to_numpy()
+    ok = s if not null.any() else s[~null]
+    if len(ok):
+        keys = S.prn_keys(ok.astype("str") if ok.dtype == object else ok, PARTITION_SEED)
+        b = ((keys >> _U64(32)) * _U64(npartitions)) >> _U64(32)
+        out[~null] = b.astype(np.int64)
+    return out
+
+
+def _check_npartitions(npartitions: Any) -> int:
+    if isinstance(npartitions, bool) or not isinstance(npartitions, int | np.integer) or not 1 <= npartitions < 2**31:
+        raise ValueError(f"npartitions: expected an integer ≥ 1, got {npartitions!r}")
+    return int(npartitions)
+
+
+def _split(df: pd.DataFrame, npartitions: int) -> list[pd.DataFrame]:
+    """Rows of ``df`` per bucket of their entity_id (input order kept within a bucket), bucket index."""
+    b = bucket_of(df["entity_id"], npartitions)
+    order = np.argsort(b, kind="stable")
+    bounds = np.searchsorted(b[order], np.arange(npartitions + 1))
+    out = df.take(order).set_axis(pd.Index(b[order], name=BUCKET))
+    return [out.iloc[bounds[i]:bounds[i + 1]] for i in range(npartitions)]
+
+
+def _divisions(npartitions: int) -> tuple[int, ...]:
+    return (*range(npartitions), npartitions - 1)
+
+
+@dataclass(frozen=True)
+class DistributedDataset:
+    """The seven tables as co-partitioned Dask DataFrames (index ``bucket``, one bucket per partition)."""
+
+    tables: dict[str, dd.DataFrame]
+    npartitions: int
+
+    def __getitem__(self, name: str) -> dd.DataFrame:
+        return self.tables[name]
+
+    def persist(self) -> DistributedDataset:
+        """Keep every table in (cluster) memory."""
+        dask, _, _ = _dask()
+        names = list(TABLES)
+        return DistributedDataset(dict(zip(names, dask.persist(*[self.tables[n] for n in names]), strict=True)),
+                                  self.npartitions)
+
+    def to_dataset(self) -> Dataset:
+        """Gather everything into one in-memory :class:`Dataset` (small data, tests)."""
+        dask, _, _ = _dask()
+        frames = dask.compute(*[self.tables[n] for n in TABLES])
+        return Dataset(**{n: f.reset_index(drop=True) for n, f in zip(TABLES, frames, strict=True)},
+                       source=f"distributed(B={self.npartitions})")
+
+
+def _identity(x: Any) -> Any:
+    return x
+
+
+def partition_dataset(dataset: Dataset, npartitions: int) -> DistributedDataset:
+    """Co-partition an in-memory dataset into ``npartitions`` buckets of entity_id (see :func:`bucket_of`).
+
+    Partition *i* of every table holds the rows of bucket *i* (an entity and all its events);
+    row order within a bucket follows the input. All columns are kept.
+    """
+    _, dd, _ = _dask()
+    npartitions = _check_npartitions(npartitions)
+    client = _client()
+    tables = {}
+    with _no_string_conversion():
+        for name in TABLES:
+            pieces = _split(dataset.table(name), npartitions)
+            meta, div = pieces[0].iloc[:0], _divisions(npartitions)
+            if client is not None:       # ship the pieces once instead of embedding them in every graph
+                tables[name] = dd.from_delayed(client.scatter(pieces), meta=meta, divisions=div, verify_meta=False)
+            else:
+                tables[name] = dd.from_map(_identity, pieces, meta=meta, divisions=div, label=f"partition-{name}",
+                                           enforce_metadata=False)
+    return DistributedDataset(tables, npartitions)
+
+
+_LOCAL_SCHEDULERS = ("sync", "synchronous", "single-threaded", "threads", "threading", "processes", "multiprocessing")
+
+
+def _client() -> Any:
+    """The active distributed Client, or None (no Client, or a local scheduler chosen with
+    ``dask.config.set(scheduler=...)``)."""
+    import dask
+
+    if dask.config.get("scheduler", None) in _LOCAL_SCHEDULERS:
+        return None
+    try:
+        from distributed import default_client
+
+        return default_client()
+    except (ImportError, ValueError):
+        return None
+
+
+# ============================================================== Parquet, one file per bucket per table
+_ARROW = {"id": pa.string(), "str": pa.string(), "code": pa.string(), "date": pa.timestamp("s"),
+          "float": pa.float64(), "int": pa.float64(), "year": pa.int64(), "bool": pa.bool_()}
+_PANDAS = {"id": "str", "str": "str", "code": "str", "date": "datetime64[s]", "float": "float64",
+           "int": "float64", "year": "Int64", "bool": "boolean"}
+_TO_PANDAS = {pa.int64(): pd.Int64Dtype(), pa.bool_(): pd.BooleanDtype()}.get
+
+
+def _schema(name: str) -> pa.Schema:
+    return pa.schema([pa.field(c.name, _ARROW[c.kind]) for c in TABLES[name].columns])
+
+
+def _empty(name: str) -> pd.DataFrame:
+    """Empty table with the dtypes :func:`read_partitioned` produces (bucket index)."""
+    cols = {c.name: pd.Series([], dtype=_PANDAS[c.kind]) for c in TABLES[name].columns}
+    return pd.DataFrame(cols, index=pd.Index([], dtype=np.int64, name=BUCKET))
+
+
+def _file(path: Path, name: str, bucket: int) -> Path:
+    return path / name / f"part-{bucket:05d}.parquet"
+
+
+def _to_arrow(df: pd.DataFrame, name: str) -> pa.Table:
+    cols = TABLES[name].column_names
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise ConfigError(f"{name}: missing column(s) {missing}")
+    return pa.Table.from_pandas(df[cols], preserve_index=False).cast(_schema(name))
+
+
+def _write_bucket(df: pd.DataFrame, path: str, name: str, bucket: int) -> int:
+    """Write one bucket file atomically; returns its row count."""
+    p = _file(Path(path), name, bucket)
+    tmp = p.with_name(p.name + ".tmp")
+    pq.write_table(_to_arrow(df, name), tmp)
+    os.replace(tmp, p)
+    return len(df)
+
+
+class _ChunkWriter:
+    """One open ParquetWriter per (table, bucket); each chunk adds a row group to every file."""
+
+    def __init__(self, path: Path, npartitions: int):
+        self.path, self.npartitions = path, npartitions
+        self.writers: dict[tuple[str, int], pq.ParquetWriter] = {}
+        self.rows = dict.fromkeys(TABLES, 0)
+
+    def add(self, ds: Dataset) -> None:
+        for name in TABLES:
+            for b, piece in enumerate(_split(ds.table(name), self.npartitions)):
+                key = (name, b)
+                if key not in self.writers:
+                    tmp = _file(self.path, name, b).with_suffix(".parquet.tmp")
+                    self.writers[key] = pq.ParquetWriter(tmp, _schema(name))
+                self.writers[key].write_table(_to_arrow(piece, name))
+                self.rows[name] += len(piece)
+
+    def close(self) -> None:
+        for name in TABLES:
+            for b in range(self.npartitions):
+                w = self.writers.pop((name, b), None)
+                if w is None:
+                    w = pq.ParquetWriter(_file(self.path, name, b).with_suffix(".parquet.tmp"), _schema(name))
+                w.close()
+                p = _file(self.path, name, b)
+                os.replace(p.with_suffix(".parquet.tmp"), p)
+
+
+def write_partitioned(ds: Dataset | DistributedDataset | Iterable[Dataset], path: str | os.PathLike,
+                      npartitions: int | None = None) -> Path:
+    """Write a dataset as Parquet, one file per bucket per table: ``path/<table>/part-<bucket>.parquet``.
+
+    ``ds``: an in-memory :class:`Dataset`; a :class:`DistributedDataset` (each partition is
+    written by its own task, ``npartitions`` must be None or equal); or an iterable of Datasets
+    (chunks with disjoint entities, e.g. one per million entities: each adds a row group to every
+    file, so the whole never has to be in one process). Only the contract columns are written,
+    with contract types. ``path/_yiwu_partitioned.json`` (written last) records the bucket count
+    and row counts; :func:`read_partitioned` requires it.
+    """
+    path = Path(path)
+    if isinstance(ds, DistributedDataset):
+        if npartitions not in (None, ds.npartitions):
+            raise ValueError(f"npartitions={npartitions} differs from the dataset's {ds.npartitions} buckets "
+                             "(re-bucketing needs a shuffle: gather, or partition again)")
+        dask, _, delayed = _dask()
+        B = ds.npartitions
+        _prepare_dir(path, B)
+        tasks = {name: [delayed(_write_bucket)(part, str(path), name, b)
+                        for b, part in enumerate(ds.tables[name].to_delayed())] for name in TABLES}
+        counts = dask.compute(tasks)[0]
+        rows = {name: int(sum(c)) for name, c in counts.items()}
+    else:
+        B = _check_npartitions(npartitions if npartitions is not None else 1)
+        chunks = [ds] if isinstance(ds, Dataset) else ds
+        _prepare_dir(path, B)
+        w = _ChunkWriter(path, B)
+        try:
+            for chunk in chunks:
+                w.add(chunk)
+        finally:
+            w.close()
+        rows = w.rows
+    manifest = {"format": FORMAT, "npartitions": B, "hash": f"prn-fmix64 seed={PARTITION_SEED!r}, multiply-shift",
+                "tables": {name: {"rows": rows[name], "columns": TABLES[name].column_names} for name in TABLES}}
+    tmp = path / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(manifest, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    os.replace(tmp, path / MANIFEST)
+    return path
+
+
+def _prepare_dir(path: Path, npartitions: int) -> None:
+    if (path / MANIFEST).exists():
+        (path / MANIFEST).unlink()          # the dataset is incomplete until the manifest is back
+    for name in TABLES:
+        d = path / name
+        d.mkdir(parents=True, exist_ok=True)
+        for old in d.glob("part-*.parquet"):
+            if int(old.stem.split("-")[1]) >= npartitions:
+                old.unlink()
+
+
+def _read_bucket(paths: tuple[str, ...], name: str, bucket: int) -> pd.DataFrame:
+    """Bucket ``bucket`` of table ``name``: its file in every directory, concatenated, contract dtypes."""
+    t = pa.concat_tables([pq.read_table(_file(Path(p), name, bucket)) for p in paths])
+    df = t.to_pandas(types_mapper=_TO_PANDAS)
+    kinds = {c.name: c.kind for c in TABLES[name].columns}
+    df = df.astype({c: _PANDAS[kinds[c]] for c in df.columns if c in kinds})
+    return df.set_axis(pd.Index(np.full(len(df), bucket, np.int64), name=BUCKET))
+
+
+def _manifest(path: Path) -> dict[str, Any]:
+    mp = path / MANIFEST
+    if not mp.is_file():
+        raise ConfigError(f"{path}: not a partitioned yiwu-credit dataset ({MANIFEST} not found)")
+    manifest = json.loads(mp.read_text(encoding="utf-8"))
+    if manifest.get("format") != FORMAT:
+        raise ConfigError(f"{mp}: unsupported format {manifest.get('format')!r}; this library reads {FORMAT}")
+    return manifest
+
+
+def read_partitioned(path: str | os.PathLike | Sequence[str | os.PathLike]) -> DistributedDataset:
+    """Lazily read a dataset written by :func:`write_partitioned` (one task per bucket).
+
+    ``path`` may also be a list of such directories with the same bucket count (e.g. one per load
+    batch of disjoint entities): partition *i* is then bucket *i* of every directory. Types follow
+    the contract as :func:`~yiwu_credit.data.dataset.load_dataset` produces them (str,
+    datetime64[s], float64, Int64 years, boolean). The data is assumed valid (validate before
+    writing: ``load_dataset`` on the source, or ``synth``).
+    """
+    _, dd, _ = _dask()
+    paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
+    if not paths:
+        raise ConfigError("read_partitioned: no directory given")
+    counts = {int(_manifest(p)["npartitions"]) for p in paths}
+    if len(counts) > 1:
+        raise ConfigError(f"read_partitioned: the directories have different bucket counts {sorted(counts)}")
+    B = counts.pop()
+    key = tuple(str(p) for p in paths)
+    tables = {}
+    with _no_string_conversion():
+        for name in TABLES:
+            tables[name] = dd.from_map(functools.partial(_read_bucket, key, name), list(range(B)),
+                                       meta=_empty(name), divisions=_divisions(B), label=f"read-{name}",
+                                       enforce_metadata=False)
+    return DistributedDataset(tables, B)
+
+
+def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: int) -> Dataset:
+    """One bucket of a partitioned dataset as an in-memory :class:`Dataset` (no Dask needed):
+    what a Spark ``mapInPandas`` task or any other executor scores with ``score_entities``."""
+    paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
+    B = {int(_manifest(p)["npartitions"]) for p in paths}
+    if len(B) != 1 or not 0 <= bucket < min(B):
+        raise ConfigError(f"read_bucket: bucket {bucket} is not in [0, {min(B)}) for every directory")
+    key = tuple(str(p) for p in paths)
+    return _dataset_of([_read_bucket(key, n, int(bucket)) for n in TABLES])
+
+
+# ============================================================== features and scores per partition
+def _dataset_of(tables: Sequence[pd.DataFrame]) -> Dataset:
+    return Dataset(**{n: t.reset_index(drop=True) for n, t in zip(TABLES, tables, strict=True)})
+
+
+@functools.lru_cache(maxsize=4)
+def _cached_bundle(path: str | None) -> Bundle:
+    return load_bundle(path)
+
+
+def _bundle(spec: Bundle | str | None) -> Bundle:
+    return spec if isinstance(spec, Bundle) else _cached_bundle(spec)
+
+
+def _bundle_spec(bundle: Bundle | str | os.PathLike | None) -> Bundle | str | None:
+    """What tasks receive: the Bundle itself, or a path/name each worker loads (and caches) once."""
+    return bundle if isinstance(bundle, Bundle) or bundle is None else str(bundle)
+
+
+def _features_part(*tables: pd.DataFrame, as_of: Any, catalogue: Any, policy: Any,
+                   empty: pd.DataFrame | None) -> pd.DataFrame:
+    out = build_features(_dataset_of(tables), as_of, catalogue, policy)
+    return empty if empty is not None and len(out) == 0 else out
+
+
+def _score_part(*tables: pd.DataFrame, as_of: Any, bundle: Bundle | str | None, reasons: str,
+                empty: pd.DataFrame | None) -> pd.DataFrame:
+    out = score_entities(_dataset_of(tables), as_of, _bundle(bundle), reasons=reasons).scored
+    return empty if empty is not None and len(out) == 0 else out
+
+
+def _mini_tables(ddata: DistributedDataset) -> list[pd.DataFrame]:
+    """A tiny synthetic dataset with the input's columns and dtypes (for meta), else the empty metas."""
+    from ..data import synth
+
+    metas = [ddata.tables[n]._meta for n in TABLES]
+    try:
+        mini = synth.generate(64, seed=0).dataset
+        return [mini.table(n).reindex(columns=m.columns).astype(m.dtypes.to_dict()) for n, m in zip(TABLES, metas,
+                                                                                                     strict=True)]
+    except (ValueError, TypeError, KeyError):
+        return metas
+
+
+def _meta(fn: Any, ddata: DistributedDataset) -> pd.DataFrame:
+    """Columns and dtypes of ``fn``'s output, from running it on a 64-entity synthetic partition."""
+    try:
+        out = fn(*_mini_tables(ddata), empty=None)
+    except Exception:  # noqa: BLE001 - the synthetic tables may not suit a custom catalogue
+        out = fn(*[ddata.tables[n]._meta for n in TABLES], empty=None)
+    return out.iloc[:0]
+
+
+def _map_tables(fn: Any, ddata: DistributedDataset) -> dd.DataFrame:
+    _, dd, _ = _dask()
+    empty = _meta(fn, ddata)
+    with _no_string_conversion():
+        return dd.map_partitions(functools.partial(fn, empty=empty), *[ddata.tables[n] for n in TABLES],
+                                 meta=empty, align_dataframes=False, enforce_metadata=False)
+
+
+def features_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp, catalogue: Any = None,
+                         policy: Any = None) -> dd.DataFrame:
+    """:func:`~yiwu_credit.features.build.build_features` per partition (lazy).
+
+    One row per entity alive at ``as_of``, index entity_id (sorted within a partition); after
+    ``.compute().sort_index()`` identical to ``build_features`` on the whole dataset.
+    """
+    fn = functools.partial(_features_part, as_of=as_of, catalogue=catalogue, policy=policy)
+    return _map_tables(fn, ddata)
+
+
+def score_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp,
+                      bundle: Bundle | str | os.PathLike | None = None, reasons: str = "CD") -> dd.DataFrame:
+    """:func:`~yiwu_credit.pipeline.scoring.score_entities` per partition (lazy): the ``scored`` frame.
+
+    Same columns and dtypes; after ``.compute().sort_index()`` identical (probabilities, tiers,
+    overrides, reason texts) to the single-machine ``score_entities(...).scored``. ``bundle``:
+    a Bundle (shipped to the workers) or a path/name each worker loads once (default: shipped).
+    The excluded list is not produced (see docs/distributed.md).
+    """
+    if reasons not in ("CD", "all", "none"):
+        raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
+    fn = functools.partial(_score_part, as_of=as_of, bundle=_bundle_spec(bundle), reasons=reasons)
+    return _map_tables(fn, ddata)
+
+
+# ============================================================== the plan
+_CARRY = ("entity_type", "town", "industry")
+
+
+@dataclass(frozen=True)
+class DistributedPlan:
+    """A lazy supervision plan: ``parts`` (one Delayed pandas plan per partition), ``summary``
+    (Delayed → the ``attrs["yiwu_credit.plan"]`` dict of :func:`~yiwu_credit.supervision.sampling.supervision_plan`)
+    and ``meta`` (empty frame with the plan's columns)."""
+
+    parts: list[Delayed]
+    summary: Delayed
+    meta: pd.DataFrame
+
+    @property
+    def frame(self) -> dd.DataFrame:
+        """The plan as a lazy Dask DataFrame (index entity_id, one partition per bucket)."""
+        _, dd, _ = _dask()
+        with _no_string_conversion():
+            return dd.from_delayed(self.parts, meta=self.meta, verify_meta=False)
+
+    def persist(self) -> DistributedPlan:
+        """Compute and keep the partitions and the summary in (cluster) memory."""
+        dask, _, _ = _dask()
+        parts, summary = dask.persist(self.parts, self.summary)
+        return DistributedPlan(list(parts), summary, self.meta)
+
+    def compute(self) -> pd.DataFrame:
+        """Gather the plan: one pandas frame sorted by entity_id with the plan attrs."""
+        dask, _, _ = _dask()
+        parts, summary = dask.compute(self.parts, self.summary)
+        out = pd.concat(parts).sort_index() if parts else self.meta
+        out.attrs[S.PLAN_ATTR] = summary
+        return out
+
+
+def _plan_config(pol: Policy) -> dict[str, Any]:
+    """Tier/type tables of the policy, as supervision_plan builds them (:func:`sampling_settings`)."""
+    cfg = S.sampling_settings(pol)
+    cfg["facm"] = S.type_factor_matrix(cfg["fac"], cfg["scope"])
+    cfg["must_cols"] = list(pol.sampling.get("must_include", []))
+    return cfg
+
+
+def _plan_prepare(part: pd.DataFrame, cfg: dict[str, Any], gather: bool) -> dict[str, Any]:
+    """Group code per entity (tier × type × must) and the partition's group counts."""
+    df = S._as_entity_frame(part)
+    tier = S._codes(df, "tier", TIERS, "scored", missing_ok=False)
+    etypes, ng = cfg["etypes"], len(cfg["fac"])
+    if "entity_type" in df.columns and etypes:
+        et = S._codes(df, "entity_type", etypes, "scored", missing_ok=True)
+        et[et < 0] = len(etypes)
+    else:
+        et = np.full(len(df), len(etypes), np.int8)
+    must = np.zeros(len(df), bool)
+    must_counts = []
+    for col in cfg["must_cols"]:
+        f = S._flag(df, col)
+        must_counts.append(int(f.sum()))
+        must |= f
+    gid = (tier * np.int8(ng) + et) * np.int8(2) + must
+    keep = [c for c in ("tier", "probability", *cfg["must_cols"], *_CARRY) if c in df.columns] if gather else \
+        [c for c in ("tier", *_CARRY) if c in df.columns]
+    return {"frame": df[keep], "gid": gid, "must": must, "n": len(df), "must_counts": must_counts,
+            "gcnt": np.bincount(gid.astype(np.intp), minlength=8 * ng).astype(np.int64)}
+
+
+def _plan_stats(prep: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: prep[k] for k in ("n", "gcnt", "must_counts")}
+
+
+def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, Any], n: int | None,
+                budget: float | None, floor: float, scale: bool) -> dict[str, Any]:
+    """supervision_plan's group path on the global group counts: per-group tables and the attrs."""
+    s = pol.sampling
+    N = int(sum(st["n"] for st in stats))
+    if N == 0:
+        raise PlanError("scored: the pool is empty (no active entities)")
+    ng = len(cfg["fac"])
+    gcnt = np.sum([st["gcnt"] for st in stats], axis=0).astype(np.int64)
+    counts = gcnt.reshape(4 * ng, 2).sum(axis=1)
+    gw = (cfg["tw"][:, None] * cfg["facm"]).ravel()
+    reasons = [f"{c} {col}" for col, c in zip(cfg["must_cols"], np.sum([st["must_counts"] for st in stats], axis=0)
+                                               if cfg["must_cols"] else [], strict=True) if c > 0]
+    n_must = int(gcnt[1::2].sum())
+    detail = f" ({', '.join(reasons)})" if reasons else ""
+    clipped = budget is None and cfg["band"] is not None
+    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["facm"], budget, n, N, n_must, floor, detail,
+                                   cfg["band"])
+    caps = np.concatenate([cfg["cap"], np.maximum(cfg["cap"], 1.0)])
+    have = np.flatnonzero(gcnt)
+    g_must = (have % 2).astype(bool)
+    g_tier = have // 2 // ng
+    eg, pig = np.zeros(8 * ng), np.zeros(8 * ng)
+    eg[have], pig[have] = S._plan_allocations(gw[have // 2], gcnt[have], budget, n, floor, g_must.astype(np.intp),
+                                              g_tier, caps, g_must, n_must, detail)
+    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must, cfg,
+                                                                       clipped)}
+
+
+def _plan_attrs(pol: Policy, s: Mapping[str, Any], n: int, budget: float, floor: float, scale: bool, N: int,
+                n_must: int, cfg: Mapping[str, Any], clipped: bool = False) -> dict[str, Any]:
+    notes = []
+    band = s.get("overall_rate_band")
+    if band and not (band[0] <= budget / N <= band[1]):
+        notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
+    if clipped and band and budget / N in (band[0], band[1]):
+        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
+    if cfg.get("flat_note"):
+        notes.append(S.FLAT_NOTE)
+    return {"policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
+            "budget": budget, "floor": floor, "scale_by_probability": scale, "alpha": 0.0,
+            "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,
+            "population": N, "must_include": n_must, "notes": notes}
+
+
+def _plan_apply(prep: Mapping[str, Any], solved: Mapping[str, Any]) -> pd.DataFrame:
+    """The partition's plan rows from the per-group tables (the same values supervision_plan takes)."""
+    df, N = prep["frame"], prep["n"]
+    gi = prep["gid"].astype(np.intp)
+    block = np.empty((3, N))
+    for row, table in enumerate(solved["tables"]):
+        np.take(table, gi, out=block[row], mode="clip")
+    out = pd.DataFrame(block.T, index=df.index, columns=["weight", "expected_per_year", "pi"], copy=False)
+    out.insert(0, "tier", df["tier"])
+    out["must_include"] = prep["must"]
+    for c in _CARRY:
+        if c in df.columns:
+            out[c] = df[c]
+    out.index.name = "entity_id"
+    return out
+
+
+def _plan_gather(preps: Sequence[Mapping[str, Any]], pol: Policy, n: int | None, budget: float | None,
+                 floor: float, scale: bool) -> dict[str, Any]:
+    """The plan columns of every partition in one task: supervision_plan, split back per partition."""
+    frames = [p["frame"] for p in preps]
+    plan = S.supervision_plan(pd.concat(frames), pol, n=n, budget=budget, floor=floor, scale_by_probability=scale)
+    bounds = np.cumsum([0] + [len(f) for f in frames])
+    parts = [plan.iloc[bounds[i]:bounds[i + 1]] for i in range(len(frames))]
+    for p in parts:
+        p.attrs = {}
+    return {"parts": parts, "attrs": plan.attrs[S.PLAN_ATTR]}
+
+
+def plan_distributed(scored: dd.DataFrame, policy: str | Path | Policy | None = None, *, n: int | None = None,
+                     budget: float | None = None, floor: float | None = None,
+                     scale_by_probability: bool | None = None) -> DistributedPlan:
+    """:func:`~yiwu_credit.supervision.sampling.supervision_plan` over a partitioned scored frame (lazy).
+
+    ``scored``: e.g. :func:`score_distributed`'s result (entity_id index, ``tier``, flags...).
+    Without ``scale_by_probability`` (the shipped policy) the plan is genuinely distributed:
+    one reduction of the (tier × entity type × must-include) counts, the plan math on those
+    ≤ 32 groups, then a per-partition lookup. With it, the plan columns (~100 bytes/entity) are
+    gathered into one task that runs ``supervision_plan`` and splits the result back.
+    ``pi`` is bit-identical to ``supervision_plan`` on the gathered frame either way.
+    """
+    _, _, delayed = _dask()
+    pol = load_policy(policy)
+    s = pol.sampling
+    if "tier" not in scored.columns:
+        raise PlanError("scored: missing column 'tier'")
+    floor = float(s["min_inclusion_prob"] if floor is None else floor)
+    if not (0.0 < floor <= 1.0):
+        raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
+    scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
+    flat = False
+    if scale and "probability" not in scored.columns:
+        if scale_by_probability is not None:
+            raise PlanError("scored: scale_by_probability needs a 'probability' column")
+        scale, flat = False, True        # as supervision_plan: tiers only → flat within tier, noted
+    cfg = _plan_config(pol)
+    cfg["flat_note"] = flat
+    with _no_string_conversion():
+        preps = [delayed(_plan_prepare, pure=True)(p, cfg, scale) for p in scored.to_delayed()]
+    if scale:
+        res = delayed(_plan_gather, pure=True)(preps, pol, n, budget, floor, scale)
+        parts = [delayed(operator.getitem, pure=True)(delayed(operator.getitem)(res, "parts"), i)
+                 for i in range(len(preps))]
+        summary = delayed(operator.getitem, pure=True)(res, "attrs")
+    else:
+        solved = delayed(_plan_solve, pure=True)([delayed(_plan_stats, pure=True)(p) for p in preps], pol, cfg, n,
+                                                  budget, floor, scale)
+        parts = [delayed(_plan_apply, pure=True)(p, solved) for p in preps]
+        summary = delayed(operator.getitem, pure=True)(solved, "attrs")
+    return DistributedPlan(parts, summary, _plan_meta(scored._meta, cfg))
+
+
+def _plan_meta(scored_meta: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
+    df = S._as_entity_frame(scored_meta)
+    out = pd.DataFrame({"tier": df["tier"], "weight": pd.Series([], dtype=np.float64),
+                        "expected_per_year": pd.Series([], dtype=np.float64), "pi": pd.Series([], dtype=np.float64),
+                        "must_include": pd.Series([], dtype=bool)}, index=df.index)
+    for c in _CARRY:
+        if c in df.columns:
+            out[c] = df[c]
+    out.index.name = "entity_id"
+    return out
+
+
+# ============================================================== the draw
+def _key_range(keys: np.ndarray, nranges: int) -> np.ndarray:
+    """Range (int64, monotone in the key) of each PRN key: contiguous stretches of the draw order."""
+    return (((keys >> _U64(32)) * _U64(nranges)) >> _U64(32)).astype(np.int64)
+
+
+def _draw_prepare(part: pd.DataFrame, seed: Any, nranges: int) -> dict[str, Any]:
+    """Per partition: validated pi → int64 fixed point (floor, ≥ 1), key ranges, per-range stats
+    (count, Σ pi_int, units eligible to gain / lose a deficit unit) and the pieces to ship."""
+    df = S._as_entity_frame(part, "plan")
+    pi = S._plan_pi(df)
+    idx = df.index
+    ids = S._id_buffers(idx)
+    keys = S._keys_from_ids(ids, seed)
+    q = np.empty(len(pi), np.int64)
+    np.copyto(q, pi * S.SCALE, casting="unsafe")          # truncation == floor (pi > 0), as _systematic_core
+    np.maximum(q, 1, out=q)
+    r = _key_range(keys, nranges)
+    order = np.argsort(r, kind="stable")
+    bounds = np.searchsorted(r[order], np.arange(nranges + 1))
+    qs = q[order]
+    c = np.concatenate([[0], np.cumsum(qs)])
+    arr = pa.array(idx)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    arr = arr.cast(pa.large_string())
+    taken = arr.take(pa.array(order))
+    pieces = [(taken.slice(bounds[k], bounds[k + 1] - bounds[k]), qs[bounds[k]:bounds[k + 1]])
+              for k in range(nranges)]
+    below = q < S.SCALE
+    stats = {"n": len(pi), "pi_sum": math.fsum(pi.tolist()),
+             "count": np.diff(bounds), "sum": c[bounds[1:]] - c[bounds[:-1]],
+             "elig_add": np.bincount(r[below], minlength=nranges),
+             "elig_remove": np.bincount(r[below & (q > 1)], minlength=nranges)}
+    return {"stats": stats, "pieces": pieces}
+
+
+def _draw_stats(prep: Mapping[str, Any]) -> dict[str, Any]:
+    return prep["stats"]
+
+
+def _draw_offsets(stats: Sequence[Mapping[str, Any]], n: int | None, seed: Any) -> dict[str, Any]:
+    """Global step: n, each range's share of the fixed-point deficit and its offset (Σ pi_int before it)."""
+    population = int(sum(st["n"] for st in stats))
+    total = math.fsum(st["pi_sum"] for st in stats)
+    if n is None:
+        n = int(round(total))
+    S._check_n(n, population, 0, 0.0)
+    if abs(total - n) > 1e-6 * max(1.0, n):
+        raise PlanError(f"plan: pi sums to {total:.6f}, not n={n}; rebuild it with supervision_plan(..., n={n})")
+    n = int(n)
+    sums = [sum(int(st["sum"][k]) for st in stats) for k in range(len(stats[0]["sum"]))] if stats else []
+    d = n * S.SCALE - sum(sums)
+    elig = np.sum([st["elig_add" if d > 0 else "elig_remove"] for st in stats], axis=0).astype(np.int64) \
+        if stats else np.zeros(0, np.int64)
+    if abs(d) > int(elig.sum()):
+        left = (abs(d) - int(elig.sum())) * (1 if d > 0 else -1)
+        raise PlanError(f"fixed point: {left} units left over (pi does not sum to n={n})")
+    before = np.cumsum(elig) - elig
+    share = [int(x) * (1 if d > 0 else -1) for x in np.clip(abs(d) - before, 0, elig)]
+    offsets, acc = [], 0
+    for k, sk in enumerate(sums):
+        offsets.append(acc % S.SCALE)
+        acc += sk + share[k]
+    return {"n": n, "population": population, "start": S.start_from_seed(seed), "share": share, "offset": offsets}
+
+
+def _draw_range(pieces: Sequence[tuple[pa.Array, np.ndarray]], info: Mapping[str, Any], k: int,
+                seed: Any) -> dict[str, Any]:
+    """One key range: sort by (key, id), take the deficit share, select with the global start."""
+    arr = pa.concat_arrays([p[0] for p in pieces]) if pieces else pa.array([], pa.large_string())
+    q = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
+    index = pd.Index(arr.to_pandas())
+    order = S._prn_order(S._id_buffers(index), index, seed)
+    qs = q[order]
+    S._spread_deficit(qs, info["share"][k], f"pi does not sum to n={info['n']}")
+    sel = S.systematic_select(qs, info["start"], info["offset"][k])
+    ordered = arr.take(pa.array(order))
+    offs = np.frombuffer(ordered.buffers()[1], np.int64, len(ordered) + 1, ordered.offset * 8)
+    data = ordered.buffers()[2]
+    ids_bytes = b"" if data is None or not len(ordered) else \
+        np.frombuffer(data, np.uint8)[offs[0]:offs[-1]].tobytes()
+    return {"selected": ordered.filter(pa.array(sel)), "ids": ids_bytes, "lens": np.diff(offs).astype("<u4"),
+            "q": np.ascontiguousarray(qs, "<i8")}
+
+
+def _draw_piece(prep: Mapping[str, Any], k: int) -> tuple[pa.Array, np.ndarray]:
+    return prep["pieces"][k]
+
+
+def _draw_graph(parts: Sequence[Delayed], n: int | None, seed: Any, R: int) -> tuple[Delayed, list[Delayed]]:
+    """The draw's task graph, written out directly (B prepare, B stats, B×R piece, 1 offsets and
+    R range tasks; ``dask.delayed`` would spend ~1 ms per call building it)."""
+    from dask.base import tokenize
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    name = f"yiwu-draw-{tokenize([p.key for p in parts], n, S._seed_str(seed), type(seed).__name__, R)}"
+    prep, stats, piece, offsets, rng = (f"{name}-{s}" for s in ("prepare", "stats", "piece", "offsets", "range"))
+    dsk: dict[Any, Any] = {}
+    for b, p in enumerate(parts):
+        dsk[(prep, b)] = (functools.partial(_draw_prepare, seed=seed, nranges=R), p.key)
+        dsk[(stats, b)] = (_draw_stats, (prep, b))
+        for k in range(R):
+            dsk[(piece, b, k)] = (functools.partial(_draw_piece, k=k), (prep, b))
+    dsk[(offsets, 0)] = (functools.partial(_draw_offsets, n=n, seed=seed), [(stats, b) for b in range(len(parts))])
+    for k in range(R):
+        dsk[(rng, k)] = (functools.partial(_draw_range, k=k, seed=seed),
+                         [(piece, b, k) for b in range(len(parts))], (offsets, 0))
+    graph = HighLevelGraph.from_collections(name, dsk, dependencies=list(parts))
+    return Delayed((offsets, 0), graph, layer=name), [Delayed((rng, k), graph, layer=name) for k in range(R)]
+
+
+def _iter_computed(tasks: Sequence[Delayed]) -> Iterator[Any]:
+    """Results of ``tasks`` in order: streamed one at a time through a distributed Client when one
+    is active (the client then holds one result at a time), else ``dask.compute``."""
+    dask, _, _ = _dask()
+    client = _client()
+    if client is None:
+        yield from dask.compute(*tasks)
+        return
+    futures = client.compute(list(tasks))
+    try:
+        for i, f in enumerate(futures):
+            yield f.result()
+            f.release()
+            futures[i] = None
+    finally:
+        for f in futures:
+            if f is not None:
+                f.release()
+
+
+def draw_distributed(plan: DistributedPlan | dd.DataFrame, n: int | None, seed: int | str, *,
+                     nranges: int | None = None, plan_attrs: Mapping[str, Any] | None = None) -> S.Draw:
+    """:func:`~yiwu_credit.supervision.sampling.draw` on a partitioned plan: the same selected ids (in draw
+    order) and the same audit record (start, frame_sha256, pi_sha256, n, population, plan).
+
+    ``plan``: :func:`plan_distributed`'s result or any Dask frame with entity_id index and
+    ``pi``. ``nranges``: key ranges of the shuffle (default: max(8, workers), at most the
+    partition count; the shuffle has partitions × ranges small tasks).
+    ``plan_attrs``: the plan record for the audit when ``plan`` is a bare frame.
+    One graph: per-partition preparation → one small reduction (range stats) → the key-range
+    shuffle → per-range selection; the client then hashes the ranges in order.
+    """
+    _dask()
+    S._seed_str(seed)
+    if isinstance(plan, DistributedPlan):
+        parts, summary = plan.parts, plan.summary
+    else:
+        parts, summary = list(plan.to_delayed()), None
+    if nranges is None:
+        client = _client()
+        workers = len(client.scheduler_info().get("workers", {})) if client is not None else 1
+        nranges = max(1, min(len(parts), max(8, workers)))
+    R = _check_npartitions(nranges)
+    info, ranges = _draw_graph(parts, n, seed, R)
+    head = [info] + ([summary] if summary is not None else [])
+    fh, ph, lens, selected = hashlib.sha256(), hashlib.sha256(), [], []
+    it = _iter_computed([*head, *ranges])
+    got = [next(it) for _ in head]
+    for r in it:
+        fh.update(r["ids"])
+        ph.update(r["q"])
+        lens.append(r["lens"])
+        selected.append(r["selected"])
+    for x in lens:
+        fh.update(x)
+    inf = got[0]
+    attrs = dict(got[1]) if summary is not None else dict(plan_attrs or {})
+    sel_arr = pa.concat_arrays(selected) if selected else pa.array([], pa.large_string())
+    sel = pd.Index(sel_arr.to_pandas(), name="entity_id")
+    audit = {
+        "format": S.AUDIT_FORMAT, "algorithm": S.DRAW_ALGORITHM, "algorithm_version": S.ALGORITHM_VERSION,
+        "prn_hash": S.PRN_HASH, "fixed_point_bits": S.SCALE_BITS, "library_version": S._library_version(),
+        "seed": seed if isinstance(seed, str) else int(seed), "start": inf["start"], "n": inf["n"],
+        "population": inf["population"], "frame_sha256": fh.hexdigest(), "pi_sha256": ph.hexdigest(),
+        "plan": attrs, "selected": S._id_list(sel),
+    }
+    return S.Draw(selected=sel, audit=audit)

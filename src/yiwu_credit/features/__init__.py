@@ -1,0 +1,3 @@
+"""Stage 2, point-in-time features: the declarative catalogue (``catalogue``), the batch and
+single-entity builders (``build``) and the training-range record (``ranges``).
+"""

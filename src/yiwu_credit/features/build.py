@@ -1,0 +1,578 @@
+"""Point-in-time credit features from the declarative catalogue.
+
+``build_features(dataset, as_of)`` returns one row per entity alive at ``as_of`` (entity_id
+index, sorted), computed only from facts dated strictly before ``as_of``. Credit repair is
+honoured through the policy's ``[repair]`` periods: a penalty decided on day d with publicity
+period P counts for as_of in (d, d + P) and not from its ``repaired_on`` (if before as_of);
+a list entry counts while entered_on < as_of <= removed_on.
+
+The function is pure over one :class:`Dataset`, so it runs unchanged on a partition of entities
+with their co-partitioned events (see ``yiwu_credit.distributed.engine``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import functools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.contract import TABLES
+from ..data.dataset import Dataset
+from ..data.dates import LOCAL_TZ, ZONED
+from ..errors import UsageError
+from ..supervision.policy import Policy, load_policy
+from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
+
+_EPOCH = np.datetime64("1970-01-01", "D")
+_NAT = np.iinfo(np.int64).min
+
+
+_ORDINAL_1970 = datetime.date(1970, 1, 1).toordinal()
+
+
+def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
+    """Days since 1970-01-01 of a date (ISO string, date, datetime, Timestamp or datetime64).
+
+    The batch loader's rule for one value: a zoned timestamp counts on its Asia/Shanghai date.
+    Anything else (``"tomorrow"``, ``"2026-13-01"``) is a :class:`~yiwu_credit.errors.UsageError`.
+    """
+    if isinstance(x, datetime.datetime) and x.tzinfo is not None:
+        x = pd.Timestamp(x).tz_convert(LOCAL_TZ)
+    if isinstance(x, datetime.date):  # also datetime and pandas Timestamp
+        return x.toordinal() - _ORDINAL_1970
+    if isinstance(x, str):
+        t = x.strip()
+        try:
+            if len(t) == 10:
+                return datetime.date.fromisoformat(t).toordinal() - _ORDINAL_1970
+            if ZONED.match(t) or len(t) > 10:
+                return to_day(datetime.datetime.fromisoformat(t.replace("z", "Z").replace(" ", "T", 1)))
+        except ValueError:
+            pass
+        raise UsageError(f"{x!r} is not an ISO date (YYYY-MM-DD)")
+    return to_day(pd.Timestamp(x))
+
+
+def day_array(s: pd.Series) -> np.ndarray:
+    """int64 days since epoch; NaT → a very small sentinel (never 'before as_of' by accident)."""
+    a = s.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT")).astype("datetime64[D]")
+    out = (a - _EPOCH).astype(np.int64)
+    out[np.isnat(a)] = _NAT
+    return out
+
+
+def sort_ids(ids: pd.Series) -> np.ndarray:
+    """Stable order (int64 positions) that sorts entity ids (Arrow's sort: ~10× numpy's on objects)."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        return pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy().astype(np.int64)
+    except ImportError:  # pragma: no cover
+        return np.argsort(ids.to_numpy(dtype=object), kind="stable")
+
+
+def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
+    """Entities established before as_of and not closed before it (bool, shape (n,))."""
+    est = day_array(entities["established_on"])
+    closed = day_array(entities["closed_on"])
+    return (est != _NAT) & (est < as_of_day) & ((closed == _NAT) | (closed >= as_of_day))
+
+
+def pool(dataset: Dataset, as_of_day: int) -> tuple[np.ndarray, np.ndarray]:
+    """The supervision pool at as_of: positions in ``entities`` of the alive entities sorted by
+    entity_id (shape (n_alive,)), and the inverse map (shape (n_entities,), -1 = not in pool).
+    Cached on the dataset, since features, overrides and scoring all need it."""
+    def make() -> tuple[np.ndarray, np.ndarray]:
+        ent = dataset.entities
+        idx = np.flatnonzero(alive(ent, as_of_day))
+        idx = idx[sort_ids(ent["entity_id"].iloc[idx])]
+        remap = np.full(len(ent), -1, dtype=np.int64)
+        remap[idx] = np.arange(len(idx))
+        return idx, remap
+
+    return dataset.derived(("pool", as_of_day), ("entities",), make)
+
+
+@dataclass
+class Events:
+    """Rows of one event table usable at as_of: output row ``pos``, ``age`` in days (>= 1).
+
+    Code columns are small ints indexing ``codes[column]`` (-1 = missing), so filters compare
+    integers instead of strings.
+    """
+
+    pos: np.ndarray
+    age: np.ndarray
+    cols: dict[str, np.ndarray]
+    codes: dict[str, tuple]
+
+
+def code_array(s: pd.Series, codes: tuple) -> np.ndarray:
+    """Index (int16) of each value of ``s`` in ``codes``; -1 for missing or unknown values."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        res = pc.index_in(pa.array(s, type=pa.string()), value_set=pa.array(list(codes), type=pa.string()))
+        return res.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int16)
+    except ImportError:  # pragma: no cover
+        return pd.Categorical(s, categories=list(codes)).codes.astype(np.int16)
+
+
+def _year_date(y: np.ndarray, month: int, day: int) -> np.ndarray:
+    """Day number of (year + 1)-month-day for each year (float array; the publication or filing
+    deadline)."""
+    ok = ~np.isnan(y)
+    out = np.full(len(y), _NAT, dtype=np.int64)
+    if ok.any():
+        yi = y[ok].astype(np.int64) + 1
+        months = (yi - 1970) * 12 + (month - 1)
+        d = months.astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(day - 1, "D")
+        out[ok] = (d - _EPOCH).astype(np.int64)
+    return out
+
+
+AR_STATUS = ("on_time", "late", "missing")
+BOOL_CODES = (False, True)
+
+
+def table_arrays(df: pd.DataFrame, name: str) -> dict[str, np.ndarray]:
+    """A table as plain numpy columns: dates as int64 day numbers (missing = a tiny sentinel),
+    code columns as int16 indexes into the contract's code list (-1 = missing), numbers and
+    years as float64, booleans as int16 (missing = 0). ``entity_id`` is left out."""
+    out: dict[str, np.ndarray] = {}
+    for c in TABLES[name].columns:
+        if c.kind == "date":
+            out[c.name] = day_array(df[c.name])
+        elif c.kind == "code":
+            out[c.name] = code_array(df[c.name], c.codes)
+        elif c.kind in ("float", "int", "year"):
+            out[c.name] = df[c.name].to_numpy(dtype="float64", na_value=np.nan)
+        elif c.kind == "bool":
+            out[c.name] = df[c.name].fillna(False).to_numpy(dtype=bool).astype(np.int16)
+    return out
+
+
+def events_at(ds: Dataset, name: str, as_of_day: int, remap: np.ndarray, policy: Policy,
+              catalogue: Catalogue) -> Events:
+    """The rows of table ``name`` that are known and (where it applies) publicly shown at as_of."""
+    codes = ds.entity_codes(name)
+    pos = np.where(codes >= 0, remap[np.maximum(codes, 0)], -1)
+    return events_from_arrays(name, table_arrays(ds.table(name), name), pos, as_of_day, policy, catalogue)
+
+
+def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_of_day: int, policy: Policy,
+                       catalogue: Catalogue) -> Events:
+    """The numpy core of :func:`events_at`: ``a`` from :func:`table_arrays`, ``pos`` the output row
+    of each input row (-1 = not in the pool). Pure; runs on any partition or a single entity."""
+    t = TABLES[name]
+    lists: dict[str, tuple] = {}
+    if name == "penalties":
+        date = a["decided_on"]
+        rep = policy.repair
+        fine = a["fine_cny"]
+        lists["procedure"] = t.column("procedure").codes
+        general = a["procedure"] == lists["procedure"].index("general")
+        period = np.where(~general, rep["simple_procedure_days"],
+                          np.where(fine <= 0, rep["warning_days"],
+                                   np.where(fine <= rep["low_fine_max_cny"], rep["low_fine_days"],
+                                            rep["general_penalty_days"])))
+        repaired = a["repaired_on"]
+        keep = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
+        cols = {"procedure": a["procedure"], "fine_cny": fine}
+    elif name == "list_records":
+        date = a["entered_on"]
+        removed = a["removed_on"]
+        keep = (removed == _NAT) | (removed >= as_of_day)
+        lists["list"] = t.column("list").codes
+        cols = {"list": a["list"]}
+    elif name == "annual_reports":
+        src = catalogue.sources["annual_reports"]["date_from_year"]
+        date = _year_date(a["year"], src["month"], src["day"])
+        filed = a["filed_on"]
+        known = (filed != _NAT) & (filed < as_of_day)
+        status = np.where(known & (filed <= date), 0, np.where(known, 1, 2)).astype(np.int16)
+        lists["status"] = AR_STATUS
+        keep = np.ones(len(date), dtype=bool)
+        cols = {"status": status, "year": a["year"]}
+    elif name == "tax_ratings":
+        src = catalogue.sources["tax_ratings"]["date_from_year"]
+        date = _year_date(a["year"], src["month"], src["day"])
+        keep = np.ones(len(date), dtype=bool)
+        rank_of = np.array([TAX_RANK[c] for c in t.column("rating").codes] + [np.nan], dtype=float)
+        r = a["rating"]
+        cols = {"rating": rank_of[np.where(r < 0, len(rank_of) - 1, r)], "year": a["year"]}
+    elif name == "inspections":
+        date = a["inspected_on"]
+        keep = np.ones(len(date), dtype=bool)
+        lists["result"] = t.column("result").codes
+        cols = {"result": a["result"]}
+    elif name == "complaints":
+        date = a["received_on"]
+        keep = np.ones(len(date), dtype=bool)
+        lists["substantiated"] = BOOL_CODES
+        cols = {"substantiated": a["substantiated"]}
+    else:  # pragma: no cover
+        raise KeyError(name)
+    keep &= (pos >= 0) & (date != _NAT) & (date < as_of_day)
+    return Events(pos[keep], (as_of_day - date[keep]).astype(np.int64), {k: v[keep] for k, v in cols.items()},
+                  lists)
+
+
+def _mask(ev: Events, filt: tuple) -> np.ndarray:
+    m = np.ones(len(ev.pos), dtype=bool)
+    for col, val in filt:
+        m &= _lut(ev.codes[col], val if isinstance(val, tuple | list) else (val,))[ev.cols[col].astype(np.intp) + 1]
+    return m
+
+
+@functools.lru_cache(maxsize=256)
+def _lut(codes: tuple, vals: tuple) -> np.ndarray:
+    """Boolean lookup over code indexes shifted by one (slot 0 is code -1, missing)."""
+    lut = np.zeros(len(codes) + 1, dtype=bool)
+    lut[[codes.index(v) + 1 for v in vals]] = True
+    lut.flags.writeable = False
+    return lut
+
+
+def _windowed_counts(pos: np.ndarray, age: np.ndarray, windows: tuple[int, ...], n: int,
+                     weights: np.ndarray | None = None) -> np.ndarray:
+    """Sums over nested windows, shape (n, len(windows)): each row goes to its smallest window
+    once, then a cumulative sum over windows (one bincount instead of one per window)."""
+    w = np.asarray(windows, dtype=np.int64)
+    b = np.searchsorted(w, age, side="left")  # first window with w >= age
+    inside = b < len(w)
+    k = len(w)
+    flat = np.bincount(pos[inside] * k + b[inside], weights=None if weights is None else weights[inside],
+                       minlength=n * k)
+    return np.cumsum(flat.reshape(n, k), axis=1)
+
+
+def _per_window(ev: Events, m: np.ndarray, windows: tuple[int, ...], n: int,
+                weights: np.ndarray | None = None) -> np.ndarray:
+    if windows:
+        return _windowed_counts(ev.pos[m], ev.age[m], windows, n, None if weights is None else weights[m])
+    return np.bincount(ev.pos[m], weights=None if weights is None else weights[m], minlength=n)[:, None].astype(float)
+
+
+def _compute(f: Feature, ev: Events, n: int, cache: dict) -> np.ndarray:
+    """Values of all windows of spec ``f.spec`` (shape (n, max(1, len(windows))))."""
+    s = f.spec
+    key = (s.table, s.filter)
+    if key not in cache:
+        cache[key] = _mask(ev, s.filter)
+    m = cache[key]
+    ws = s.windows
+    agg = s.aggregation
+    if agg == "count":
+        return _per_window(ev, m, ws, n).astype(float)
+    if agg == "flag":
+        return (_per_window(ev, m, ws, n) > 0).astype(float)
+    if agg == "sum":
+        v = np.nan_to_num(ev.cols[s.column].astype(float))
+        return _per_window(ev, m, ws, n, v)
+    if agg == "decayed_count":
+        v = np.power(0.5, ev.age / s.half_life)
+        return _per_window(ev, m, ws, n, v)
+    if agg == "share":
+        num = _per_window(ev, m, ws, n)
+        den = _per_window(ev, np.ones_like(m), ws, n)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+    if agg == "growth":
+        w = ws[0]
+        both = _windowed_counts(ev.pos[m], ev.age[m], (w, 2 * w), n)
+        out = 2 * both[:, :1] - both[:, 1:2]  # recent - previous = c_w - (c_2w - c_w)
+        return out.astype(float)
+    if agg in ("max", "days_since_last", "days_since_first"):
+        cols = []
+        for w in ws or (None,):
+            mm = m if w is None else m & (ev.age <= w)
+            if agg == "max":
+                out = np.zeros(n)
+                np.maximum.at(out, ev.pos[mm], np.nan_to_num(ev.cols[s.column][mm].astype(float)))
+            elif agg == "days_since_last":
+                out = np.full(n, float(w + 1))
+                np.minimum.at(out, ev.pos[mm], ev.age[mm].astype(float))
+            else:
+                out = np.zeros(n)
+                np.maximum.at(out, ev.pos[mm], ev.age[mm].astype(float))
+            cols.append(out)
+        return np.column_stack(cols)
+    if agg == "streak":
+        # rows are one per (entity, year); the streak is the number of matching years after the
+        # entity's latest non-matching year
+        year = ev.cols["year"]
+        last_ok = np.full(n, -np.inf)
+        np.maximum.at(last_ok, ev.pos[~m], year[~m])
+        hit = m & (year > last_ok[ev.pos])
+        return np.bincount(ev.pos[hit], minlength=n)[:, None].astype(float)
+    if agg == "latest":
+        year = ev.cols["year"]
+        latest = np.full(n, -np.inf)
+        np.maximum.at(latest, ev.pos[m], year[m])
+        sel = m & (year == latest[ev.pos])
+        out = np.full(n, np.nan)
+        out[ev.pos[sel]] = ev.cols[s.column][sel]
+        return out[:, None]
+    raise AssertionError(agg)  # pragma: no cover
+
+
+def _no_events(f: Feature, n: int) -> np.ndarray:
+    """What :func:`_compute` gives when the table has no usable rows (fast path, same values;
+    read-only, shared between calls)."""
+    s = f.spec
+    return _no_events_cached(s.aggregation, s.windows, n)
+
+
+@functools.lru_cache(maxsize=512)
+def _no_events_cached(aggregation: str, windows: tuple[int, ...], n: int) -> np.ndarray:
+    ws = windows or (None,)
+    if aggregation in ("share", "latest"):
+        out = np.full((n, len(ws)), np.nan)
+    elif aggregation == "days_since_last":
+        out = np.tile(np.array([float(w + 1) for w in ws]), (n, 1))
+    else:
+        out = np.zeros((n, len(ws)))
+    out.flags.writeable = False
+    return out
+
+
+def entity_arrays(ent: pd.DataFrame, catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """The entity attributes the catalogue needs, as numpy: ``established_on`` day numbers,
+    numeric columns as float64, and each categorical attribute feature's category codes (int64,
+    keyed by feature name; unknown towns → 其他, other unknowns → -1)."""
+    out: dict[str, np.ndarray] = {}
+    for f in catalogue.features:
+        s = f.spec
+        if s.table != "entities":
+            continue
+        col = ent[s.column]
+        if s.transform == "age_days":
+            out[s.column] = day_array(col)
+        elif s.transform == "value":
+            out[s.column] = col.to_numpy(dtype="float64", na_value=np.nan)
+        else:
+            vals = col.str.slice(0, 1) if s.transform == "section" else col
+            out[f.name] = _category_codes(f, code_array(vals, f.categories).astype(np.int64))
+    return out
+
+
+def _category_codes(f: Feature, codes: np.ndarray) -> np.ndarray:
+    if f.spec.column == "town":  # free text: any town outside the known list is 其他
+        return np.where(codes < 0, f.categories.index(OTHER_TOWN), codes)
+    return codes
+
+
+def compute_columns(ent: dict[str, np.ndarray], events: dict[str, Events], n: int, as_of_day: int,
+                    catalogue: Catalogue) -> dict[str, np.ndarray]:
+    """Every catalogue feature for ``n`` pool rows from entity arrays and per-table Events.
+
+    Pure numpy; categorical attributes come back as category codes. Shared by the batch path
+    (:func:`build_features`), partitions, and the single-entity path (:func:`entity_features`).
+    """
+    columns: dict[str, np.ndarray] = {}
+    cache: dict = {}
+    done: set[str] = set()
+    for f in catalogue.features:
+        s = f.spec
+        if s.table == "entities":
+            if s.transform == "age_days":
+                columns[f.name] = (as_of_day - ent[s.column]).astype(float)
+            elif s.transform == "value":
+                columns[f.name] = ent[s.column]
+            else:
+                columns[f.name] = ent[f.name]
+            continue
+        if s.name in done:
+            continue
+        ev = events[s.table]
+        vals = _compute(f, ev, n, cache) if len(ev.pos) else _no_events(f, n)
+        names = [f"{s.name}_{w}d" for w in s.windows] if s.windows else [s.name]
+        for j, nm in enumerate(names):
+            columns[nm] = vals[:, j]
+        done.add(s.name)
+    return columns
+
+
+def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
+                   policy: Policy | str | None = None) -> pd.DataFrame:
+    """Credit features at ``as_of``: DataFrame (n_alive, n_features), index ``entity_id`` sorted.
+
+    Numeric features are float64; basic categorical attributes are pandas ``category`` with the
+    catalogue's fixed categories (unknown towns map to 其他).
+    """
+    cat = load_catalogue(catalogue)
+    pol = load_policy(policy)
+    as_of_day = to_day(as_of)
+    idx, remap = pool(dataset, as_of_day)
+    needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
+    ent_live = dataset.entities[needed].take(idx).reset_index(drop=True)
+    tables = {f.spec.table for f in cat.features if f.spec.table != "entities"}
+    events = {t: events_at(dataset, t, as_of_day, remap, pol, cat) for t in sorted(tables)}
+    cols = compute_columns(entity_arrays(ent_live, cat), events, len(idx), as_of_day, cat)
+    for f in cat.features:
+        if f.is_categorical:
+            cols[f.name] = pd.Categorical.from_codes(cols[f.name], categories=list(f.categories))
+    out = pd.DataFrame(cols, index=pd.Index(ent_live["entity_id"].astype("str"), name="entity_id"))
+    return out[cat.names]
+
+
+def _record_arrays(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """:func:`table_arrays` for a few plain records (dicts with ISO-date strings or dates)."""
+    out: dict[str, np.ndarray] = {}
+    for c in TABLES[name].columns:
+        vals = [r.get(c.name) for r in rows]
+        if c.kind == "date":
+            out[c.name] = np.array([_NAT if _missing(v) else to_day(v) for v in vals], dtype=np.int64)
+        elif c.kind == "code":
+            out[c.name] = np.array([c.codes.index(v) if v in c.codes else -1 for v in vals], dtype=np.int16)
+        elif c.kind in ("float", "int", "year"):
+            out[c.name] = np.array([np.nan if _missing(v) else float(v) for v in vals], dtype=np.float64)
+        elif c.kind == "bool":
+            out[c.name] = np.array([1 if v is True or v in ("true", "1", 1) else 0 for v in vals], dtype=np.int16)
+    return out
+
+
+def _missing(v: Any) -> bool:
+    return v is None or v == "" or (isinstance(v, float) and v != v)
+
+
+def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]], as_of_day: int,
+                  policy: Policy, catalogue: Catalogue) -> tuple[dict[str, np.ndarray], dict[str, Events]]:
+    """Entity arrays and per-table Events for one entity given as plain records."""
+    ent: dict[str, np.ndarray] = {}
+    for f in catalogue.features:
+        s = f.spec
+        if s.table != "entities":
+            continue
+        v = entity.get(s.column)
+        if s.transform == "age_days":
+            ent[s.column] = np.array([_NAT if _missing(v) else to_day(v)], dtype=np.int64)
+        elif s.transform == "value":
+            ent[s.column] = np.array([np.nan if _missing(v) else float(v)])
+        else:
+            key = str(v)[:1] if s.transform == "section" and not _missing(v) else v
+            code = f.categories.index(key) if key in f.categories else -1
+            ent[f.name] = _category_codes(f, np.array([code], dtype=np.int64))
+    evs = {}
+    for t in (n for n in TABLES if n != "entities"):
+        rows = events.get(t, ())
+        if not rows:  # most entities have no rows in most tables
+            evs[t] = _empty_events(t, policy, catalogue)
+            continue
+        evs[t] = events_from_arrays(t, _record_arrays(t, rows), np.zeros(len(rows), dtype=np.int64), as_of_day,
+                                    policy, catalogue)
+    return ent, evs
+
+
+def _empty_events(name: str, policy: Policy, catalogue: Catalogue) -> Events:
+    key = ("empty", name)
+    cache = _EMPTY.setdefault(id(policy), {})
+    if key not in cache:
+        cache[key] = events_from_arrays(name, _record_arrays(name, ()), np.zeros(0, dtype=np.int64), 0, policy,
+                                        catalogue)
+    return cache[key]
+
+
+_EMPTY: dict[int, dict] = {}
+
+
+def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
+                    as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
+                    policy: Policy | str | None = None) -> dict[str, float]:
+    """Features of one entity from plain records, without pandas (the online path).
+
+    ``entity`` maps entities columns to values; ``events`` maps a table name to a list of row
+    dicts. Returns {feature: value}, categorical attributes as category codes. Equal to the row
+    of :func:`build_features` for the same data.
+    """
+    cat = load_catalogue(catalogue)
+    pol = load_policy(policy)
+    a = to_day(as_of)
+    ent, evs = entity_events(entity, events, a, pol, cat)
+    cols = compute_columns(ent, evs, 1, a, cat)
+    return {k: float(v[0]) for k, v in cols.items()}
+
+
+def feature_matrix_info(catalogue: Catalogue | str | None = None) -> pd.DataFrame:
+    """The catalogue as a table: name, family, direction, zh, en (for docs and reports)."""
+    cat = load_catalogue(catalogue)
+    return pd.DataFrame([
+        {"name": f.name, "family": f.spec.family, "table": f.spec.table, "aggregation": f.spec.aggregation,
+         "window_days": f.window, "direction": f.spec.direction, "zh": f.spec.zh, "en": f.spec.en}
+        for f in cat.features
+    ])
+
+
+def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy | str | None = None,
+                   catalogue: Catalogue | str | None = None) -> pd.DataFrame:
+    """Point-in-time facts behind the policy overrides, one row per entity alive at as_of.
+
+    Columns (bool): ``serious_dishonest`` and ``abnormal_operation`` (currently listed),
+    ``adverse_conduct`` (an inspection result in ``[overrides].adverse_conduct_results`` within
+    ``adverse_conduct_days``), ``is_new`` (established within ``new_entity_days`` and no penalty,
+    inspection, complaint or list record yet), ``new_with_record`` (established within
+    ``new_entity_days`` with such a record); numbers: ``recent_penalties`` and
+    ``recent_fines_cny`` (general-procedure penalties decided within ``heavy_penalties_days`` and
+    still publicly shown, and their fines). Index entity_id, sorted like build_features.
+    """
+    pol = load_policy(policy)
+    cat = load_catalogue(catalogue)
+    a = to_day(as_of)
+    ent = dataset.entities
+    idx, remap = pool(dataset, a)
+    n = len(idx)
+    lr = events_at(dataset, "list_records", a, remap, pol, cat)
+    ins = events_at(dataset, "inspections", a, remap, pol, cat)
+    pen = events_at(dataset, "penalties", a, remap, pol, cat)
+    history = np.zeros(n, dtype=bool)
+    for name in ("penalties", "inspections", "complaints", "list_records"):
+        df = dataset.table(name)
+        codes = dataset.entity_codes(name)
+        d = day_array(df[TABLE_DATE[name]])
+        m = (codes >= 0) & (d != _NAT) & (d < a)
+        p = remap[np.maximum(codes[m], 0)]
+        history[p[p >= 0]] = True
+    age = a - day_array(ent["established_on"]).take(idx)
+    facts = override_core(lr, ins, history, age, n, pol, pen)
+    return pd.DataFrame(facts, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str),
+                                              name="entity_id"))
+
+
+def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.ndarray, n: int,
+                  policy: Policy, pen: Events | None = None) -> dict[str, np.ndarray]:
+    """The override facts (arrays of shape (n,)) from list, inspection and penalty Events,
+    whether each entity has any record before as_of, and its age in days. Without ``pen`` the
+    penalty counts are 0."""
+    o = policy.overrides
+
+    def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
+        return np.bincount(ev.pos[m], minlength=n) > 0
+
+    young = age_days <= o["new_entity_days"]
+    count, fines = np.zeros(n, dtype=np.int64), np.zeros(n)
+    if pen is not None and len(pen.pos):
+        m = _mask(pen, (("procedure", "general"),)) & (pen.age <= o.get("heavy_penalties_days", 365))
+        count = np.bincount(pen.pos[m], minlength=n).astype(np.int64)
+        fines = np.bincount(pen.pos[m], weights=np.nan_to_num(pen.cols["fine_cny"][m]), minlength=n)
+    return {
+        "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
+        "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
+        "adverse_conduct": any_of(ins, _mask(ins, (("result", tuple(o["adverse_conduct_results"])),))
+                                  & (ins.age <= o["adverse_conduct_days"])),
+        "is_new": young & ~history,
+        "new_with_record": young & history,
+        "recent_penalties": count,
+        "recent_fines_cny": fines,
+    }
+
+
+TABLE_DATE = {"penalties": "decided_on", "inspections": "inspected_on", "complaints": "received_on",
+              "list_records": "entered_on"}

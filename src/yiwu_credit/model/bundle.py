@@ -1,0 +1,251 @@
+"""Versioned model bundles: the fitted model plus everything needed to trust and reuse it.
+
+A bundle is a directory::
+
+    manifest.json    name, version, library versions, catalogue/policy hashes, features,
+                     cut-offs, training window, data fingerprint, metrics, SHA-256 of each file
+    model.joblib     the fitted TieredRiskModel (a pickle: load bundles only from a trusted source)
+    catalogue.toml   the feature catalogue the model was trained on
+    policy.toml      the policy used for labels, cut-offs and overrides
+    reference.parquet  a fixed sample (≤ 5,000 rows, no entity ids) of the training feature
+                     matrix: the reference population for stability monitoring (CSI)
+    ranges.json      min/max per numeric feature and seen categories per categorical one over
+                     the whole training matrix (out-of-range flags at scoring, ``ranges.py``)
+
+:func:`load_bundle` verifies every hash and the format version before unpickling anything, so a
+tampered or incompatible bundle is refused with a clear :class:`BundleError`. Nothing in the
+manifest depends on the time or machine, so retraining with the same data, config and seed
+reproduces the bundle bit for bit.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from .._version import __version__
+from ..data.io import atomic_path, sha256_file, write_text
+from ..errors import BundleError, ConfigError
+from ..features.catalogue import Catalogue, load_catalogue
+from ..features.ranges import RANGES_FILE, feature_ranges
+from ..supervision.policy import Policy, load_policy
+from .estimator import TieredRiskModel
+
+FORMAT = "yiwu-credit-bundle/1"
+#: Modules of yiwu_credit 0.1 (a flat package) that 0.1 bundles name in their pickle → where
+#: those classes live now. Only consulted while a bundle is unpickled.
+LEGACY_MODULES = {
+    "yiwu_credit.model": "yiwu_credit.model.estimator",
+    "yiwu_credit.binning": "yiwu_credit.model.binning",
+    "yiwu_credit.catalogue": "yiwu_credit.features.catalogue",
+    "yiwu_credit.policy": "yiwu_credit.supervision.policy",
+}
+DEFAULT_BUNDLE = "default"
+
+
+@dataclass
+class Bundle:
+    """A verified, loaded bundle."""
+
+    model: TieredRiskModel
+    manifest: dict[str, Any]
+    catalogue: Catalogue
+    policy: Policy
+    path: Path
+    reference: pd.DataFrame | None = None  # training-population feature sample (monitoring)
+    ranges: dict[str, Any] | None = None  # training feature ranges (ranges.json; None in old bundles)
+
+    @property
+    def version(self) -> str:
+        return f"{self.manifest['name']}@{self.manifest['version']}"
+
+
+def _versions() -> dict[str, str]:
+    import lightgbm
+    import numpy
+    import pandas
+    import sklearn
+
+    return {"yiwu_credit": __version__, "scikit-learn": sklearn.__version__, "lightgbm": lightgbm.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__}
+
+
+REFERENCE_ROWS = 5_000
+
+
+def reference_sample(X: pd.DataFrame, n: int = REFERENCE_ROWS, seed: int = 0) -> pd.DataFrame:
+    """A deterministic sample of a feature matrix without entity ids (the monitoring reference)."""
+    take = X if len(X) <= n else X.sample(n=n, random_state=seed).sort_index()
+    return take.reset_index(drop=True)
+
+
+def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version: str, catalogue: Catalogue,
+                policy: Policy, training: dict[str, Any], metrics: dict[str, Any],
+                reference: pd.DataFrame | None = None) -> Path:
+    """Write a bundle directory (each file atomically; the manifest last). ``reference`` is the
+    training feature matrix (or a sample); up to 5,000 rows without ids are stored, and its
+    ranges (``ranges.json``)."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path / "model.joblib") as tmp:
+        joblib.dump(model, tmp, compress=3)
+    write_text(path / "catalogue.toml", Path(catalogue.source).read_text(encoding="utf-8")
+               if Path(catalogue.source).is_file()
+               else (resources.files("yiwu_credit") / "resources" / "features" / "catalogue.toml").read_text(encoding="utf-8"))
+    pol_src = Path(policy.source)
+    write_text(path / "policy.toml", pol_src.read_text(encoding="utf-8") if pol_src.is_file() else
+               (resources.files("yiwu_credit") / "resources" / "policy" / f"{policy.name}.toml").read_text(encoding="utf-8"))
+    names = ["model.joblib", "catalogue.toml", "policy.toml"]
+    if reference is not None:
+        with atomic_path(path / "reference.parquet") as tmp:
+            reference_sample(reference).to_parquet(tmp, index=False)
+        names.append("reference.parquet")
+        write_text(path / RANGES_FILE, json.dumps(feature_ranges(reference), indent=1, sort_keys=True) + "\n")
+        names.append(RANGES_FILE)
+    files = {f: sha256_file(path / f) for f in names}
+    manifest = {
+        "format": FORMAT, "name": name, "version": version, "versions": _versions(),
+        "catalogue": {"name": catalogue.name, "version": catalogue.version, "sha256": catalogue.sha256},
+        "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
+        "features": list(model.feature_names_in_), "learner": model.learner,
+        "params": {k: v for k, v in model.get_params().items() if isinstance(v, int | float | str | type(None))},
+        "tier_cutoffs": [float(c) for c in model.tier_cutoffs_],
+        "training": training, "metrics": metrics, "files": files,
+    }
+    write_text(path / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
+def resolve_bundle_path(path: str | Path | None) -> Path:
+    """A bundle directory: an explicit path, or a shipped bundle name (default 'default')."""
+    if path is None or (not Path(path).exists() and "/" not in str(path)):
+        name = DEFAULT_BUNDLE if path is None else str(path)
+        return Path(str(resources.files("yiwu_credit") / "resources" / "models" / name))
+    return Path(path)
+
+
+def _check_manifest(manifest: Any, mpath: Path) -> None:
+    """BundleError naming the manifest file and field unless every field load_bundle reads has its type."""
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: manifest must be a JSON object, got {type(manifest).__name__}")
+    if manifest.get("format") != FORMAT:
+        raise BundleError(f"{mpath.parent}: unsupported bundle format {manifest.get('format')!r}; "
+                          f"this library reads {FORMAT}")
+
+    def bad(field: str, want: str) -> BundleError:
+        got = repr(manifest.get(field.split(".")[0]))
+        return BundleError(f"{mpath}: field {field!r}: expected {want}, got {got[:60]}")
+
+    files = manifest.get("files")
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        raise bad("files", "an object file name → SHA-256 string")
+    for f in ("name", "version"):
+        if not isinstance(manifest.get(f), str):
+            raise bad(f, "a string")
+    versions = manifest.get("versions")
+    if not isinstance(versions, dict) or not isinstance(versions.get("yiwu_credit"), str):
+        raise bad("versions", "an object with a 'yiwu_credit' version string")
+    cat = manifest.get("catalogue")
+    if not isinstance(cat, dict) or not isinstance(cat.get("sha256"), str):
+        raise bad("catalogue", "an object with a 'sha256' string")
+    feats = manifest.get("features")
+    if not isinstance(feats, list) or not all(isinstance(x, str) for x in feats):
+        raise bad("features", "a list of feature names")
+    for f in ("metrics", "training", "policy"):
+        if f in manifest and not isinstance(manifest[f], dict):
+            raise bad(f, "an object")
+
+
+def load_bundle(path: str | Path | None = None) -> Bundle:
+    """Load and verify a bundle (default: the shipped ``models/default``)."""
+    p = resolve_bundle_path(path)
+    mpath = p / "manifest.json"
+    if not mpath.is_file():
+        raise BundleError(f"no model bundle at {p} (manifest.json not found)")
+    try:
+        manifest = json.loads(mpath.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath}: manifest is not valid JSON: {e}") from None
+    _check_manifest(manifest, mpath)
+    files = manifest["files"]
+    for f in ("model.joblib", "catalogue.toml", "policy.toml",
+              *(o for o in ("reference.parquet", RANGES_FILE) if o in files)):
+        if f not in files:
+            raise BundleError(f"{p}: manifest lists no hash for {f}")
+        if not (p / f).is_file():
+            raise BundleError(f"{p}: {f} is missing")
+        got = sha256_file(p / f)
+        if got != files[f]:
+            raise BundleError(f"{p}: {f} has been modified (SHA-256 {got[:12]}… ≠ manifest {files[f][:12]}…); "
+                              "refusing to load a tampered bundle")
+    built = manifest.get("versions", {}).get("yiwu_credit", "0")
+    if built.split(".")[0] != __version__.split(".")[0]:
+        raise BundleError(f"{p}: built with yiwu_credit {built}, incompatible with {__version__}")
+    try:
+        catalogue = load_catalogue(p / "catalogue.toml")
+        policy = load_policy(p / "policy.toml")
+    except ConfigError as e:
+        raise BundleError(f"{p}: {e}") from None
+    if catalogue.sha256 != manifest["catalogue"]["sha256"]:
+        raise BundleError(f"{p}: catalogue hash does not match the manifest")
+    now = _versions()
+    for lib in ("scikit-learn", "lightgbm"):
+        if manifest["versions"].get(lib) != now[lib]:
+            warnings.warn(f"bundle {p.name} was built with {lib} {manifest['versions'].get(lib)}, running {now[lib]}",
+                          stacklevel=2)
+    try:
+        with _legacy_layout():
+            model = joblib.load(p / "model.joblib")
+    except Exception as e:  # a pickle from another library version can fail in many ways
+        raise BundleError(f"{p}: model.joblib could not be loaded ({type(e).__name__}: {e})") from None
+    if not isinstance(model, TieredRiskModel) or list(model.feature_names_in_) != manifest["features"]:
+        raise BundleError(f"{p}: model does not match its manifest (features differ)")
+    # the model reads texts and directions from its own catalogue and policy
+    model.catalogue = catalogue
+    model.policy = policy
+    reference = pd.read_parquet(p / "reference.parquet") if "reference.parquet" in files else None
+    ranges = json.loads((p / RANGES_FILE).read_text(encoding="utf-8")) if RANGES_FILE in files else None
+    return Bundle(model, manifest, catalogue, policy, p, reference, ranges)
+
+
+@contextmanager
+def _legacy_layout() -> Iterator[None]:
+    """Let a pickle written by yiwu_credit 0.1 find its classes (see :data:`LEGACY_MODULES`).
+
+    Pickle resolves ``module.Class`` by importing ``module`` and reading the attribute. A legacy
+    module that no longer exists is aliased in ``sys.modules``; one that is a package now
+    (``yiwu_credit.model``) gets the classes defined in its successor as attributes. Both are
+    undone afterwards.
+    """
+    added_modules: list[str] = []
+    added_attrs: list[tuple[Any, str]] = []
+    try:
+        for old, new in LEGACY_MODULES.items():
+            target = importlib.import_module(new)
+            if old not in sys.modules:
+                sys.modules[old] = target
+                added_modules.append(old)
+            elif sys.modules[old] is not target:
+                pkg = sys.modules[old]
+                classes = [n for n, v in vars(target).items() if isinstance(v, type) and v.__module__ == new]
+                for name in classes:
+                    if not hasattr(pkg, name):
+                        setattr(pkg, name, getattr(target, name))
+                        added_attrs.append((pkg, name))
+        yield
+    finally:
+        for old in added_modules:
+            sys.modules.pop(old, None)
+        for pkg, name in added_attrs:
+            delattr(pkg, name)

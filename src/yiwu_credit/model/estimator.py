@@ -1,0 +1,841 @@
+"""The tiered risk model: calibrated probability of violation, credit score, tier, reasons.
+
+:class:`TieredRiskModel` follows scikit-learn's estimator contract (``__init__`` stores
+parameters; ``fit`` learns attributes ending in ``_``; prediction never learns). Two learners:
+
+* ``"lightgbm"`` (default): gradient-boosted trees with monotone constraints from the feature
+  catalogue's directions; deterministic (fixed seed, ``deterministic=True``, row-wise, fixed
+  thread count).
+* ``"scorecard"``: supervised binning (:mod:`.binning`: IV-optimal bins under a monotone,
+  peak or valley trend, minimum bin size, special codes, missing and unseen bins) → weight of
+  evidence → logistic regression with non-negative coefficients, read as a points table
+  (:attr:`points_table_`, :meth:`binning_table`, :attr:`iv_`).
+
+The probability is calibrated on out-of-fold margins (Platt by default, or isotonic); the credit
+score is ``base_points + pdo / ln 2 · ln((1 - p) / p / base_odds)`` — higher is better, and
+``pdo`` points double the odds of good. Tiers come from cut-offs on the calibrated probability
+fitted to the policy's target shares (or its fixed thresholds). :meth:`points` splits every
+score into a base and one column per feature that add up to it exactly (Platt's slope folded in).
+
+``predict_proba`` returns the (n, 2) array scikit-learn tools expect; the pandas-in, pandas-out
+views are :meth:`assess` (probability, score, tier), :meth:`predict_tier`, :meth:`credit_score`
+and :meth:`explain` (reason codes), all indexed like ``X``. ``score(X, y)`` is ROC AUC, the
+scikit-learn meaning of "score" (higher is better), so model selection works unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from numbers import Integral, Real
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from scipy.optimize import minimize
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.isotonic import IsotonicRegression
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import type_of_target
+from sklearn.utils.validation import check_is_fitted, column_or_1d
+
+from ..features.catalogue import Catalogue, load_catalogue
+from ..supervision.policy import TIERS, Policy, load_policy
+from .binning import MISSING_POLICIES, TRENDS, fit_binning
+
+_EPS = 1e-6
+
+
+# ------------------------------------------------------------------------ input handling
+
+def _as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
+    if sp.issparse(X):
+        raise TypeError("sparse input is not supported: pass a dense DataFrame or array")
+    if isinstance(X, pd.DataFrame):
+        if all(isinstance(c, str) for c in X.columns):
+            return X
+        return X.rename(columns=str)
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
+                         "(one row per entity, one column per feature).")
+    cols = names if names is not None and len(names) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=cols)
+
+
+def _as_categorical(s: pd.Series, categories: list) -> pd.Categorical:
+    """``s`` as a Categorical over exactly ``categories`` (unknown values become missing).
+
+    The column is factorized once and only its distinct values are looked up; those that match
+    no category (e.g. numbers stored as objects, matched by their text) are retried as text.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        if list(s.cat.categories) == categories:
+            return s.array
+        return s.cat.set_categories(categories).array
+    index = pd.Index(categories)
+    fcodes, uniques = pd.factorize(s)  # hashing once; the look-up is per distinct value
+    lut = index.get_indexer(uniques)
+    bad = lut < 0
+    if bad.any():
+        lut[bad] = index.get_indexer(pd.Index(uniques[bad], dtype=object).map(str))
+    codes = np.append(lut, -1)[fcodes]  # factorize marks missing values with -1
+    return pd.Categorical.from_codes(codes, categories=index)
+
+
+def _is_cat(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+SMALL_BATCH = 20_000  # below this many rows, one thread: starting threads costs more than it saves
+
+
+class _LGBLearner:
+    """LightGBM on the numeric matrix (categorical columns hold category codes)."""
+
+    def __init__(self, params: dict, n_estimators: int, monotone: list[int], cat_idx: list[int],
+                 names: list[str]):
+        self.params, self.n_estimators, self.monotone = params, n_estimators, monotone
+        self.cat_idx, self.names = cat_idx, names
+
+    def _threads(self, n: int) -> int:
+        return 1 if n < SMALL_BATCH else self.params["num_threads"]
+
+    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _LGBLearner:
+        params = dict(self.params, monotone_constraints=self.monotone, monotone_constraints_method="advanced")
+        ds = lgb.Dataset(X, label=y, weight=w, categorical_feature=self.cat_idx, feature_name=self.names,
+                         free_raw_data=True, params={"verbose": -1, "max_bin": params.get("max_bin", 255)})
+        self.booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
+        return self
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self.booster.predict(X, raw_score=True, num_threads=self._threads(len(X)))
+
+    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
+        """Per-feature margin contributions, shape (n, p).
+
+        ``"shap"``: exact TreeSHAP (``pred_contrib``), ~100× the cost of scoring.
+        ``"path"``: path attribution (Saabas): along each tree's root-to-leaf path, the change
+        in node value is credited to the split feature. It needs only the leaf indices (about
+        the cost of scoring) and a precomputed (leaf × feature) table; like SHAP it adds up to
+        the margin, and for shallow trees it ranks the top reasons much the same.
+        """
+        nt = self._threads(len(X))
+        if method == "shap":
+            return self.booster.predict(X, pred_contrib=True, num_threads=nt)[:, :-1]
+        if method != "path":
+            raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
+        return self.contrib_from_leaves(self.leaves(X))
+
+    def leaves(self, X: np.ndarray) -> np.ndarray:
+        """Leaf index of each row in each tree, shape (n, n_trees)."""
+        leaves = self.booster.predict(X, pred_leaf=True, num_threads=self._threads(len(X))).astype(np.int64)
+        return leaves[:, None] if leaves.ndim == 1 else leaves
+
+    def margin_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
+        """The raw margin from leaf indices (sum of leaf values), shape (n,)."""
+        values, offsets = self._leaf_values()
+        return values[offsets[None, :] + leaves].sum(axis=1)
+
+    def contrib_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
+        """Path attribution from leaf indices, shape (n, p)."""
+        table, offsets = self._path_table()
+        out = np.empty((leaves.shape[0], table.shape[1]), dtype=np.float64)
+        rows = offsets[None, :] + leaves
+        for s in range(0, len(rows), 2048):  # gather (chunk, trees, features) and sum over trees
+            out[s:s + 2048] = table[rows[s:s + 2048]].sum(axis=1, dtype=np.float64)
+        return out
+
+    def _path_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """(total leaves × features) path contributions and each tree's first row."""
+        cached = getattr(self, "_paths", None)
+        if cached is not None:
+            return cached
+        dump = self.booster.dump_model()
+        p = len(dump["feature_names"])
+        rows, offsets = [], []
+        for tree in dump["tree_info"]:
+            n_leaves = tree["num_leaves"]
+            offsets.append(sum(len(r) for r in rows))
+            t = np.zeros((n_leaves, p))
+            stack = [(tree["tree_structure"], np.zeros(p))]
+            while stack:
+                node, acc = stack.pop()
+                if "leaf_index" in node:
+                    t[node["leaf_index"]] = acc
+                    continue
+                v = node["internal_value"]
+                f = node["split_feature"]
+                for child in (node["left_child"], node["right_child"]):
+                    cv = child["leaf_value"] if "leaf_index" in child else child["internal_value"]
+                    a = acc.copy()
+                    a[f] += cv - v
+                    stack.append((child, a))
+            rows.append(t)
+        self._paths = (np.vstack(rows).astype(np.float32), np.array(offsets, dtype=np.int64))
+        return self._paths
+
+    def _leaf_values(self) -> tuple[np.ndarray, np.ndarray]:
+        cached = getattr(self, "_values", None)
+        if cached is None:
+            dump = self.booster.dump_model()
+            vals, offsets = [], []
+            for tree in dump["tree_info"]:
+                offsets.append(len(vals))
+                leaf = np.zeros(tree["num_leaves"])
+                stack = [tree["tree_structure"]]
+                while stack:
+                    node = stack.pop()
+                    if "leaf_index" in node:
+                        leaf[node["leaf_index"]] = node["leaf_value"]
+                    elif "left_child" in node:
+                        stack += [node["left_child"], node["right_child"]]
+                    else:  # a single-leaf tree
+                        leaf[0] = node.get("leaf_value", 0.0)
+                vals.extend(leaf)
+            cached = self._values = (np.array(vals), np.array(offsets, dtype=np.int64))
+        return cached
+
+    def __getstate__(self) -> dict:
+        state = dict(self.__dict__)
+        state.pop("_paths", None)  # derived; rebuilt on first use
+        state.pop("_values", None)
+        state.pop("_base", None)
+        return state
+
+    def base_margin(self, method: str = "path") -> float:
+        """The margin less the contributions' sum: the trees' root values ("path"), or the
+        expected margin ("shap")."""
+        if method == "shap":
+            x = np.full((1, len(self.names)), np.nan)
+            return float(self.booster.predict(x, pred_contrib=True, num_threads=1)[0, -1])
+        cached = getattr(self, "_base", None)
+        if cached is None:
+            roots = [t["tree_structure"] for t in self.booster.dump_model()["tree_info"]]
+            cached = self._base = float(sum(r.get("internal_value", r.get("leaf_value", 0.0)) for r in roots))
+        return cached
+
+    def importance(self, names: list[str]) -> pd.Series:
+        """Total gain per feature (0 for features never split on)."""
+        gain = np.nan_to_num(np.asarray(self.booster.feature_importance("gain"), dtype=np.float64))
+        return pd.Series(gain, index=names).sort_values(ascending=False, kind="stable")
+
+
+def _nonneg_logistic(Z: np.ndarray, y: np.ndarray, w: np.ndarray, C: float) -> tuple[np.ndarray, float]:
+    """Weighted L2 logistic regression with coefficients >= 0 (intercept free).
+
+    Minimises ``0.5·|β|² + C·Σ wᵢ·logloss(yᵢ, zᵢ)`` (scikit-learn's convention for ``C``) by
+    L-BFGS-B. Non-negative coefficients on WOE keep every feature's points in the order of its
+    bins' risk: a correlated feature cannot flip its trend.
+    """
+    n, p = Z.shape
+    sw = float(w.sum())
+    scale = 1.0 / (C * sw)  # objective divided by C·Σw for conditioning
+
+    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
+        beta, b0 = theta[:p], theta[p]
+        z = Z @ beta + b0
+        loss = float((w * (np.logaddexp(0.0, z) - y * z)).sum()) / sw + 0.5 * scale * float(beta @ beta)
+        r = w * (1.0 / (1.0 + np.exp(-z)) - y) / sw
+        return loss, np.concatenate([Z.T @ r + scale * beta, [r.sum()]])
+
+    ybar = float(np.clip((w * y).sum() / sw, 1e-6, 1 - 1e-6))
+    theta0 = np.concatenate([np.zeros(p), [math.log(ybar / (1 - ybar))]])
+    res = minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * p + [(None, None)],
+                   options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9})
+    return res.x[:p], float(res.x[p])
+
+
+class _ScorecardLearner:
+    """Supervised bins (:mod:`.binning`) → WOE → logistic regression with coefficients ≥ 0.
+
+    The margin is additive: ``intercept + Σ_j coef_j · woe_j(bin)``. Features whose IV is
+    below ``min_iv`` get coefficient 0 (not selected).
+    """
+
+    def __init__(self, names: list[str], trends: list[str], categories: dict[int, list],
+                 special: dict[int, list[float]], missing: str, min_bin_size: float,
+                 max_n_bins: int | None, C: float, min_iv: float | None):
+        self.names, self.trends, self.categories, self.special = names, trends, categories, special
+        self.missing, self.min_bin_size, self.max_n_bins = missing, min_bin_size, max_n_bins
+        self.C, self.min_iv = C, min_iv
+
+    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _ScorecardLearner:
+        w = np.ones(len(y)) if w is None else w
+        self.binnings = [
+            fit_binning(X[:, j], y, w, name=self.names[j], categories=self.categories.get(j),
+                        trend=self.trends[j], special_codes=self.special.get(j, ()), missing=self.missing,
+                        min_bin_size=self.min_bin_size, max_n_bins=self.max_n_bins)
+            for j in range(X.shape[1])]
+        self.iv = np.array([b.iv for b in self.binnings])
+        self.selected = np.ones(len(self.iv), dtype=bool) if self.min_iv is None else self.iv >= self.min_iv
+        self.coef = np.zeros(X.shape[1])
+        Z = self._woe(X)[:, self.selected]
+        if Z.shape[1]:
+            self.coef[self.selected], self.intercept = _nonneg_logistic(Z, y, w, self.C)
+        else:
+            ybar = float(np.clip((w * y).sum() / w.sum(), 1e-6, 1 - 1e-6))
+            self.intercept = math.log(ybar / (1 - ybar))
+        return self
+
+    def _woe(self, X: np.ndarray) -> np.ndarray:
+        return np.column_stack([b.transform(X[:, j]) for j, b in enumerate(self.binnings)])
+
+    def margin(self, X: np.ndarray) -> np.ndarray:
+        return self._woe(X) @ self.coef + self.intercept
+
+    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
+        """coef · WOE per feature: risk above (> 0) or below the population's odds."""
+        return self._woe(X) * self.coef
+
+    def base_margin(self, method: str = "path") -> float:
+        return float(self.intercept)
+
+    def importance(self, names: list[str]) -> pd.Series:
+        """coef × the weighted standard deviation of the feature's WOE in training."""
+        sd = []
+        for b in self.binnings:
+            tw = b.weight.sum()
+            mu = float(b.weight @ b.woe) / tw if tw > 0 else 0.0
+            sd.append(math.sqrt(float(b.weight @ (b.woe - mu) ** 2) / tw) if tw > 0 else 0.0)
+        return pd.Series(np.abs(self.coef) * np.array(sd), index=names).sort_values(ascending=False, kind="stable")
+
+
+# ------------------------------------------------------------------------ the estimator
+
+_MONOTONE_INT = {1: "ascending", -1: "descending", 0: "none"}
+_LGB_SIGN = {"ascending": 1, "descending": -1, "none": 0}
+#: Parameters added after the first bundles were pickled, with their defaults (old pickles load).
+_ADDED_PARAMS = {"max_n_bins": 10, "min_bin_size": 0.05, "special_codes": None, "missing": "bin", "min_iv": None}
+BASE_COLUMN = "base"
+
+
+def _min_child_samples(n: int) -> int:
+    """``min_child_samples="auto"``: 100 rows per leaf, fewer on small data (n/20, at least 2)."""
+    return int(min(100, max(2, n // 20)))
+
+
+def _trend(value: Any, column: str) -> str:
+    """A monotone direction (-1/0/1 or a trend name) as a trend name; a clear error otherwise."""
+    if isinstance(value, str) and value in TRENDS:
+        return value
+    if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_) and int(value) in _MONOTONE_INT:
+        return _MONOTONE_INT[int(value)]
+    raise ValueError(f"monotone direction of column {column!r} must be -1, 0, 1 or one of {list(TRENDS)}, "
+                     f"got {value!r}")
+
+
+class TieredRiskModel(ClassifierMixin, BaseEstimator):
+    """Calibrated probability of violation, credit score, tier A–D and reason codes.
+
+    Works on the catalogue's features and on any tabular credit data (numeric and categorical
+    columns, own names).
+
+    Parameters
+    ----------
+    learner : "lightgbm" | "scorecard"
+    monotone : how risk may move with each numeric column. "catalogue" (default): the catalogue's
+        directions for its own features, no constraint (with a warning naming them) for other
+        columns; "auto": the same, but other columns get the ``"auto"`` trend; a dict
+        ``{column: direction}`` (-1, 0, 1, "ascending", "descending", "auto", "peak", "valley",
+        "none"; ascending = riskier as the value grows) overriding those defaults; None: no
+        constraints. Categorical columns take no direction (the scorecard orders categories by
+        event rate). LightGBM accepts only ascending/descending ("auto" is resolved from the data;
+        peak/valley columns are left unconstrained, with a warning).
+    catalogue : catalogue path or object: default directions and special codes of its features,
+        reason texts.
+    policy : policy name/path/object for tier cut-offs and labels.
+    cv : folds (int) or a scikit-learn splitter for the out-of-fold calibration margins.
+    calibration : "sigmoid" (Platt, default: smooth, keeps the ranking so share-based cut-offs
+        are exact) | "isotonic" (a step function: ties can move many entities across a cut-off) | None — fitted on out-of-fold margins from ``cv`` folds.
+    n_estimators, learning_rate, num_leaves, min_child_samples, reg_lambda, max_bin : LightGBM;
+        ``min_child_samples="auto"`` is 100 rows, or n/20 on small data.
+    max_n_bins, min_bin_size, special_codes, missing, min_iv, C : scorecard. Bins per feature
+        at most ``max_n_bins``, each with at least ``min_bin_size`` of the total weight;
+        ``special_codes`` ``{column: [values]}`` (added to the catalogue's) get their own bins;
+        ``missing="bin"``: missing values get their own bin when it holds ``min_bin_size``, else
+        WOE 0; ``"neutral"``: always WOE 0. Features with IV below ``min_iv`` are left out
+        (None: keep all). ``C``: inverse L2 regularisation of the logistic regression.
+    base_points, base_odds, pdo : the points scale (score ``base_points`` at odds good:bad =
+        ``base_odds``; ``pdo`` points double the odds).
+    n_reasons : reason codes per entity.
+    random_state, n_jobs : determinism and threads.
+    """
+
+    _parameter_constraints: dict = {
+        "learner": [StrOptions({"lightgbm", "scorecard"})],
+        "monotone": [StrOptions({"catalogue", "auto"}), dict, None],
+        "catalogue": [str, os.PathLike, Catalogue, None],
+        "policy": [str, os.PathLike, Policy, None],
+        "calibration": [StrOptions({"sigmoid", "isotonic"}), None],
+        "cv": ["cv_object"],
+        "n_estimators": [Interval(Integral, 1, None, closed="left")],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "num_leaves": [Interval(Integral, 2, None, closed="left")],
+        "min_child_samples": [Interval(Integral, 1, None, closed="left"), StrOptions({"auto"})],
+        "reg_lambda": [Interval(Real, 0, None, closed="left")],
+        "max_bin": [Interval(Integral, 2, None, closed="left")],
+        "max_n_bins": [Interval(Integral, 1, None, closed="left"), None],
+        "min_bin_size": [Interval(Real, 0, 0.5, closed="right")],
+        "special_codes": [dict, None],
+        "missing": [StrOptions(set(MISSING_POLICIES))],
+        "min_iv": [Interval(Real, 0, None, closed="left"), None],
+        "C": [Interval(Real, 0, None, closed="neither")],
+        "base_points": [Real],
+        "base_odds": [Interval(Real, 0, None, closed="neither")],
+        "pdo": [Interval(Real, 0, None, closed="neither")],
+        "n_reasons": [Interval(Integral, 0, None, closed="left")],
+        "random_state": [Interval(Integral, 0, None, closed="left")],
+        "n_jobs": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(self, learner: str = "lightgbm", monotone: str | dict | None = "catalogue",
+                 catalogue: str | Catalogue | None = None, policy: str | Policy | None = None,
+                 calibration: str | None = "sigmoid", cv: int = 5, n_estimators: int = 80,
+                 learning_rate: float = 0.1, num_leaves: int = 7, min_child_samples: int | str = "auto",
+                 reg_lambda: float = 1.0, max_bin: int = 63, max_n_bins: int | None = 10,
+                 min_bin_size: float = 0.05, special_codes: dict | None = None, missing: str = "bin",
+                 min_iv: float | None = None, C: float = 1.0,
+                 base_points: float = 600.0, base_odds: float = 50.0, pdo: float = 40.0,
+                 n_reasons: int = 3, random_state: int = 0, n_jobs: int = 2):
+        self.learner = learner
+        self.monotone = monotone
+        self.catalogue = catalogue
+        self.policy = policy
+        self.calibration = calibration
+        self.cv = cv
+        self.n_estimators = n_estimators
+        self.learning_rate = learning_rate
+        self.num_leaves = num_leaves
+        self.min_child_samples = min_child_samples
+        self.reg_lambda = reg_lambda
+        self.max_bin = max_bin
+        self.max_n_bins = max_n_bins
+        self.min_bin_size = min_bin_size
+        self.special_codes = special_codes
+        self.missing = missing
+        self.min_iv = min_iv
+        self.C = C
+        self.base_points = base_points
+        self.base_odds = base_odds
+        self.pdo = pdo
+        self.n_reasons = n_reasons
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+
+    def __setstate__(self, state: dict) -> None:
+        state = dict(state)
+        state.pop("n_bins", None)  # replaced by max_n_bins (quantile bins of the old scorecard)
+        for k, v in _ADDED_PARAMS.items():
+            state.setdefault(k, v)
+        super().__setstate__(state)
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.classifier_tags.multi_class = False
+        tags.input_tags.allow_nan = True
+        tags.input_tags.categorical = True
+        tags.input_tags.string = True
+        return tags
+
+    # -------------------------------------------------------------- fitting
+    def _prepare(self, X: Any, fitting: bool) -> np.ndarray:
+        """The float64 matrix (n, p) the learners see: categorical columns as category codes
+        (NaN for missing or unseen), in ``feature_names_in_`` order."""
+        if fitting:
+            Xf = _as_frame(X)
+            if Xf.shape[1] == 0:
+                raise ValueError(f"0 feature(s) (shape={Xf.shape}) while a minimum of 1 is required.")
+            if Xf.shape[0] == 0:
+                raise ValueError(f"0 sample(s) (shape={Xf.shape}) while a minimum of 1 is required.")
+            self.feature_names_in_ = np.array([str(c) for c in Xf.columns], dtype=object)
+            self.n_features_in_ = Xf.shape[1]
+            self.categories_ = {c: list(Xf[c].cat.categories) if isinstance(Xf[c].dtype, pd.CategoricalDtype)
+                                else sorted(pd.unique(Xf[c].dropna().astype(str)))
+                                for c in Xf.columns if _is_cat(Xf[c])}
+        else:
+            check_is_fitted(self, "learner_")
+            Xf = _as_frame(X, list(self.feature_names_in_))
+            if Xf.shape[1] != self.n_features_in_:
+                raise ValueError(f"X has {Xf.shape[1]} features, but TieredRiskModel is expecting "
+                                 f"{self.n_features_in_} features as input.")
+            if isinstance(X, pd.DataFrame):
+                missing = [c for c in self.feature_names_in_ if c not in Xf.columns]
+                if missing:
+                    raise ValueError(f"X is missing feature column(s) {missing}")
+        M = np.empty((len(Xf), len(self.feature_names_in_)), dtype=np.float64)
+        for j, c in enumerate(self.feature_names_in_):
+            s = Xf[c]
+            if c in self.categories_:
+                codes = _as_categorical(s, self.categories_[c]).codes
+                M[:, j] = np.where(codes < 0, np.nan, codes)
+            else:
+                try:
+                    M[:, j] = pd.to_numeric(s, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+                except (ValueError, TypeError):
+                    raise ValueError(f"feature {c!r} is not numeric and was not categorical at fit time") from None
+                if np.isinf(M[:, j]).any():
+                    raise ValueError(f"Input X contains infinity in feature {c!r}.")
+        return M
+
+    def _resolve_monotone(self, M: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
+        """``monotone_`` (trend per column), ``monotone_constraints_`` (LightGBM signs) and
+        ``special_codes_`` from the parameters and the catalogue; warnings name the columns
+        left unconstrained."""
+        names = list(self.feature_names_in_)
+        cat = load_catalogue(self.catalogue)
+        directions = cat.directions if self.monotone is not None else {}
+        given: dict = {} if not isinstance(self.monotone, dict) else dict(self.monotone)
+        unknown = sorted(map(str, set(given) - set(names)))
+        if unknown:
+            raise ValueError(f"monotone names column(s) not in X: {unknown}")
+        trends: dict[str, str] = {}
+        free, by_name = [], []
+        for c in names:
+            if c in given:
+                t = _trend(given[c], c)
+                if c in self.categories_ and t != "none":
+                    raise ValueError(f"monotone: column {c!r} is categorical and takes no direction "
+                                     f"(the scorecard orders its categories by event rate), got {given[c]!r}")
+            elif self.monotone is None or c in self.categories_:
+                t = "none"
+            elif c in directions:
+                t = _MONOTONE_INT[directions[c]]
+                by_name.append(c)
+            elif self.monotone == "auto":
+                t = "auto"
+            else:
+                t = "none"
+                free.append(c)
+            trends[c] = t
+        if free:
+            extra = (f"; column(s) {by_name} take their direction from the catalogue by name"
+                     if by_name else "")
+            warnings.warn(f"no monotone direction for column(s) {free}: they are unconstrained{extra}. "
+                          "Give directions with monotone={column: 'ascending'|'descending'|'auto'|'peak'|"
+                          "'valley'|'none'} or monotone='auto'.", UserWarning, stacklevel=3)
+        special = {f.name: [float(v) for v in f.spec.special_codes] for f in cat.features
+                   if f.name in trends and f.spec.special_codes}
+        for c, codes in (self.special_codes or {}).items():
+            if c not in trends:
+                raise ValueError(f"special_codes names column {c!r} not in X")
+            if c in self.categories_:
+                raise ValueError(f"special_codes: column {c!r} is categorical; special codes are numeric values")
+            vals = list(codes) if isinstance(codes, list | tuple | set | np.ndarray) else [codes]
+            if not all(isinstance(v, Real) and not isinstance(v, bool) and math.isfinite(v) for v in vals):
+                raise ValueError(f"special_codes of column {c!r} must be finite numbers, got {codes!r}")
+            special[c] = sorted({float(v) for v in vals})
+        self.monotone_ = trends
+        self.special_codes_ = special
+        signs, odd = [], []
+        ww = np.ones(len(y)) if w is None else w
+        for j, c in enumerate(names):
+            t = trends[c]
+            if t in ("peak", "valley"):
+                odd.append(c)
+            if t == "auto" and self.learner == "lightgbm":  # the binning's trend; a shape: none
+                t = fit_binning(M[:, j], y, ww, trend="auto", special_codes=special.get(c, ()),
+                                min_bin_size=self.min_bin_size, max_n_bins=self.max_n_bins).trend
+            signs.append(_LGB_SIGN.get(t, 0))
+        if odd and self.learner == "lightgbm":
+            warnings.warn(f"LightGBM takes only increasing or decreasing constraints: column(s) {odd} "
+                          "(peak/valley) are unconstrained", UserWarning, stacklevel=3)
+        self.monotone_constraints_ = signs
+
+    def _make_learner(self):
+        names = list(self.feature_names_in_)
+        if self.learner == "lightgbm":
+            mono = self.monotone_constraints_
+            cat_idx = [names.index(c) for c in self.categories_]
+            mcs = self.min_child_samples_
+            params = {
+                "objective": "binary", "learning_rate": self.learning_rate, "num_leaves": self.num_leaves,
+                "min_child_samples": mcs, "min_child_weight": 1e-3, "reg_lambda": self.reg_lambda,
+                "max_bin": self.max_bin, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
+                "num_threads": self.n_jobs, "verbose": -1, "min_data_per_group": min(20, mcs), "cat_smooth": 10.0,
+            }
+            return _LGBLearner(params, self.n_estimators, mono, cat_idx, names)
+        cats = {names.index(c): v for c, v in self.categories_.items()}
+        special = {names.index(c): v for c, v in self.special_codes_.items()}
+        return _ScorecardLearner(names, [self.monotone_[c] for c in names], cats, special, self.missing,
+                                 self.min_bin_size, self.max_n_bins, self.C, self.min_iv)
+
+    def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TieredRiskModel:
+        """Fit learner, calibration and tier cut-offs. ``X``: (n, p) frame or array; ``y``: 0/1."""
+        self._validate_params()
+        if y is None:
+            raise ValueError("requires y to be passed, but the target y is None")
+        Xf = self._prepare(X, fitting=True)
+        y_arr = column_or_1d(y, warn=True)
+        if len(y_arr) != len(Xf):
+            raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(Xf)}, {len(y_arr)}]")
+        kind = type_of_target(y_arr, raise_unknown=True)
+        if kind in ("continuous", "continuous-multioutput"):
+            raise ValueError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
+        if kind not in ("binary", "unknown"):
+            if len(np.unique(y_arr)) > 2:
+                raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
+        self.classes_, y01 = np.unique(y_arr, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError("y has only one class; a risk model needs both violators and non-violators.")
+        y01 = y01.astype(float)
+        w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
+        if w is not None and (w.shape != (len(y01),) or (w < 0).any()):
+            raise ValueError("sample_weight must be non-negative with one weight per row")
+        if w is not None and not w.sum() > 0:
+            raise ValueError("Sample weights must contain at least one non-zero number.")
+        self.min_child_samples_ = (_min_child_samples(len(y01)) if self.min_child_samples == "auto"
+                                   else int(self.min_child_samples))
+        self._resolve_monotone(Xf, y01, w)
+        self.learner_ = self._make_learner().fit(Xf, y01, w)
+        # out-of-fold margins for calibration and cut-offs
+        min_class = int(min(np.bincount(y01.astype(int))))
+        if isinstance(self.cv, int | np.integer):
+            k = min(int(self.cv), min_class)
+            splitter = StratifiedKFold(n_splits=k, shuffle=True, random_state=self.random_state) if k >= 2 else None
+        else:
+            splitter = check_cv(self.cv, y01, classifier=True)
+        if self.calibration is not None and splitter is not None:
+            oof = np.empty(len(y01))
+            for tr, te in splitter.split(Xf, y01):
+                m = self._make_learner().fit(Xf[tr], y01[tr], None if w is None else w[tr])
+                oof[te] = m.margin(Xf[te])
+            if self.calibration == "isotonic":
+                self.calibrator_ = IsotonicRegression(out_of_bounds="clip", y_min=_EPS, y_max=1 - _EPS)
+                self.calibrator_.fit(oof, y01, sample_weight=w)
+            elif self.calibration == "sigmoid":
+                self.calibrator_ = LogisticRegression(C=1e6).fit(oof[:, None], y01, sample_weight=w)
+            else:
+                raise ValueError(f"calibration must be 'isotonic', 'sigmoid' or None, got {self.calibration!r}")
+            self.oof_proba_ = self._calibrate(oof)
+        else:
+            self.calibrator_ = None
+            self.oof_proba_ = self._calibrate(self.learner_.margin(Xf))
+        self.tier_cutoffs_ = self._fit_cutoffs(self.oof_proba_, w)
+        self.reference_scores_ = np.quantile(self._points(self.oof_proba_), np.linspace(0, 1, 11))
+        return self
+
+    def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+        cal = getattr(self, "calibrator_", None)
+        if cal is None:
+            p = 1.0 / (1.0 + np.exp(-margin))
+        elif isinstance(cal, IsotonicRegression):
+            p = cal.predict(margin)
+        else:  # Platt: the logistic of a linear map of the margin (no per-call sklearn overhead)
+            p = 1.0 / (1.0 + np.exp(-(cal.coef_[0, 0] * margin + cal.intercept_[0])))
+        return np.clip(p, _EPS, 1 - _EPS)
+
+    def _fit_cutoffs(self, p: np.ndarray, w: np.ndarray | None) -> np.ndarray:
+        """Upper probability bounds of tiers A, B, C (D is everything above)."""
+        pol = load_policy(self.policy)
+        if pol.tiers["method"] == "thresholds":
+            return np.array([pol.tiers["thresholds"][t] for t in TIERS[:-1]], dtype=float)
+        shares = np.cumsum([pol.tiers["shares"][t] for t in TIERS[:-1]])
+        order = np.argsort(p, kind="stable")
+        ww = np.ones(len(p)) if w is None else w
+        cw = np.cumsum(ww[order]) / ww.sum()
+        cuts = [p[order][min(np.searchsorted(cw, s), len(p) - 1)] for s in shares]
+        return np.maximum.accumulate(np.array(cuts, dtype=float))
+
+    # -------------------------------------------------------------- prediction
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw margin (log-odds before calibration), shape (n,)."""
+        Xf = self._prepare(X, fitting=False)
+        return self.learner_.margin(Xf)
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probabilities, shape (n, 2): columns P(no violation), P(violation)."""
+        p = self._calibrate(self.decision_function(X))
+        return np.column_stack([1 - p, p])
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class (scikit-learn's convention); for supervision use :meth:`predict_tier`."""
+        p = self.predict_proba(X)[:, 1]
+        return self.classes_[(p > 0.5).astype(int)]
+
+    def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
+        """ROC AUC of the calibrated probability (scikit-learn's 'higher is better' score)."""
+        return float(roc_auc_score(np.asarray(y) == self.classes_[1], self.predict_proba(X)[:, 1],
+                                   sample_weight=sample_weight))
+
+    def _points(self, p: np.ndarray) -> np.ndarray:
+        factor = self.pdo / math.log(2)
+        return self.base_points + factor * (np.log((1 - p) / p) - math.log(self.base_odds))
+
+    def tiers_from_proba(self, p: np.ndarray) -> np.ndarray:
+        """Tier letters for probabilities (array of str)."""
+        return np.array(TIERS)[np.searchsorted(self.tier_cutoffs_, p, side="left")]
+
+    def _index(self, X: Any) -> pd.Index:
+        return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(X))
+
+    def credit_score(self, X: Any) -> pd.Series:
+        """Credit score in points (higher = better credit), indexed like X."""
+        return pd.Series(self._points(self.predict_proba(X)[:, 1]), index=self._index(X), name="credit_score")
+
+    def predict_tier(self, X: Any) -> pd.Series:
+        """Model tier A–D (before policy overrides), indexed like X."""
+        return pd.Series(self.tiers_from_proba(self.predict_proba(X)[:, 1]), index=self._index(X), name="tier")
+
+    def assess(self, X: Any) -> pd.DataFrame:
+        """probability, credit_score and model tier in one pass, indexed like X."""
+        p = self.predict_proba(X)[:, 1]
+        return pd.DataFrame({"probability": p, "credit_score": self._points(p), "tier": self.tiers_from_proba(p)},
+                            index=self._index(X))
+
+    def contributions(self, X: Any, method: str = "path") -> pd.DataFrame:
+        """Per-feature contributions to the margin, shape (n, p), indexed like X.
+
+        LightGBM: ``method="path"`` (path attribution, about the cost of scoring; default) or
+        ``"shap"`` (exact TreeSHAP, ~100× the cost). Scorecard: coefficient · WOE, i.e. risk
+        above (> 0) or below the population's odds (``method`` is ignored). Each row adds up to
+        the margin less a constant (the trees' base value, or the scorecard's intercept); in
+        score points see :meth:`points`.
+        """
+        Xf = self._prepare(X, fitting=False)
+        return pd.DataFrame(self.learner_.contrib(Xf, method), index=self._index(X),
+                            columns=list(self.feature_names_in_))
+
+    def explain(self, X: Any, k: int | None = None, method: str = "path") -> pd.DataFrame:
+        """Reason codes: the top ``k`` features pushing each entity's risk up.
+
+        Returns a frame indexed like X with, for i = 1..k: ``reason_i`` (feature name),
+        ``reason_i_zh``/``reason_i_en`` (catalogue texts with the entity's value; the feature
+        name and value for columns not in the catalogue) and ``reason_i_contrib`` (margin units).
+        ``method`` as in :meth:`contributions` (path attribution by default: exact TreeSHAP is
+        ~100× plain scoring). ``score_entities`` explains tiers C and D and overrides by default.
+        """
+        k = self.n_reasons if k is None else k
+        if len(X) == 0:
+            return pd.DataFrame(index=self._index(X))
+        C = self.contributions(X, method)
+        vals = C.to_numpy()
+        order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+        cat = load_catalogue(self.catalogue)
+        feats = {f.name: f for f in cat.features}
+        names = np.array(C.columns)
+        Xf = _as_frame(X, list(self.feature_names_in_))
+        out: dict[str, Any] = {}
+        rows = np.arange(len(C))
+        for i in range(min(k, len(names))):
+            j = order[:, i]
+            contrib = vals[rows, j]
+            pos = contrib > 1e-9
+            zh = np.full(len(C), None, dtype=object)
+            en = np.full(len(C), None, dtype=object)
+            for fj in np.unique(j[pos]):
+                r = np.flatnonzero(pos & (j == fj))
+                f = names[fj]
+                v = Xf[f].iloc[r]
+                if f in feats:
+                    zh[r] = feats[f].reasons(v, "zh")
+                    en[r] = feats[f].reasons(v, "en")
+                else:
+                    zh[r] = en[r] = (f + "=" + v.astype(object).map(str)).to_numpy(dtype=object)
+            out[f"reason_{i + 1}"] = np.where(pos, names[j], None)
+            out[f"reason_{i + 1}_zh"] = zh
+            out[f"reason_{i + 1}_en"] = en
+            out[f"reason_{i + 1}_contrib"] = np.where(pos, contrib, np.nan)
+        return pd.DataFrame(out, index=C.index)
+
+    def feature_importance(self) -> pd.Series:
+        """Gain (LightGBM) or coef × WOE standard deviation (scorecard) per feature, descending."""
+        check_is_fitted(self, "learner_")
+        return self.learner_.importance(list(self.feature_names_in_))
+
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """:meth:`feature_importance` as shares summing to 1 (all 0 if nothing was learned), in
+        ``feature_names_in_`` order."""
+        fi = self.feature_importance().reindex(list(self.feature_names_in_)).to_numpy(dtype=np.float64)
+        total = fi.sum()
+        return fi / total if total > 0 else np.zeros_like(fi)
+
+    # -------------------------------------------------------------- points and binning
+    def _linear_calibration(self) -> tuple[float, float]:
+        """(slope, intercept) of the calibrated log-odds in the margin; (1, 0) for isotonic,
+        whose non-linear part goes to a ``calibration`` column of :meth:`points`."""
+        cal = getattr(self, "calibrator_", None)
+        if cal is None or isinstance(cal, IsotonicRegression):
+            return 1.0, 0.0
+        return float(cal.coef_[0, 0]), float(cal.intercept_[0])
+
+    def _points_scale(self) -> tuple[float, float]:
+        """(points per unit of feature margin, base points less the margin's constant part)."""
+        a, b = self._linear_calibration()
+        f = self.pdo / math.log(2)
+        return -f * a, self.base_points - f * (math.log(self.base_odds) + b)
+
+    def points(self, X: Any, method: str = "path") -> pd.DataFrame:
+        """Score points per feature plus a ``base`` column; each row adds up to
+        :meth:`credit_score` (to rounding, wherever the probability is not clipped at 1e-6).
+
+        The calibration is folded in: points = −pdo/ln 2 · slope · contribution, where slope is
+        Platt's. Scorecard: the points of the entity's bin in :attr:`points_table_`. LightGBM: the
+        path attribution (``method="shap"``: TreeSHAP) in points. With isotonic calibration a
+        ``calibration`` column holds the non-linear rest.
+        """
+        Xf = self._prepare(X, fitting=False)
+        k, base0 = self._points_scale()
+        C = self.learner_.contrib(Xf, method)
+        P = pd.DataFrame(k * C, index=self._index(X), columns=list(self.feature_names_in_))
+        base = BASE_COLUMN
+        while base in P.columns:
+            base = "_" + base
+        P.insert(0, base, base0 + k * self.learner_.base_margin(method))
+        if isinstance(getattr(self, "calibrator_", None), IsotonicRegression):
+            score = self._points(self._calibrate(self.learner_.margin(Xf)))
+            P["calibration"] = score - P.sum(axis=1).to_numpy()
+        return P
+
+    def _scorecard(self) -> _ScorecardLearner:
+        check_is_fitted(self, "learner_")
+        if not isinstance(self.learner_, _ScorecardLearner):
+            raise AttributeError("binning tables, IV and the points table exist for learner='scorecard'")
+        return self.learner_
+
+    @property
+    def iv_(self) -> pd.Series:
+        """Information value of each feature's binning (scorecard), in feature order."""
+        return pd.Series(self._scorecard().iv, index=list(self.feature_names_in_), name="iv")
+
+    @property
+    def selected_features_(self) -> list[str]:
+        """Features in the scorecard (IV at least ``min_iv``)."""
+        return [c for c, s in zip(self.feature_names_in_, self._scorecard().selected, strict=True) if s]
+
+    def binning_table(self, feature: str) -> pd.DataFrame:
+        """One feature's bins: count, share, events, event rate, WOE, IV and points."""
+        L = self._scorecard()
+        names = list(self.feature_names_in_)
+        if feature not in names:
+            raise KeyError(f"no feature {feature!r}; features are {names}")
+        j = names.index(feature)
+        k, _ = self._points_scale()
+        t = L.binnings[j].table()
+        t.insert(0, "feature", feature)
+        t["points"] = k * L.coef[j] * t["woe"].to_numpy() + 0.0  # no -0.0
+        return t
+
+    @property
+    def points_table_(self) -> pd.DataFrame:
+        """The scorecard: feature, bin, count, event rate, WOE, IV and points per bin, and the
+        ``base`` row. An entity's score is the base plus its bins' points (calibration folded
+        in; needs a linear calibration, i.e. not isotonic)."""
+        L = self._scorecard()
+        if isinstance(getattr(self, "calibrator_", None), IsotonicRegression):
+            raise AttributeError("points_table_ adds up only under a linear calibration "
+                                 "(calibration='sigmoid' or None); use points(X) with isotonic")
+        cols = ["feature", "bin", "count", "event_rate", "woe", "iv", "points"]
+        parts = [self.binning_table(c)[cols] for c in self.feature_names_in_]
+        k, base0 = self._points_scale()
+        base = pd.DataFrame([{"feature": BASE_COLUMN, "bin": "", "count": int(L.binnings[0].count.sum()),
+                              "event_rate": np.nan, "woe": np.nan, "iv": np.nan,
+                              "points": base0 + k * L.base_margin()}])
+        return pd.concat([base, *parts], ignore_index=True)

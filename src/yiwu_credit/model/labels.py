@@ -1,0 +1,83 @@
+"""Training labels: was a violation detected in (as_of, as_of + horizon]?
+
+Two designs:
+
+* ``source="all"`` — every entity alive at as_of; y = 1 if any violation event of the policy's
+  ``[labels]`` kinds (general-procedure penalty, adverse inspection result, abnormal-operation
+  entry for cause other than a late report, serious-dishonest entry) is dated in the horizon.
+  Weight 1. Detection depends on who was looked at, so this label is what regulators *found*.
+* ``source="campaigns"`` — only entities inspected in a random campaign (``inclusion_prob``
+  recorded) in the horizon; y = adverse result of that inspection; weight = 1 / inclusion_prob
+  (Horvitz–Thompson). When the draw depended on risk (credit-graded campaigns), an unweighted fit
+  over-represents high-risk entities; the inverse-probability weights undo that so the fitted
+  model estimates the violation rate of the whole population. Use it for retraining on campaign
+  outcomes (see docs/model-card.md).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from ..data.dataset import Dataset
+from ..features.build import _NAT, alive, day_array, to_day
+from ..supervision.policy import Policy, load_policy
+
+
+def _horizon_days(horizon: str | int | pd.Timedelta) -> int:
+    if isinstance(horizon, int):
+        return horizon
+    return int(pd.Timedelta(horizon).days)
+
+
+def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int = "365D",
+                 policy: Policy | str | None = None, source: str = "all") -> pd.DataFrame:
+    """Labels for entities alive at ``as_of``: DataFrame indexed by entity_id (sorted) with
+    ``y`` (0/1 int), ``weight`` (float) and, for campaigns, ``inclusion_prob``.
+    """
+    pol = load_policy(policy)
+    cfg = pol.labels
+    a = to_day(as_of)
+    b = a + _horizon_days(horizon)
+    ent = dataset.entities
+    live = alive(ent, a)
+    ids = ent["entity_id"].to_numpy(dtype=object)
+    hit = np.zeros(len(ent), dtype=bool)
+
+    def mark(name: str, date_col: str, mask: np.ndarray) -> None:
+        d = day_array(dataset.table(name)[date_col])
+        codes = dataset.entity_codes(name)
+        m = mask & (codes >= 0) & (d != _NAT) & (d > a) & (d <= b)
+        hit[codes[m]] = True
+
+    if source == "all":
+        if cfg.get("general_penalty", True):
+            p = dataset.penalties
+            mark("penalties", "decided_on", (p["procedure"] == "general").to_numpy())
+        ins = dataset.inspections
+        mark("inspections", "inspected_on", ins["result"].isin(cfg["adverse_results"]).to_numpy())
+        lr = dataset.list_records
+        excl = cfg.get("abnormal_operation_exclude_reasons", [])
+        ab = (lr["list"] == "abnormal_operation") & ~lr["reason"].isin(excl).fillna(False)
+        sd = (lr["list"] == "serious_dishonest") & bool(cfg.get("serious_dishonest", True))
+        mark("list_records", "entered_on", (ab | sd).to_numpy())
+        out = pd.DataFrame({"y": hit[live].astype(int), "weight": 1.0},
+                           index=pd.Index(ids[live].astype(str), name="entity_id"))
+        return out.sort_index()
+    if source == "campaigns":
+        ins = dataset.inspections
+        d = day_array(ins["inspected_on"])
+        codes = dataset.entity_codes("inspections")
+        pi = ins["inclusion_prob"].to_numpy(dtype="float64", na_value=np.nan)
+        m = (codes >= 0) & ~np.isnan(pi) & (d > a) & (d <= b)
+        m &= live[np.maximum(codes, 0)]
+        sub = pd.DataFrame({
+            "entity_id": ids[codes[m]].astype(str),
+            "y": ins["result"].isin(cfg["adverse_results"]).to_numpy()[m].astype(int),
+            "inclusion_prob": pi[m],
+        })
+        # an entity drawn in several campaigns: one row per entity, worst result, largest π
+        g = sub.groupby("entity_id", sort=True).agg(y=("y", "max"), inclusion_prob=("inclusion_prob", "max"))
+        g["weight"] = 1.0 / g["inclusion_prob"]
+        return g[["y", "weight", "inclusion_prob"]]
+    raise ValueError(f"source must be 'all' or 'campaigns', got {source!r}")

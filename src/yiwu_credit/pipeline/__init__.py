@@ -1,0 +1,3 @@
+"""Stages composed: scoring (``scoring``: features → model → tiers → reasons), the closed loop
+(``closed_loop``) and the demo run (``demo``).
+"""

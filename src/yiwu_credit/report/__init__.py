@@ -1,0 +1,2 @@
+"""The HTML report (``html``).
+"""

@@ -1,0 +1,290 @@
+"""The supervision policy: tiers, credit-repair periods, overrides, labels, sampling, monitoring.
+
+A policy is a TOML file validated on load (see ``resources/policy/yiwu-2022.toml``). Code reads it
+through :class:`Policy`; nothing policy-like is hard-coded elsewhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.contract import ENTITY_TYPES, INSPECTION_RESULTS
+from ..data.io import parse_toml
+from ..errors import ConfigError
+
+TIERS: tuple[str, ...] = ("A", "B", "C", "D")
+DEFAULT_POLICY = "yiwu-2022"
+HEAVY_PENALTY_KEYS: tuple[str, ...] = (
+    "heavy_penalties_days", "heavy_penalties_min_count", "heavy_penalties_min_tier",
+    "severe_penalties_min_count", "severe_penalties_min_fines_cny", "severe_penalties_min_tier",
+)
+FACT_FLAGS: tuple[str, ...] = ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new", "new_with_record")
+FACT_NUMBERS: tuple[str, ...] = ("recent_penalties", "recent_fines_cny")
+
+
+def _num(cfg: dict, key: str, where: str, lo: float | None = None, hi: float | None = None) -> float:
+    if key not in cfg:
+        raise ConfigError(f"{where}: missing key '{key}'")
+    v = cfg[key]
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{where}.{key}: expected a number, got {v!r}")
+    if (lo is not None and v < lo) or (hi is not None and v > hi):
+        raise ConfigError(f"{where}.{key}: {v} is outside [{lo}, {hi}]")
+    return float(v)
+
+
+def _tier(cfg: dict, key: str, where: str) -> str:
+    v = cfg.get(key)
+    if v not in TIERS:
+        raise ConfigError(f"{where}.{key}: expected one of {', '.join(TIERS)}, got {v!r}")
+    return v
+
+
+def _codes(cfg: dict, key: str, where: str, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    v = cfg.get(key, [])
+    if not isinstance(v, list) or any(x not in allowed for x in v):
+        raise ConfigError(f"{where}.{key}: expected a list drawn from {list(allowed)}, got {v!r}")
+    return tuple(v)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A validated policy. ``raw`` is the parsed TOML; typed views are properties."""
+
+    raw: dict[str, Any]
+    source: str
+
+    @property
+    def name(self) -> str:
+        return self.raw["meta"]["name"]
+
+    @property
+    def version(self) -> str:
+        return self.raw["meta"]["version"]
+
+    @property
+    def sha256(self) -> str:
+        """Hash of the canonical JSON form of the policy (independent of TOML formatting)."""
+        blob = json.dumps(self.raw, sort_keys=True, ensure_ascii=False).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    @property
+    def tiers(self) -> dict[str, Any]:
+        return self.raw["tiers"]
+
+    def tier_label(self, tier: str, lang: str = "zh") -> str:
+        return self.raw["tiers"]["labels"][tier][lang]
+
+    @property
+    def repair(self) -> dict[str, float]:
+        return self.raw["repair"]
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return self.raw["overrides"]
+
+    @property
+    def labels(self) -> dict[str, Any]:
+        return self.raw["labels"]
+
+    @property
+    def sampling(self) -> dict[str, Any]:
+        return self.raw["sampling"]
+
+    @property
+    def monitoring(self) -> dict[str, float]:
+        return self.raw["monitoring"]
+
+
+def _validate(raw: dict, src: str) -> None:
+    for section in ("meta", "tiers", "repair", "overrides", "labels", "sampling", "monitoring"):
+        if not isinstance(raw.get(section), dict):
+            raise ConfigError(f"{src}: missing section [{section}]")
+    meta = raw["meta"]
+    for k in ("name", "version", "title_zh", "title_en"):
+        if not isinstance(meta.get(k), str):
+            raise ConfigError(f"{src} [meta].{k}: expected a string")
+    t = raw["tiers"]
+    if t.get("method") not in ("shares", "thresholds"):
+        raise ConfigError(f"{src} [tiers].method: expected 'shares' or 'thresholds', got {t.get('method')!r}")
+    shares = t.get("shares", {})
+    if set(shares) != set(TIERS):
+        raise ConfigError(f"{src} [tiers].shares: needs exactly the keys {list(TIERS)}")
+    for k in TIERS:
+        _num(shares, k, f"{src} [tiers].shares", 0.0, 1.0)
+    if abs(sum(shares.values()) - 1.0) > 1e-9:
+        raise ConfigError(f"{src} [tiers].shares: must sum to 1, sums to {sum(shares.values())}")
+    th = t.get("thresholds", {})
+    vals = [_num(th, k, f"{src} [tiers].thresholds", 0.0, 1.0) for k in TIERS[:-1]]
+    if vals != sorted(vals) or len(set(vals)) != len(vals):
+        raise ConfigError(f"{src} [tiers].thresholds: A < B < C required, got {vals}")
+    for k in TIERS:
+        lab = t.get("labels", {}).get(k, {})
+        if not (isinstance(lab.get("zh"), str) and isinstance(lab.get("en"), str)):
+            raise ConfigError(f"{src} [tiers.labels.{k}]: needs 'zh' and 'en' strings")
+    r = raw["repair"]
+    for k in ("general_penalty_days", "low_fine_max_cny", "low_fine_days", "warning_days", "simple_procedure_days"):
+        _num(r, k, f"{src} [repair]", 0)
+    o = raw["overrides"]
+    _tier(o, "serious_dishonest_tier", f"{src} [overrides]")
+    _tier(o, "abnormal_operation_min_tier", f"{src} [overrides]")
+    _tier(o, "adverse_conduct_min_tier", f"{src} [overrides]")
+    _tier(o, "new_entity_tier", f"{src} [overrides]")
+    _codes(o, "adverse_conduct_results", f"{src} [overrides]", INSPECTION_RESULTS)
+    _num(o, "adverse_conduct_days", f"{src} [overrides]", 0)
+    _num(o, "new_entity_days", f"{src} [overrides]", 0)
+    if any(k in o for k in HEAVY_PENALTY_KEYS):  # optional rule (policies before 1.1.0 lack it)
+        for k in HEAVY_PENALTY_KEYS:
+            if k.endswith("_tier"):
+                _tier(o, k, f"{src} [overrides]")
+            else:
+                _num(o, k, f"{src} [overrides]", 0 if k.endswith("_cny") else 1)
+        if o["severe_penalties_min_count"] < o["heavy_penalties_min_count"]:
+            raise ConfigError(f"{src} [overrides]: severe_penalties_min_count must be >= heavy_penalties_min_count")
+    lab = raw["labels"]
+    _num(lab, "horizon_days", f"{src} [labels]", 1)
+    _codes(lab, "adverse_results", f"{src} [labels]", INSPECTION_RESULTS)
+    s = raw["sampling"]
+    _num(s, "min_inclusion_prob", f"{src} [sampling]", 0.0, 1.0)
+    if s["min_inclusion_prob"] <= 0:
+        raise ConfigError(f"{src} [sampling].min_inclusion_prob: must be > 0 (no entity is exempt)")
+    _codes(s, "must_include", f"{src} [sampling]", ("serious_dishonest", "abnormal_operation"))
+    for k in TIERS:
+        tc = s.get("tiers", {}).get(k)
+        if not isinstance(tc, dict):
+            raise ConfigError(f"{src} [sampling.tiers.{k}]: missing")
+        _num(tc, "weight", f"{src} [sampling.tiers.{k}]", 0.0)
+        if tc["weight"] <= 0:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].weight: must be > 0 (no tier is exempt)")
+        _num(tc, "annual_rate", f"{src} [sampling.tiers.{k}]", 0.0, 1.0)
+        _num(tc, "max_per_year", f"{src} [sampling.tiers.{k}]", 0.0)
+        if tc["max_per_year"] <= 0:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].max_per_year: must be > 0 (no tier is exempt)")
+        if tc["annual_rate"] > tc["max_per_year"]:
+            raise ConfigError(f"{src} [sampling.tiers.{k}]: annual_rate {tc['annual_rate']} exceeds "
+                              f"max_per_year {tc['max_per_year']}")
+        flags = ("leave_in_peace", "normal", "watch", "everywhere")
+        if tc.get("flag", "normal") not in flags:
+            raise ConfigError(f"{src} [sampling.tiers.{k}].flag: expected one of {list(flags)}, got {tc.get('flag')!r}")
+    w = [s["tiers"][k]["weight"] for k in TIERS]
+    if w != sorted(w):
+        raise ConfigError(f"{src} [sampling.tiers]: weights must not decrease from A to D, got {w}")
+    if not isinstance(s.get("scale_by_probability", False), bool):
+        raise ConfigError(f"{src} [sampling].scale_by_probability: expected true or false")
+    if "alpha" in s:   # optional (policies before 1.2.0 lack it: scale_by_probability means alpha 1)
+        _num(s, "alpha", f"{src} [sampling]", 0.0, 4.0)
+    if not isinstance(s.get("clip_budget_to_band", False), bool):
+        raise ConfigError(f"{src} [sampling].clip_budget_to_band: expected true or false")
+    scope = s.get("entity_type_factor_scope", "all")
+    if scope not in ("all", "routine", "none"):
+        raise ConfigError(f"{src} [sampling].entity_type_factor_scope: expected 'all', 'routine' (tiers A–B) "
+                          f"or 'none', got {scope!r}")
+    band = s.get("overall_rate_band", [0.0, 1.0])
+    if (not isinstance(band, list) or len(band) != 2 or any(isinstance(b, bool) or not isinstance(b, int | float) for b in band)
+            or not 0 <= band[0] <= band[1] <= 1):
+        raise ConfigError(f"{src} [sampling].overall_rate_band: expected [low, high] with 0 ≤ low ≤ high ≤ 1, got {band!r}")
+    for k, v in s.get("entity_type_factor", {}).items():
+        if k not in ENTITY_TYPES:
+            raise ConfigError(f"{src} [sampling.entity_type_factor].{k}: unknown entity type "
+                              f"(expected one of {', '.join(ENTITY_TYPES)})")
+        _num(s["entity_type_factor"], k, f"{src} [sampling.entity_type_factor]", 0.0)
+        if v <= 0:
+            raise ConfigError(f"{src} [sampling.entity_type_factor].{k}: must be > 0")
+    ins = s.get("inspectors", {})
+    for k in ("per_entity", "max_per_inspector"):
+        _num(ins, k, f"{src} [sampling.inspectors]", 1)
+        if not isinstance(ins[k], int):
+            raise ConfigError(f"{src} [sampling.inspectors].{k}: expected a whole number, got {ins[k]!r}")
+    if not isinstance(ins.get("no_repeat_consecutive", True), bool):
+        raise ConfigError(f"{src} [sampling.inspectors].no_repeat_consecutive: expected true or false")
+    m = raw["monitoring"]
+    for k in ("psi_warn", "psi_retrain", "csi_warn", "csi_retrain", "auc_drop_retrain"):
+        _num(m, k, f"{src} [monitoring]", 0.0)
+
+
+def load_policy(policy: str | Path | Policy | None = None) -> Policy:
+    """Load and validate a policy: a shipped name (``"yiwu-2022"``), a TOML path, or a Policy."""
+    if isinstance(policy, Policy):
+        return policy
+    policy = policy or DEFAULT_POLICY
+    path = Path(policy)
+    if path.suffix != ".toml":
+        res = resources.files("yiwu_credit") / "resources" / "policy" / f"{policy}.toml"
+        if not res.is_file():
+            shipped = sorted(p.name[:-5] for p in (resources.files("yiwu_credit") / "resources" / "policy").iterdir())
+            raise ConfigError(f"unknown policy {str(policy)!r}; shipped policies: {shipped}, or give a .toml path")
+        text, src = res.read_text(encoding="utf-8"), f"policy {policy}"
+    else:
+        if not path.is_file():
+            raise ConfigError(f"policy file not found: {path}")
+        text, src = path.read_text(encoding="utf-8"), str(path)
+    raw = parse_toml(text, src)
+    _validate(raw, src)
+    return Policy(raw=raw, source=src)
+
+
+def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy | str | None = None
+                    ) -> pd.DataFrame:
+    """Policy overrides on top of model tiers.
+
+    ``facts`` holds bool columns serious_dishonest, abnormal_operation, adverse_conduct, is_new,
+    new_with_record and the numbers recent_penalties, recent_fines_cny (see
+    :func:`yiwu_credit.features.build.override_facts`; missing columns count as False / 0), aligned with
+    ``model_tier``. Returns a frame with ``tier`` (final) and ``overrides`` (';'-joined rules that
+    changed the tier, '' if none). Order: new entity → fixed tier; a young entity with a record →
+    at least that tier; list, conduct or heavy recent penalties → at least a tier;
+    serious-dishonest → D.
+    """
+    rank = {t: i for i, t in enumerate(TIERS)}
+    r = model_tier.map(rank).to_numpy().astype(int)
+    n = len(facts)
+    f = {c: facts[c].to_numpy(dtype=bool) if c in facts else np.zeros(n, dtype=bool) for c in FACT_FLAGS}
+    f.update({c: facts[c].to_numpy(dtype=float) if c in facts else np.zeros(n) for c in FACT_NUMBERS})
+    r, notes = override_ranks(r, f, load_policy(policy))
+    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)
+
+
+def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tuple[np.ndarray, np.ndarray]:
+    """The numpy core of :func:`apply_overrides`: tier ranks (0=A..3=D) and fact arrays in, final
+    ranks and the notes (object array of str) out. Every rule but ``new_entity`` only raises a
+    tier, and more penalties never trigger fewer rules."""
+    o = pol.overrides
+    rank = {t: i for i, t in enumerate(TIERS)}
+    r = np.array(r, dtype=int)
+    notes = np.full(len(r), "", dtype=object)
+    none = np.zeros(len(r), dtype=bool)
+
+    def rule(mask: np.ndarray, new_rank: np.ndarray, label: str) -> None:
+        if not mask.any():
+            return
+        changed = mask & (new_rank != r)
+        r[mask] = new_rank[mask]
+        notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
+
+    nt = o["new_entity_tier"]
+    rule(f["is_new"], np.full(len(r), rank[nt]), f"new_entity->{nt}")
+    # a record never makes a young entity look better than having none
+    rule(f.get("new_with_record", none), np.maximum(r, rank[nt]), f"new_entity_record->{nt}+")
+    ab = rank[o["abnormal_operation_min_tier"]]
+    rule(f["abnormal_operation"], np.maximum(r, ab), f"abnormal_operation->{o['abnormal_operation_min_tier']}+")
+    ac = rank[o["adverse_conduct_min_tier"]]
+    rule(f["adverse_conduct"], np.maximum(r, ac), f"adverse_conduct->{o['adverse_conduct_min_tier']}+")
+    if "heavy_penalties_min_count" in o:
+        cnt = f.get("recent_penalties", np.zeros(len(r)))
+        fines = f.get("recent_fines_cny", np.zeros(len(r)))
+        days = int(o["heavy_penalties_days"])
+        ht, st = o["heavy_penalties_min_tier"], o["severe_penalties_min_tier"]
+        rule(cnt >= o["heavy_penalties_min_count"], np.maximum(r, rank[ht]), f"heavy_penalties_{days}d->{ht}+")
+        severe = (cnt >= o["severe_penalties_min_count"]) | (fines >= o["severe_penalties_min_fines_cny"])
+        rule(severe, np.maximum(r, rank[st]), f"severe_penalties_{days}d->{st}+")
+    rule(f["serious_dishonest"], np.full(len(r), rank[o["serious_dishonest_tier"]]),
+         f"serious_dishonest->{o['serious_dishonest_tier']}")
+    return r, notes
