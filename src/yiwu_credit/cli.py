@@ -535,7 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     _source_args(p)
     p.add_argument("--synthetic", type=_count(100), metavar="N", help="train on a synthetic world of N entities instead")
     p.add_argument("--as-of", required=True, type=_date, help="ISO date YYYY-MM-DD")
-    p.add_argument("--horizon", default="365D")
+    p.add_argument("--horizon", help="label horizon, days or e.g. 365D (default: the policy's [labels].horizon_days)")
     p.add_argument("--test-as-of", type=_date, help="out-of-time test date (default as-of + horizon)")
     p.add_argument("--labels", choices=["all", "campaigns"], default="all",
                    help="'campaigns': random-campaign outcomes with inverse-probability weights")

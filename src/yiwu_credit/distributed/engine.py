@@ -52,7 +52,7 @@ from ..features.build import build_features
 from ..model.bundle import Bundle, load_bundle
 from ..pipeline.scoring import score_entities
 from ..supervision import sampling as S
-from ..supervision.policy import TIERS, Policy, load_policy
+from ..supervision.policy import TIERS, Policy, SamplingPolicy, load_policy
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -502,7 +502,7 @@ def _plan_config(pol: Policy) -> dict[str, Any]:
     """Tier/type tables of the policy, as supervision_plan builds them (:func:`sampling_settings`)."""
     cfg = S.sampling_settings(pol)
     cfg["facm"] = S.type_factor_matrix(cfg["fac"], cfg["scope"])
-    cfg["must_cols"] = list(pol.sampling.get("must_include", []))
+    cfg["must_cols"] = list(pol.sampling.must_include)
     return cfg
 
 
@@ -562,10 +562,10 @@ def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, 
                                                                        clipped)}
 
 
-def _plan_attrs(pol: Policy, s: Mapping[str, Any], n: int, budget: float, floor: float, scale: bool, N: int,
+def _plan_attrs(pol: Policy, s: SamplingPolicy, n: int, budget: float, floor: float, scale: bool, N: int,
                 n_must: int, cfg: Mapping[str, Any], clipped: bool = False) -> dict[str, Any]:
     notes = []
-    band = s.get("overall_rate_band")
+    band = s.overall_rate_band
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
     if clipped and band and budget / N in (band[0], band[1]):
@@ -624,10 +624,10 @@ def plan_distributed(scored: dd.DataFrame, policy: str | Path | Policy | None = 
     s = pol.sampling
     if "tier" not in scored.columns:
         raise PlanError("scored: missing column 'tier'")
-    floor = float(s["min_inclusion_prob"] if floor is None else floor)
+    floor = float(s.min_inclusion_prob if floor is None else floor)
     if not (0.0 < floor <= 1.0):
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
-    scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
+    scale = bool(s.scale_by_probability if scale_by_probability is None else scale_by_probability)
     flat = False
     if scale and "probability" not in scored.columns:
         if scale_by_probability is not None:

@@ -179,10 +179,10 @@ def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_
         fine = a["fine_cny"]
         lists["procedure"] = t.column("procedure").codes
         general = a["procedure"] == lists["procedure"].index("general")
-        period = np.where(~general, rep["simple_procedure_days"],
-                          np.where(fine <= 0, rep["warning_days"],
-                                   np.where(fine <= rep["low_fine_max_cny"], rep["low_fine_days"],
-                                            rep["general_penalty_days"])))
+        period = np.where(~general, rep.simple_procedure_days,
+                          np.where(fine <= 0, rep.warning_days,
+                                   np.where(fine <= rep.low_fine_max_cny, rep.low_fine_days,
+                                            rep.general_penalty_days)))
         repaired = a["repaired_on"]
         keep = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
         cols = {"procedure": a["procedure"], "fine_cny": fine}
@@ -556,17 +556,17 @@ def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.nda
     def any_of(ev: Events, m: np.ndarray) -> np.ndarray:
         return np.bincount(ev.pos[m], minlength=n) > 0
 
-    young = age_days <= o["new_entity_days"]
+    young = age_days <= o.new_entity_days
     count, fines = np.zeros(n, dtype=np.int64), np.zeros(n)
-    if pen is not None and len(pen.pos):
-        m = _mask(pen, (("procedure", "general"),)) & (pen.age <= o.get("heavy_penalties_days", 365))
+    if pen is not None and len(pen.pos) and o.heavy_penalty_rule:
+        m = _mask(pen, (("procedure", "general"),)) & (pen.age <= o.heavy_penalties_days)
         count = np.bincount(pen.pos[m], minlength=n).astype(np.int64)
         fines = np.bincount(pen.pos[m], weights=np.nan_to_num(pen.cols["fine_cny"][m]), minlength=n)
     return {
         "serious_dishonest": any_of(lr, _mask(lr, (("list", "serious_dishonest"),))),
         "abnormal_operation": any_of(lr, _mask(lr, (("list", "abnormal_operation"),))),
-        "adverse_conduct": any_of(ins, _mask(ins, (("result", tuple(o["adverse_conduct_results"])),))
-                                  & (ins.age <= o["adverse_conduct_days"])),
+        "adverse_conduct": any_of(ins, _mask(ins, (("result", o.adverse_conduct_results),))
+                                  & (ins.age <= o.adverse_conduct_days)),
         "is_new": young & ~history,
         "new_with_record": young & history,
         "recent_penalties": count,

@@ -634,9 +634,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
     def _fit_cutoffs(self, p: np.ndarray, w: np.ndarray | None) -> np.ndarray:
         """Upper probability bounds of tiers A, B, C (D is everything above)."""
         pol = load_policy(self.policy)
-        if pol.tiers["method"] == "thresholds":
-            return np.array([pol.tiers["thresholds"][t] for t in TIERS[:-1]], dtype=float)
-        shares = np.cumsum([pol.tiers["shares"][t] for t in TIERS[:-1]])
+        if pol.tiers.method == "thresholds":
+            return np.array([pol.tiers.thresholds[t] for t in TIERS[:-1]], dtype=float)
+        shares = np.cumsum([pol.tiers.shares[t] for t in TIERS[:-1]])
         order = np.argsort(p, kind="stable")
         ww = np.ones(len(p)) if w is None else w
         cw = np.cumsum(ww[order]) / ww.sum()

@@ -24,21 +24,29 @@ from ..features.build import _NAT, alive, day_array, to_day
 from ..supervision.policy import Policy, load_policy
 
 
-def _horizon_days(horizon: str | int | pd.Timedelta) -> int:
-    if isinstance(horizon, int):
-        return horizon
-    return int(pd.Timedelta(horizon).days)
+def horizon_days(horizon: str | int | pd.Timedelta | None, policy: Policy | str | None = None) -> int:
+    """The label horizon in whole days: ``horizon`` (days, or a pandas offset such as ``"365D"``),
+    or the policy's ``[labels].horizon_days`` when ``None``."""
+    if horizon is None:
+        return load_policy(policy).labels.horizon_days
+    if isinstance(horizon, str) and horizon.strip().isdigit():
+        horizon = int(horizon)
+    days = horizon if isinstance(horizon, int) else pd.Timedelta(horizon).days
+    if days < 1:
+        raise ValueError(f"horizon must be at least one day, got {horizon!r}")
+    return int(days)
 
 
-def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int = "365D",
+def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int | None = None,
                  policy: Policy | str | None = None, source: str = "all") -> pd.DataFrame:
     """Labels for entities alive at ``as_of``: DataFrame indexed by entity_id (sorted) with
-    ``y`` (0/1 int), ``weight`` (float) and, for campaigns, ``inclusion_prob``.
+    ``y`` (0/1 int), ``weight`` (float) and, for campaigns, ``inclusion_prob``. ``horizon``
+    (default: the policy's ``[labels].horizon_days``): see :func:`horizon_days`.
     """
     pol = load_policy(policy)
     cfg = pol.labels
     a = to_day(as_of)
-    b = a + _horizon_days(horizon)
+    b = a + horizon_days(horizon, pol)
     ent = dataset.entities
     live = alive(ent, a)
     ids = ent["entity_id"].to_numpy(dtype=object)
@@ -51,15 +59,14 @@ def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int
         hit[codes[m]] = True
 
     if source == "all":
-        if cfg.get("general_penalty", True):
+        if cfg.general_penalty:
             p = dataset.penalties
             mark("penalties", "decided_on", (p["procedure"] == "general").to_numpy())
         ins = dataset.inspections
-        mark("inspections", "inspected_on", ins["result"].isin(cfg["adverse_results"]).to_numpy())
+        mark("inspections", "inspected_on", ins["result"].isin(cfg.adverse_results).to_numpy())
         lr = dataset.list_records
-        excl = cfg.get("abnormal_operation_exclude_reasons", [])
-        ab = (lr["list"] == "abnormal_operation") & ~lr["reason"].isin(excl).fillna(False)
-        sd = (lr["list"] == "serious_dishonest") & bool(cfg.get("serious_dishonest", True))
+        ab = (lr["list"] == "abnormal_operation") & ~lr["reason"].isin(cfg.abnormal_operation_exclude_reasons).fillna(False)
+        sd = (lr["list"] == "serious_dishonest") & cfg.serious_dishonest
         mark("list_records", "entered_on", (ab | sd).to_numpy())
         out = pd.DataFrame({"y": hit[live].astype(int), "weight": 1.0},
                            index=pd.Index(ids[live].astype(str), name="entity_id"))
@@ -73,7 +80,7 @@ def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int
         m &= live[np.maximum(codes, 0)]
         sub = pd.DataFrame({
             "entity_id": ids[codes[m]].astype(str),
-            "y": ins["result"].isin(cfg["adverse_results"]).to_numpy()[m].astype(int),
+            "y": ins["result"].isin(cfg.adverse_results).to_numpy()[m].astype(int),
             "inclusion_prob": pi[m],
         })
         # an entity drawn in several campaigns: one row per entity, worst result, largest π

@@ -28,6 +28,7 @@ compare values computed with the same binning, on populations of thousands of en
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +45,7 @@ MISSING = "(missing)"
 
 def thresholds(policy: str | Policy | None = None) -> dict[str, float]:
     """The policy's monitoring thresholds: psi_warn, psi_retrain, csi_warn, csi_retrain, …"""
-    return {k: float(v) for k, v in load_policy(policy).monitoring.items()}
+    return dataclasses.asdict(load_policy(policy).monitoring)
 
 
 def stability_flag(value: Any, warn: float = 0.10, act: float = 0.25) -> Any:

@@ -21,7 +21,7 @@ from ..features.catalogue import Catalogue, load_catalogue
 from ..supervision.policy import Policy, load_policy
 from .estimator import TieredRiskModel
 from .evaluation import calibration_table, metrics, tier_table
-from .labels import _horizon_days, build_labels
+from .labels import build_labels, horizon_days
 
 
 @dataclass
@@ -37,25 +37,27 @@ class TrainResult:
     reference: pd.DataFrame = field(repr=False, default=None)  # the training feature matrix
 
 
-def train(dataset: Dataset, as_of: str, horizon: str = "365D", test_as_of: str | None = None,
+def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_as_of: str | None = None,
           catalogue: Catalogue | str | None = None, policy: Policy | str | None = None,
           label_source: str = "all", truth: pd.DataFrame | None = None, **params: Any) -> TrainResult:
     """Fit a :class:`TieredRiskModel` at ``as_of`` and evaluate it out of time.
 
+    ``horizon``: label horizon (default the policy's ``[labels].horizon_days``).
     ``params`` go to the model (e.g. ``learner="scorecard"``). ``truth`` (synthetic worlds only)
     adds agreement with the ground-truth propensity to the metrics.
     """
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
     X = build_features(dataset, as_of, cat, pol)
-    lab = build_labels(dataset, as_of, horizon, pol, source=label_source)
+    days = horizon_days(horizon, pol)
+    lab = build_labels(dataset, as_of, days, pol, source=label_source)
     Xtr = X.loc[lab.index]
     model = TieredRiskModel(catalogue=cat, policy=pol, **params)
     weight = lab["weight"].to_numpy() if label_source == "campaigns" else None
     model.fit(Xtr, lab["y"].to_numpy(), sample_weight=weight)
-    test_day = pd.Timestamp(test_as_of) if test_as_of else pd.Timestamp(as_of) + pd.Timedelta(days=_horizon_days(horizon))
+    test_day = pd.Timestamp(test_as_of) if test_as_of else pd.Timestamp(as_of) + pd.Timedelta(days=days)
     Xte = build_features(dataset, test_day, cat, pol)
-    lte = build_labels(dataset, test_day, horizon, pol)
+    lte = build_labels(dataset, test_day, days, pol)
     a = model.assess(Xte)
     y = lte["y"].to_numpy()
     m = {"train_oof": metrics(lab["y"].to_numpy(), model.oof_proba_, model.tiers_from_proba(model.oof_proba_)),
@@ -69,7 +71,7 @@ def train(dataset: Dataset, as_of: str, horizon: str = "365D", test_as_of: str |
             "auc_model_for_top20pct_truth": float(roc_auc_score(t[ok] >= np.quantile(t[ok], 0.8),
                                                                 a["probability"].to_numpy()[ok])),
         }
-    training = {"as_of": str(pd.Timestamp(as_of).date()), "horizon": horizon, "test_as_of": str(test_day.date()),
+    training = {"as_of": str(pd.Timestamp(as_of).date()), "horizon_days": days, "test_as_of": str(test_day.date()),
                 "label_source": label_source, "n_train": int(len(Xtr)), "n_test": int(len(Xte)),
                 "data_fingerprint": dataset.fingerprint()}
     frame = pd.DataFrame({"y": y, "probability": a["probability"], "tier": a["tier"],

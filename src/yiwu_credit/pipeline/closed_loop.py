@@ -99,7 +99,7 @@ def burden_table(scored_or_plan: pd.DataFrame, results: pd.DataFrame | None = No
         if "adverse" in results.columns:
             adv = results["adverse"].to_numpy(dtype=bool)
         else:
-            adv = results["result"].isin(load_policy(policy).labels["adverse_results"]).to_numpy()
+            adv = results["result"].isin(load_policy(policy).labels.adverse_results).to_numpy()
         r = pd.DataFrame({"entity_id": results["entity_id"].astype(str).to_numpy(), "adv": adv})
         g = r.groupby("entity_id").agg(k=("adv", "size"), v=("adv", "sum"))
         unknown = ~g.index.isin(df.index.astype(str))
@@ -323,7 +323,7 @@ def _fit(st: _Strategy, year: int, window: int, cat: Catalogue, label_policy: Po
     """Retrain on campaign outcomes of years (year - window, year]; features at each 1 January."""
     Xs, ys, ws = [], [], []
     for y in range(year - window + 1, year + 1):
-        lab = build_labels(st.dataset, f"{y}-01-01", "365D", label_policy, source="campaigns")
+        lab = build_labels(st.dataset, f"{y}-01-01", None, label_policy, source="campaigns")
         Xs.append(st.features[y].loc[lab.index])
         ys.append(lab["y"].to_numpy())
         ws.append(lab["weight"].to_numpy())
@@ -388,8 +388,8 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
     if initial == "bundle":
         cat = load_bundle(None).catalogue
     params = {"random_state": seed, "n_jobs": 1, **(model_params or {})}
-    adverse_codes = pol.labels["adverse_results"]
-    shares = np.cumsum([pol.tiers["shares"][t] for t in TIERS[:-1]])
+    adverse_codes = pol.labels.adverse_results
+    shares = np.cumsum([pol.tiers.shares[t] for t in TIERS[:-1]])
 
     world = generate(n_entities, seed=seed, start=f"{start_year - history_years}-01-01",
                      end=f"{start_year + cycles - 1}-12-31")

@@ -75,7 +75,7 @@ def run_demo(out: Path, n_entities: int = 20_000, seed: int = 2022, printer: Cal
     printer(f"6. published estimate of the violation rate: {o['rate']:.1%} (95% CI {o['ci_low']:.1%}–"
             f"{o['ci_high']:.1%}), {int(o['n'])} of {int(o['drawn'])} drawn entities with a result "
             f"({o['response_rate']:.0%}); hit rate in the sample "
-            f"{results['result'].isin(bundle.policy.labels['adverse_results']).mean():.1%}"
+            f"{results['result'].isin(bundle.policy.labels.adverse_results).mean():.1%}"
             f" → {paths['estimates']}, {paths['published']}, {paths['summary']}")
     try:
         from ..report.html import write_report

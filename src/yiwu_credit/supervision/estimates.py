@@ -387,7 +387,7 @@ def violation_rates(results: pd.DataFrame | Campaign, plan: pd.DataFrame | None 
     (respondents), ``response_rate``, ``violations``, ``rate`` (published: Hájek), ``se``,
     ``ci_low``/``ci_high`` (95% Korn–Graubard at n respondents), ``rate_ht``, ``se_ht``, ``N_hat``.
     """
-    adverse = tuple(load_policy(policy).labels["adverse_results"] if adverse is None else adverse)
+    adverse = tuple(load_policy(policy).labels.adverse_results if adverse is None else adverse)
     unknown = set(adverse) - set(INSPECTION_RESULTS)
     if unknown:
         raise PlanError(f"adverse: unknown result code(s) {sorted(unknown)}")

@@ -77,7 +77,7 @@ class Candidate:
         s["scale_by_probability"] = self.alpha > 0
         s["alpha"] = float(self.alpha)
         s["entity_type_factor_scope"] = self.scope
-        s["min_inclusion_prob"] = float(self.floor)
+        s.min_inclusion_prob = float(self.floor)
         raw["meta"]["name"] = f"{pol.name}+{self.name}"
         src = f"{pol.source} (candidate {self.name})"
         _validate(raw, src)
@@ -88,7 +88,7 @@ def in_force(policy: Policy | str | None = None, name: str = "in_force") -> Cand
     """The candidate equal to the policy's own sampling settings."""
     pol = load_policy(policy)
     cfg = sampling_settings(pol)
-    return Candidate(name, tuple(cfg["tw"]), cfg["alpha"], cfg["scope"], float(pol.sampling["min_inclusion_prob"]))
+    return Candidate(name, tuple(cfg["tw"]), cfg["alpha"], cfg["scope"], float(pol.sampling.min_inclusion_prob))
 
 
 def candidate_grid(policy: Policy | str | None = None, *,
@@ -244,7 +244,7 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
     df = _as_entity_frame(scored)
     if "probability" not in df.columns:
         raise PlanError("scored: the frontier needs a calibrated 'probability' column")
-    cells = plan_cells(df, base["etypes"], s.get("must_include", []), with_p=True)
+    cells = plan_cells(df, base["etypes"], list(s.must_include), with_p=True)
     N, cnt, p = cells.N, cells.count.astype(np.float64), cells.p
     if budget is None:
         budget = plan_on_cells(cells, np.asarray(cur.tier_weights), base["rate"], base["cap"], base["fac"],

@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, PlanError
-from .policy import Policy, load_policy
+from .policy import InspectorPolicy, Policy, load_policy
 from .sampling import VerifyResult, _fmix64, _seed_str, prn_keys
 
 __all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "assignment_map", "compare_assignments",
@@ -190,11 +190,10 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
     """
     need_policy = (per_entity is None or max_per_inspector is None or policy is not None
                    or (previous is not None and no_repeat_consecutive is None))
-    icfg = load_policy(policy).sampling.get("inspectors", {}) if need_policy else {}
-    k = int(icfg.get("per_entity", 2) if per_entity is None else per_entity)
-    cap = int(icfg.get("max_per_inspector", 40) if max_per_inspector is None else max_per_inspector)
-    no_repeat = bool(icfg.get("no_repeat_consecutive", True) if no_repeat_consecutive is None
-                     else no_repeat_consecutive)
+    icfg = load_policy(policy).sampling.inspectors if need_policy else InspectorPolicy()
+    k = int(icfg.per_entity if per_entity is None else per_entity)
+    cap = int(icfg.max_per_inspector if max_per_inspector is None else max_per_inspector)
+    no_repeat = bool(icfg.no_repeat_consecutive if no_repeat_consecutive is None else no_repeat_consecutive)
     if k < 1 or cap < 1:
         raise PlanError(f"per_entity={k} and max_per_inspector={cap} must both be ≥ 1")
     ros = load_roster(roster)

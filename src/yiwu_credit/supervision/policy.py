@@ -6,22 +6,28 @@ through :class:`Policy`; nothing policy-like is hard-coded elsewhere.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..data.contract import ENTITY_TYPES, INSPECTION_RESULTS
+from ..data.contract import ABNORMAL_REASONS, ENTITY_TYPES, INSPECTION_RESULTS
 from ..data.io import parse_toml
 from ..errors import ConfigError
 
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 DEFAULT_POLICY = "yiwu-2022"
+#: ``[sampling.tiers.X].flag``: the supervision posture of a tier, with its Chinese name.
+POSTURE_ZH: dict[str, str] = {"leave_in_peace": "无事不扰", "normal": "常规监管", "watch": "重点关注",
+                              "everywhere": "无处不在"}
 HEAVY_PENALTY_KEYS: tuple[str, ...] = (
     "heavy_penalties_days", "heavy_penalties_min_count", "heavy_penalties_min_tier",
     "severe_penalties_min_count", "severe_penalties_min_fines_cny", "severe_penalties_min_tier",
@@ -56,8 +62,131 @@ def _codes(cfg: dict, key: str, where: str, allowed: tuple[str, ...]) -> tuple[s
 
 
 @dataclass(frozen=True)
+class Label:
+    """A bilingual label."""
+
+    zh: str
+    en: str
+
+
+@dataclass(frozen=True)
+class TierPolicy:
+    """``[tiers]``: how calibrated probabilities become tiers A–D.
+
+    ``method`` ``"shares"`` puts the cut-offs at the quantiles ``shares`` of a reference score
+    distribution; ``"thresholds"`` uses ``thresholds`` (probabilities, A < B < C) directly.
+    """
+
+    method: str
+    shares: Mapping[str, float]
+    thresholds: Mapping[str, float]
+    labels: Mapping[str, Label]
+
+
+@dataclass(frozen=True)
+class RepairPolicy:
+    """``[repair]``: days after which a penalty is repaired (no longer published or counted)."""
+
+    general_penalty_days: float
+    low_fine_max_cny: float
+    low_fine_days: float
+    warning_days: float
+    simple_procedure_days: float
+
+
+@dataclass(frozen=True)
+class OverridePolicy:
+    """``[overrides]``: rules that set or floor a tier whatever the model says.
+
+    The heavy-penalty rule is optional (policies before 1.1.0 lack it): ``heavy_penalties_days``
+    and the fields after it are ``None`` then.
+    """
+
+    serious_dishonest_tier: str
+    abnormal_operation_min_tier: str
+    adverse_conduct_min_tier: str
+    adverse_conduct_results: tuple[str, ...]
+    adverse_conduct_days: float
+    new_entity_days: float
+    new_entity_tier: str
+    heavy_penalties_days: float | None = None
+    heavy_penalties_min_count: float | None = None
+    heavy_penalties_min_tier: str | None = None
+    severe_penalties_min_count: float | None = None
+    severe_penalties_min_fines_cny: float | None = None
+    severe_penalties_min_tier: str | None = None
+
+    @property
+    def heavy_penalty_rule(self) -> bool:
+        return self.heavy_penalties_days is not None
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    """``[labels]``: what counts as a violation within ``horizon_days`` after the as-of date."""
+
+    horizon_days: int
+    general_penalty: bool
+    adverse_results: tuple[str, ...]
+    abnormal_operation_exclude_reasons: tuple[str, ...]
+    serious_dishonest: bool
+
+
+@dataclass(frozen=True)
+class TierSampling:
+    """``[sampling.tiers.X]``: relative weight, planned annual rate and cap (checks per year)."""
+
+    weight: float
+    annual_rate: float
+    max_per_year: float
+    flag: str
+
+
+@dataclass(frozen=True)
+class InspectorPolicy:
+    """``[sampling.inspectors]``: the second random (inspectors per entity, workload cap)."""
+
+    per_entity: int = 2
+    max_per_inspector: int = 40
+    no_repeat_consecutive: bool = True
+
+
+@dataclass(frozen=True)
+class SamplingPolicy:
+    """``[sampling]``: the inclusion-probability design of random inspection campaigns.
+
+    ``alpha`` is the exponent on the calibrated probability within a tier (0 = flat); it applies
+    only when ``scale_by_probability``. ``overall_rate_band`` bounds the campaign's overall rate
+    when ``clip_budget_to_band``.
+    """
+
+    tiers: Mapping[str, TierSampling]
+    min_inclusion_prob: float
+    must_include: tuple[str, ...]
+    scale_by_probability: bool = False
+    alpha: float = 1.0
+    entity_type_factor_scope: str = "all"
+    entity_type_factor: Mapping[str, float] = field(default_factory=dict)
+    overall_rate_band: tuple[float, float] = (0.0, 1.0)
+    clip_budget_to_band: bool = False
+    inspectors: InspectorPolicy = field(default_factory=InspectorPolicy)
+
+
+@dataclass(frozen=True)
+class MonitoringPolicy:
+    """``[monitoring]``: stability (PSI/CSI) and discrimination thresholds: ``*_warn`` → status
+    ``watch``, ``*_retrain`` and ``auc_drop_retrain`` → status ``retrain``."""
+
+    psi_warn: float
+    psi_retrain: float
+    csi_warn: float
+    csi_retrain: float
+    auc_drop_retrain: float
+
+
+@dataclass(frozen=True)
 class Policy:
-    """A validated policy. ``raw`` is the parsed TOML; typed views are properties."""
+    """A validated policy: the parsed TOML (``raw``) and typed, read-only views of its sections."""
 
     raw: dict[str, Any]
     source: str
@@ -71,43 +200,85 @@ class Policy:
         return self.raw["meta"]["version"]
 
     @property
+    def title(self) -> Label:
+        return Label(self.raw["meta"]["title_zh"], self.raw["meta"]["title_en"])
+
+    @functools.cached_property
     def sha256(self) -> str:
         """Hash of the canonical JSON form of the policy (independent of TOML formatting)."""
         blob = json.dumps(self.raw, sort_keys=True, ensure_ascii=False).encode()
         return hashlib.sha256(blob).hexdigest()
 
-    @property
-    def tiers(self) -> dict[str, Any]:
-        return self.raw["tiers"]
+    @functools.cached_property
+    def tiers(self) -> TierPolicy:
+        t = self.raw["tiers"]
+        return TierPolicy(t["method"], _ro({k: float(t["shares"][k]) for k in TIERS}),
+                          _ro({k: float(t["thresholds"][k]) for k in TIERS[:-1]}),
+                          _ro({k: Label(**t["labels"][k]) for k in TIERS}))
 
     def tier_label(self, tier: str, lang: str = "zh") -> str:
-        return self.raw["tiers"]["labels"][tier][lang]
+        return getattr(self.tiers.labels[tier], lang)
 
-    @property
-    def repair(self) -> dict[str, float]:
-        return self.raw["repair"]
+    @functools.cached_property
+    def repair(self) -> RepairPolicy:
+        return RepairPolicy(**{k: float(v) for k, v in self.raw["repair"].items()})
 
-    @property
-    def overrides(self) -> dict[str, Any]:
-        return self.raw["overrides"]
+    @functools.cached_property
+    def overrides(self) -> OverridePolicy:
+        o = dict(self.raw["overrides"])
+        o["adverse_conduct_results"] = tuple(o["adverse_conduct_results"])
+        return OverridePolicy(**o)
 
-    @property
-    def labels(self) -> dict[str, Any]:
-        return self.raw["labels"]
+    @functools.cached_property
+    def labels(self) -> LabelPolicy:
+        lab = self.raw["labels"]
+        return LabelPolicy(int(lab["horizon_days"]), bool(lab.get("general_penalty", True)),
+                           tuple(lab["adverse_results"]), tuple(lab.get("abnormal_operation_exclude_reasons", ())),
+                           bool(lab.get("serious_dishonest", True)))
 
-    @property
-    def sampling(self) -> dict[str, Any]:
-        return self.raw["sampling"]
+    @functools.cached_property
+    def sampling(self) -> SamplingPolicy:
+        s = dict(self.raw["sampling"])
+        s["tiers"] = _ro({k: TierSampling(**{"flag": "normal", **s["tiers"][k]}) for k in TIERS})
+        s["must_include"] = tuple(s.get("must_include", ()))
+        s["entity_type_factor"] = _ro({k: float(v) for k, v in (s.get("entity_type_factor") or {}).items()})
+        if "overall_rate_band" in s:
+            s["overall_rate_band"] = tuple(float(b) for b in s["overall_rate_band"])
+        s["inspectors"] = InspectorPolicy(**s.get("inspectors", {}))
+        return SamplingPolicy(**s)
 
-    @property
-    def monitoring(self) -> dict[str, float]:
-        return self.raw["monitoring"]
+    @functools.cached_property
+    def monitoring(self) -> MonitoringPolicy:
+        return MonitoringPolicy(**{k: float(v) for k, v in self.raw["monitoring"].items()})
+
+
+def _ro(d: dict) -> Mapping:
+    return MappingProxyType(d)
+
+
+SECTIONS = ("meta", "tiers", "repair", "overrides", "labels", "sampling", "monitoring")
+
+
+def _known(d: dict, allowed: Sequence[str], src: str, where: str) -> None:
+    """Refuse settings nobody reads (a typo would otherwise be ignored silently)."""
+    unknown = sorted(set(d) - set(allowed))
+    if unknown:
+        place = f" [{where}]" if where else ""
+        raise ConfigError(f"{src}{place}: unknown setting(s) {unknown}; expected some of {sorted(allowed)}")
 
 
 def _validate(raw: dict, src: str) -> None:
-    for section in ("meta", "tiers", "repair", "overrides", "labels", "sampling", "monitoring"):
+    for section in SECTIONS:
         if not isinstance(raw.get(section), dict):
             raise ConfigError(f"{src}: missing section [{section}]")
+    _known(raw, SECTIONS, src, "")
+    _known(raw["meta"], ("name", "version", "title_zh", "title_en"), src, "meta")
+    for section, view in (("tiers", TierPolicy), ("repair", RepairPolicy), ("overrides", OverridePolicy),
+                          ("labels", LabelPolicy), ("sampling", SamplingPolicy), ("monitoring", MonitoringPolicy)):
+        _known(raw[section], [f.name for f in fields(view)], src, section)
+    for k, tc in raw["sampling"].get("tiers", {}).items():
+        _known(tc if isinstance(tc, dict) else {}, [f.name for f in fields(TierSampling)], src, f"sampling.tiers.{k}")
+    _known(raw["sampling"].get("inspectors", {}), [f.name for f in fields(InspectorPolicy)], src, "sampling.inspectors")
     meta = raw["meta"]
     for k in ("name", "version", "title_zh", "title_en"):
         if not isinstance(meta.get(k), str):
@@ -152,6 +323,11 @@ def _validate(raw: dict, src: str) -> None:
     lab = raw["labels"]
     _num(lab, "horizon_days", f"{src} [labels]", 1)
     _codes(lab, "adverse_results", f"{src} [labels]", INSPECTION_RESULTS)
+    for k in ("general_penalty", "serious_dishonest"):
+        if not isinstance(lab.get(k, True), bool):
+            raise ConfigError(f"{src} [labels].{k}: expected true or false, got {lab[k]!r}")
+    if "abnormal_operation_exclude_reasons" in lab:
+        _codes(lab, "abnormal_operation_exclude_reasons", f"{src} [labels]", ABNORMAL_REASONS)
     s = raw["sampling"]
     _num(s, "min_inclusion_prob", f"{src} [sampling]", 0.0, 1.0)
     if s["min_inclusion_prob"] <= 0:
@@ -171,7 +347,7 @@ def _validate(raw: dict, src: str) -> None:
         if tc["annual_rate"] > tc["max_per_year"]:
             raise ConfigError(f"{src} [sampling.tiers.{k}]: annual_rate {tc['annual_rate']} exceeds "
                               f"max_per_year {tc['max_per_year']}")
-        flags = ("leave_in_peace", "normal", "watch", "everywhere")
+        flags = tuple(POSTURE_ZH)
         if tc.get("flag", "normal") not in flags:
             raise ConfigError(f"{src} [sampling.tiers.{k}].flag: expected one of {list(flags)}, got {tc.get('flag')!r}")
     w = [s["tiers"][k]["weight"] for k in TIERS]
@@ -269,22 +445,22 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
         r[mask] = new_rank[mask]
         notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
 
-    nt = o["new_entity_tier"]
+    nt = o.new_entity_tier
     rule(f["is_new"], np.full(len(r), rank[nt]), f"new_entity->{nt}")
     # a record never makes a young entity look better than having none
     rule(f.get("new_with_record", none), np.maximum(r, rank[nt]), f"new_entity_record->{nt}+")
-    ab = rank[o["abnormal_operation_min_tier"]]
-    rule(f["abnormal_operation"], np.maximum(r, ab), f"abnormal_operation->{o['abnormal_operation_min_tier']}+")
-    ac = rank[o["adverse_conduct_min_tier"]]
-    rule(f["adverse_conduct"], np.maximum(r, ac), f"adverse_conduct->{o['adverse_conduct_min_tier']}+")
-    if "heavy_penalties_min_count" in o:
+    ab = rank[o.abnormal_operation_min_tier]
+    rule(f["abnormal_operation"], np.maximum(r, ab), f"abnormal_operation->{o.abnormal_operation_min_tier}+")
+    ac = rank[o.adverse_conduct_min_tier]
+    rule(f["adverse_conduct"], np.maximum(r, ac), f"adverse_conduct->{o.adverse_conduct_min_tier}+")
+    if o.heavy_penalty_rule:
         cnt = f.get("recent_penalties", np.zeros(len(r)))
         fines = f.get("recent_fines_cny", np.zeros(len(r)))
-        days = int(o["heavy_penalties_days"])
-        ht, st = o["heavy_penalties_min_tier"], o["severe_penalties_min_tier"]
-        rule(cnt >= o["heavy_penalties_min_count"], np.maximum(r, rank[ht]), f"heavy_penalties_{days}d->{ht}+")
-        severe = (cnt >= o["severe_penalties_min_count"]) | (fines >= o["severe_penalties_min_fines_cny"])
+        days = int(o.heavy_penalties_days)
+        ht, st = o.heavy_penalties_min_tier, o.severe_penalties_min_tier
+        rule(cnt >= o.heavy_penalties_min_count, np.maximum(r, rank[ht]), f"heavy_penalties_{days}d->{ht}+")
+        severe = (cnt >= o.severe_penalties_min_count) | (fines >= o.severe_penalties_min_fines_cny)
         rule(severe, np.maximum(r, rank[st]), f"severe_penalties_{days}d->{st}+")
-    rule(f["serious_dishonest"], np.full(len(r), rank[o["serious_dishonest_tier"]]),
-         f"serious_dishonest->{o['serious_dishonest_tier']}")
+    rule(f["serious_dishonest"], np.full(len(r), rank[o.serious_dishonest_tier]),
+         f"serious_dishonest->{o.serious_dishonest_tier}")
     return r, notes

@@ -669,19 +669,19 @@ def sampling_settings(pol: Policy, *, scale_by_probability: bool | None = None, 
     entity-type factor ``scope``. ``scale_by_probability=False`` means alpha 0; True means the
     policy's ``alpha`` (default 1, the pre-1.2 behaviour)."""
     s = pol.sampling
-    tcfg = s["tiers"]
-    etf = s.get("entity_type_factor", {}) or {}
-    scale = bool(s.get("scale_by_probability", False) if scale_by_probability is None else scale_by_probability)
-    a = float(s.get("alpha", 1.0)) if alpha is None else float(alpha)
+    tcfg = s.tiers
+    etf = s.entity_type_factor
+    scale = bool(s.scale_by_probability if scale_by_probability is None else scale_by_probability)
+    a = float(s.alpha) if alpha is None else float(alpha)
     if not (math.isfinite(a) and a >= 0):
         raise PlanError(f"alpha: expected a finite number ≥ 0, got {alpha}")
-    return {"tw": np.array([tcfg[t]["weight"] for t in TIERS], np.float64),
-            "rate": np.array([tcfg[t]["annual_rate"] for t in TIERS], np.float64),
-            "cap": np.array([tcfg[t]["max_per_year"] for t in TIERS], np.float64),
+    return {"tw": np.array([tcfg[t].weight for t in TIERS], np.float64),
+            "rate": np.array([tcfg[t].annual_rate for t in TIERS], np.float64),
+            "cap": np.array([tcfg[t].max_per_year for t in TIERS], np.float64),
             "etypes": tuple(etf), "fac": np.array([float(etf[k]) for k in etf] + [1.0]),
             "alpha": a if scale else 0.0,
-            "scope": s.get("entity_type_factor_scope", "all") if scope is None else scope,
-            "band": s.get("overall_rate_band") if s.get("clip_budget_to_band", False) else None}
+            "scope": s.entity_type_factor_scope if scope is None else scope,
+            "band": list(s.overall_rate_band) if s.clip_budget_to_band else None}
 
 
 @dataclass(frozen=True)
@@ -822,7 +822,7 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     pol = load_policy(policy)
     s = pol.sampling
     df = _as_entity_frame(scored)
-    floor = float(s["min_inclusion_prob"] if floor is None else floor)
+    floor = float(s.min_inclusion_prob if floor is None else floor)
     if not (0.0 < floor <= 1.0):
         raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
     cfg = sampling_settings(pol, scale_by_probability=scale_by_probability, alpha=alpha,
@@ -831,7 +831,7 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
             and alpha is None)
     if flat:      # the policy scales by probability but the table has tiers only: flat within tier
         cfg["alpha"] = 0.0
-    c = plan_cells(df, cfg["etypes"], s.get("must_include", []), with_p=cfg["alpha"] > 0)
+    c = plan_cells(df, cfg["etypes"], list(s.must_include), with_p=cfg["alpha"] > 0)
     clipped = budget is None and cfg["band"] is not None
     w, e, pi, budget, n = plan_on_cells(c, cfg["tw"], cfg["rate"], cfg["cap"], cfg["fac"], scope=cfg["scope"],
                                         alpha=cfg["alpha"], floor=floor, budget=budget, n=n, band=cfg["band"])
@@ -850,7 +850,7 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
             out[col] = df[col]
     out.index.name = "entity_id"
     notes = []
-    band = s.get("overall_rate_band")
+    band = s.overall_rate_band
     if band and not (band[0] <= budget / N <= band[1]):
         notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
     if clipped and band and budget / N in (band[0], band[1]):
