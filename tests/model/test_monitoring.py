@@ -155,7 +155,7 @@ def test_flags_and_policy_thresholds():
     s = stability_flag(pd.Series([0.05, 0.3], index=["x", "y"]), warn=0.2, act=0.5)
     assert s.to_dict() == {"x": "stable", "y": "watch"}
     thr = thresholds()
-    assert thr == {k: float(v) for k, v in load_policy().monitoring.items()}
+    assert thr == {k: float(v) for k, v in load_policy().raw["monitoring"].items()}
     assert thr["psi_warn"] < thr["psi_retrain"]
 
 

@@ -74,7 +74,7 @@ def small(world):
 @pytest.fixture(scope="module")
 def pool_ids(world, bundle):
     X = build_features(world.dataset, AS_OF, bundle.catalogue, bundle.policy)
-    young = X.index[X["age_days"] <= bundle.policy.overrides["new_entity_days"]]
+    young = X.index[X["age_days"] <= bundle.policy.overrides.new_entity_days]
     return list(X.index), list(young)
 
 
@@ -189,9 +189,9 @@ def test_heavy_penalty_rule_thresholds_and_labels():
     pol = load_policy()
     o = pol.overrides
     n = 6
-    cnt = np.array([0, o["heavy_penalties_min_count"] - 1, o["heavy_penalties_min_count"],
-                    o["severe_penalties_min_count"], 1, 0], dtype=float)
-    fines = np.array([0, 0, 0, 0, o["severe_penalties_min_fines_cny"], o["severe_penalties_min_fines_cny"] - 1])
+    cnt = np.array([0, o.heavy_penalties_min_count - 1, o.heavy_penalties_min_count,
+                    o.severe_penalties_min_count, 1, 0], dtype=float)
+    fines = np.array([0, 0, 0, 0, o.severe_penalties_min_fines_cny, o.severe_penalties_min_fines_cny - 1])
     f = {k: np.zeros(n, dtype=bool) for k in ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new")}
     f.update(recent_penalties=cnt, recent_fines_cny=fines)
     r, notes = override_ranks(np.zeros(n, dtype=int), f, pol)

@@ -58,8 +58,8 @@ def test_every_candidate_pi_is_exactly_the_plans(pool):
 def test_in_force_reproduces_the_default_plan(pool):
     cur = in_force()
     pol = load_policy()
-    assert cur.tier_weights == tuple(pol.sampling["tiers"][t]["weight"] for t in "ABCD")
-    assert (cur.alpha, cur.scope) == (pol.sampling["alpha"], pol.sampling["entity_type_factor_scope"])
+    assert cur.tier_weights == tuple(pol.sampling.tiers[t].weight for t in "ABCD")
+    assert (cur.alpha, cur.scope) == (pol.sampling.alpha, pol.sampling.entity_type_factor_scope)
     a = S.supervision_plan(pool)
     b = S.supervision_plan(pool, cur.policy())
     assert np.array_equal(a["pi"].to_numpy(), b["pi"].to_numpy())
@@ -215,7 +215,7 @@ def test_drift_is_off_by_default_and_deterrence_lowers_found_entities():
 def test_default_budget_is_clipped_into_the_band(pool):
     new = S.supervision_plan(pool)
     a = new.attrs[S.PLAN_ATTR]
-    band = load_policy().sampling["overall_rate_band"]
+    band = load_policy().sampling.overall_rate_band
     raw = S.supervision_plan(pool, budget=None, n=None, entity_type_factor_scope="routine", floor=1e-4,
                              policy=Candidate("x", (0.1, 1, 10, 30), 1.0, "routine").policy("yiwu-2022-1.1"))
     assert raw.attrs[S.PLAN_ATTR]["budget"] / len(pool) > band[1]            # the 1.2 rates alone exceed 5 %

@@ -149,8 +149,8 @@ def test_plan_follows_the_policy():
     plan = S.supervision_plan(sc)
     meta = plan.attrs[S.PLAN_ATTR]
     cfg = pol.sampling
-    rate = {t: cfg["tiers"][t]["annual_rate"] for t in "ABCD"}
-    fac = cfg["entity_type_factor"]
+    rate = {t: cfg.tiers[t].annual_rate for t in "ABCD"}
+    fac = cfg.entity_type_factor
     budget = sum(rate[t] * fac[e] for t, e in zip(sc["tier"], sc["entity_type"], strict=True))
     assert meta["budget"] == pytest.approx(budget)
     assert meta["n"] == round(budget)
@@ -163,19 +163,19 @@ def test_plan_follows_the_policy():
     # weights relative to B: tier weight × type factor; pi ∝ weight where no bound binds
     ent = free[free["entity_type"] == "enterprise"]
     w = ent.groupby("tier")["weight"].first()
-    assert w.to_dict() == {t: cfg["tiers"][t]["weight"] for t in "ABCD"}
+    assert w.to_dict() == {t: cfg.tiers[t].weight for t in "ABCD"}
     ratio = (ent["pi"] / ent["weight"]).to_numpy()
     assert np.allclose(ratio, ratio[0])
-    assert free["pi"].min() >= cfg["min_inclusion_prob"]
+    assert free["pi"].min() >= cfg.min_inclusion_prob
     for t in "ABCD":
-        assert plan.loc[plan["tier"] == t, "expected_per_year"].max() <= max(1, cfg["tiers"][t]["max_per_year"]) + 1e-12
+        assert plan.loc[plan["tier"] == t, "expected_per_year"].max() <= max(1, cfg.tiers[t].max_per_year) + 1e-12
     assert list(plan.columns[:5]) == ["tier", "weight", "expected_per_year", "pi", "must_include"]
 
 
 def test_frequency_caps_bind_and_redistribute():
     sc = _scored(2000, seed=2)
     plan = S.supervision_plan(sc, budget=2500, n=100)    # Σ caps ≈ 3000: many entities hit their tier cap
-    caps = plan["tier"].map({t: load_policy().sampling["tiers"][t]["max_per_year"] for t in "ABCD"}).to_numpy()
+    caps = plan["tier"].map({t: load_policy().sampling.tiers[t].max_per_year for t in "ABCD"}).to_numpy()
     e, w = plan["expected_per_year"].to_numpy(), plan["weight"].to_numpy()
     at_cap = np.isclose(e, caps, rtol=1e-12)
     assert at_cap.sum() > 100 and (~at_cap).sum() > 100

@@ -77,7 +77,7 @@ class Candidate:
         s["scale_by_probability"] = self.alpha > 0
         s["alpha"] = float(self.alpha)
         s["entity_type_factor_scope"] = self.scope
-        s.min_inclusion_prob = float(self.floor)
+        s["min_inclusion_prob"] = float(self.floor)
         raw["meta"]["name"] = f"{pol.name}+{self.name}"
         src = f"{pol.source} (candidate {self.name})"
         _validate(raw, src)

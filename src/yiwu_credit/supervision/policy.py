@@ -216,6 +216,9 @@ class Policy:
                           _ro({k: float(t["thresholds"][k]) for k in TIERS[:-1]}),
                           _ro({k: Label(**t["labels"][k]) for k in TIERS}))
 
+    def __getstate__(self) -> dict[str, Any]:
+        return {"raw": self.raw, "source": self.source}   # the views are rebuilt, not pickled
+
     def tier_label(self, tier: str, lang: str = "zh") -> str:
         return getattr(self.tiers.labels[tier], lang)
 
