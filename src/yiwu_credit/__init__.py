@@ -44,9 +44,9 @@ _API: dict[str, str] = {
     "score_entities": "pipeline.scoring", "ScoreResult": "pipeline.scoring", "Scorer": "pipeline.scoring",
     # supervision
     "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "supervision.policy",
-    "supervision_plan": "supervision.sampling", "draw": "supervision.sampling", "verify": "supervision.sampling",
-    "verify_files": "supervision.sampling", "joint_draw": "supervision.sampling",
-    "save_audit": "supervision.sampling", "load_audit": "supervision.sampling",
+    "supervision_plan": "supervision.plan", "draw": "supervision.systematic", "verify": "supervision.verification",
+    "verify_files": "supervision.verification", "joint_draw": "supervision.joint",
+    "save_audit": "supervision.audit", "load_audit": "supervision.verification",
     "load_roster": "supervision.inspectors", "assign_inspectors": "supervision.inspectors",
     "tie_results": "supervision.estimates", "violation_rates": "supervision.estimates",
     "publication_summary": "supervision.estimates",
@@ -97,16 +97,12 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .pipeline.closed_loop import simulate_loop
     from .pipeline.scoring import Scorer, ScoreResult, score_entities
     from .report.html import write_report
+    from .supervision.audit import save_audit
     from .supervision.estimates import publication_summary, tie_results, violation_rates
     from .supervision.frontier import policy_frontier
     from .supervision.inspectors import assign_inspectors, load_roster
+    from .supervision.joint import joint_draw
+    from .supervision.plan import supervision_plan
     from .supervision.policy import Policy, apply_overrides, load_policy
-    from .supervision.sampling import (
-        draw,
-        joint_draw,
-        load_audit,
-        save_audit,
-        supervision_plan,
-        verify,
-        verify_files,
-    )
+    from .supervision.systematic import draw
+    from .supervision.verification import load_audit, verify, verify_files

@@ -241,7 +241,7 @@ def _read(path: str, what: str) -> pd.DataFrame:
 
 def cmd_plan(a: argparse.Namespace) -> int:
     from .data.io import write_tables
-    from .supervision.sampling import supervision_plan
+    from .supervision.plan import supervision_plan
 
     scored = _read(a.scores, "scores")
     plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
@@ -282,7 +282,9 @@ def cmd_frontier(a: argparse.Namespace) -> int:
 
 def cmd_draw(a: argparse.Namespace) -> int:
     from .data.io import write_tables
-    from .supervision.sampling import _read_table, audit_json, conventional_assignments_path, draw
+    from .supervision.audit import audit_json
+    from .supervision.systematic import draw
+    from .supervision.verification import conventional_assignments_path, read_table
 
     plan = _read(a.plan, "plan")
     d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
@@ -291,7 +293,7 @@ def cmd_draw(a: argparse.Namespace) -> int:
     if a.inspectors:
         from .supervision.inspectors import assign_inspectors, inspectors_by_entity
 
-        prev = _read_table(a.previous, "previous") if a.previous else None
+        prev = read_table(a.previous, "previous") if a.previous else None
         asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
         d = d.with_inspectors(asg)           # roster hash, parameters and assignment go into the audit
         sel["inspectors"] = sel["entity_id"].map(inspectors_by_entity(asg))
@@ -313,7 +315,7 @@ def cmd_draw(a: argparse.Namespace) -> int:
 
 
 def cmd_verify(a: argparse.Namespace) -> int:
-    from .supervision.sampling import verify_files
+    from .supervision.verification import verify_files
 
     res = verify_files(a.audit, a.frame, a.policy, roster=a.inspectors, previous=a.previous,
                        assignments=a.assignments)
@@ -324,7 +326,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 def cmd_estimate(a: argparse.Namespace) -> int:
     from .data.io import write_tables
     from .supervision.estimates import publication_summary, tie_results, violation_rates
-    from .supervision.sampling import load_audit, verify
+    from .supervision.verification import load_audit, verify
 
     window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
     plan = _read(a.plan, "plan")
@@ -369,8 +371,8 @@ def cmd_estimate(a: argparse.Namespace) -> int:
 def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
     """The 一公开 results table; its inspectors are the audit's (``--assignments`` must match them)."""
     from .errors import DataValidationError, Problem
+    from .supervision.assignments import assignment_map, compare_assignments
     from .supervision.estimates import results_table
-    from .supervision.inspectors import assignment_map, compare_assignments
 
     recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
     if a.assignments:

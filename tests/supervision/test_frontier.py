@@ -144,12 +144,12 @@ def test_bad_candidates_and_settings(pool):
     raw = load_policy().raw
     import copy
 
-    from yiwu_credit.supervision.policy import _validate
+    from yiwu_credit.supervision.policy import policy_from_raw
     for key, val, msg in (("alpha", 9.0, "alpha"), ("entity_type_factor_scope", "tiers", "entity_type_factor_scope")):
         r = copy.deepcopy(raw)
         r["sampling"][key] = val
         with pytest.raises(ConfigError, match=msg):
-            _validate(r, "test")
+            policy_from_raw(r, "test")
 
 
 # ------------------------------------------------------------------ the closed loop: candidates and drift

@@ -17,7 +17,15 @@ from scipy.stats import binomtest
 
 from yiwu_credit.errors import ConfigError, PlanError
 from yiwu_credit.supervision import sampling as S
+from yiwu_credit.supervision.joint import (
+    microstrata_select,
+    origin_from_seed,
+    origin_shift,
+    rounding_start,
+    window_share,
+)
 from yiwu_credit.supervision.policy import load_policy
+from yiwu_credit.supervision.prn import id_bytes, prn_key, prn_order
 
 ALPHA = 0.001          # family-wise error rate of each Binomial test (Holm-corrected)
 
@@ -65,11 +73,11 @@ def _binomial_pvalues(counts: np.ndarray, reps: int, p: np.ndarray) -> np.ndarra
 # ------------------------------------------------------------------ the PRN hash
 def test_prn_hash_matches_reference_and_is_pinned():
     ids = ["91330782MA2X000198", "E1", "abcdefghij", "中文编号x", "92330782MA00000001"]
-    ref = [S._prn_key_py(7, i) for i in ids]
+    ref = [prn_key(7, i) for i in ids]
     assert S.prn_keys(pd.Index(ids), 7).tolist() == ref                    # variable width
     assert S.prn_keys(pd.Index(ids, dtype=object), "7").tolist() == ref    # object ids, seed 7 == "7"
     fixed = list(_ids(300))
-    assert S.prn_keys(pd.Index(fixed), "s").tolist() == [S._prn_key_py("s", i) for i in fixed]
+    assert S.prn_keys(pd.Index(fixed), "s").tolist() == [prn_key("s", i) for i in fixed]
     # pinned values: the hash is part of the audit format and must never drift across platforms
     assert ref[0] == 15523540817236851961
     assert S.start_from_seed(20240501) == S.start_from_seed("20240501")
@@ -313,8 +321,8 @@ def test_fixed_point_and_partitions_reproduce_the_draw():
     plan = S.supervision_plan(_scored(4000, seed=9), n=333)
     seed = "partition-test"
     d = S.draw(plan, 333, seed=seed)
-    ids = S._id_buffers(plan.index)
-    order = S._prn_order(ids, plan.index, seed)
+    ids = id_bytes(plan.index)
+    order = prn_order(ids, seed)
     pi_sorted = plan["pi"].to_numpy()[order]
     q = S.fixed_point(pi_sorted, 333)
     assert int(q.sum()) == 333 * S.SCALE and np.abs(q / S.SCALE - pi_sorted).max() <= 1 / S.SCALE
@@ -408,11 +416,11 @@ def _core_joint(ids, pis, ns, panel_seed, seed, origin):
     keys = S.prn_keys(ids, panel_seed)
     tb = S.prn_keys(ids, f"{panel_seed}\x00tiebreak")
     dist = keys - np.uint64(origin)
-    rs = S._rounding_start(seed)
+    rs = rounding_start(seed)
     out = {}
     for d, pi in pis.items():
         k = len(pi)
-        out[d] = S._microstrata_select(dist[:k], tb[:k], pi, ns[d], rs)
+        out[d] = microstrata_select(dist[:k], tb[:k], pi, ns[d], rs)
     return out
 
 
@@ -424,7 +432,7 @@ def test_joint_draw_keeps_each_departments_pi_and_saves_visits():
     counts = {d: np.zeros(len(p), np.int64) for d, p in pis.items()}
     visits = []
     for r in range(R):
-        sel = _core_joint(ids, pis, ns, f"panel-{r}", f"c-{r}", S._origin_from_seed(f"c-{r}"))
+        sel = _core_joint(ids, pis, ns, f"panel-{r}", f"c-{r}", origin_from_seed(f"c-{r}"))
         union = np.zeros(40, bool)
         for d, s in sel.items():
             assert s.sum() == ns[d]
@@ -447,11 +455,11 @@ def test_rotation_keeps_pi_exact_and_spreads_burden():
     R = 4000
     counts = np.zeros(400, np.int64)
     repeats = 0
-    w = S._window(list(pis.values()))
+    w = window_share(list(pis.values()))
     for r in range(R):
-        o1 = S._origin_from_seed(f"a-{r}")
+        o1 = origin_from_seed(f"a-{r}")
         s1 = _core_joint(ids, pis, ns, f"panel-{r}", f"a-{r}", o1)["samr"]
-        o2 = (o1 + S._shift(w, w, f"b-{r}")) % 2**64
+        o2 = (o1 + origin_shift(w, w, f"b-{r}")) % 2**64
         s2 = _core_joint(ids, pis, ns, f"panel-{r}", f"b-{r}", o2)["samr"]
         counts += s2
         repeats += int((s1 & s2).sum())
@@ -493,10 +501,10 @@ def test_policy_sampling_section_is_validated():
     import tomllib
     from importlib import resources
 
-    from yiwu_credit.supervision.policy import _validate
+    from yiwu_credit.supervision.policy import policy_from_raw
 
     raw = tomllib.loads((resources.files("yiwu_credit") / "resources" / "policy" / "yiwu-2022.toml").read_text("utf-8"))
-    _validate(copy.deepcopy(raw), "ok")
+    policy_from_raw(copy.deepcopy(raw), "ok")
     cases = [
         (("tiers", "A", "flag"), "nap", r"\[sampling.tiers.A\].flag: expected one of"),
         (("tiers", "A", "annual_rate"), 0.9, r"annual_rate 0.9 exceeds max_per_year 0.5"),
@@ -513,7 +521,7 @@ def test_policy_sampling_section_is_validated():
             node = node[k]
         node[path[-1]] = value
         with pytest.raises(ConfigError, match=msg):
-            _validate(r, "policy yiwu-2022")
+            policy_from_raw(r, "policy yiwu-2022")
 
 
 # ------------------------------------------------------------------ malformed audits, windows, the second random

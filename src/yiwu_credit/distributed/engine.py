@@ -10,19 +10,17 @@ Layout (see docs/distributed.md):
 * **Embarrassingly parallel.** :func:`features_distributed` and :func:`score_distributed` call
   :func:`~yiwu_credit.features.build.build_features` / :func:`~yiwu_credit.pipeline.scoring.score_entities`
   unchanged on a :class:`~yiwu_credit.data.dataset.Dataset` rebuilt from one partition.
-* **Plan: one reduction.** With the shipped policy (``scale_by_probability = false``) every
-  entity of a (tier, entity type, must-include) group gets the same values, so the global
-  group counts (one ``bincount`` per partition, summed) are all the plan math needs; the
-  per-group ``pi`` then maps back onto the partitions. With ``scale_by_probability`` the small
-  plan columns are gathered into one task and :func:`~yiwu_credit.supervision.sampling.supervision_plan`
-  runs there (~100 bytes/entity).
-* **Draw: one reduction and one shuffle.** Per partition: PRN keys, ``pi`` in fixed point and a
-  key range per entity (ranges are contiguous in draw order). Per-range counts, sums and
-  deficit-eligible counts give every range its share of the rounding deficit and its offset
-  (the fixed-point sum of all earlier ranges) *before* the shuffle; after it each range sorts
-  its entities by (key, id) and runs ``systematic_select`` with the global start. The audit
-  hashes are streamed by the client over the ranges in order (ids and int64 ``pi``, ~30 bytes
-  per entity pass through it, one range at a time when a distributed Client is active).
+* **Orchestration only.** Plans and draws are the supervision core's public steps, run as
+  tasks; nothing of the plan math, the fixed point or the audit is written here.
+* **Plan: one reduction.** ``group_counts`` per partition reduces the scored rows to cells of
+  identical plan inputs with counts; one task merges the cells and runs ``solve_groups``; each
+  partition then gets its cells' values (``SolvedPlan.for_part``) and runs ``apply``.
+* **Draw: one reduction and one shuffle.** Per partition the core's ``prepare`` on PRN-key
+  ranges (ranges are contiguous in draw order); ``offsets`` on the range stats gives every range
+  its share of the rounding deficit and its offset *before* the shuffle; after it each range
+  sorts its entities by (key, id) (``prn_order``) and runs ``select_range``. The client feeds
+  the ranges in order to the ``AuditHasher`` (~30 bytes per entity pass through it, one range
+  at a time when a distributed Client is active) and builds the record with ``draw_audit``.
 
 Dask is optional: ``pip install 'yiwu-credit[dask]'``.
 """
@@ -30,9 +28,7 @@ Dask is optional: ``pip install 'yiwu-credit[dask]'``.
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
-import math
 import operator
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -47,12 +43,35 @@ import pyarrow.parquet as pq
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
-from ..errors import ConfigError, PlanError
+from ..errors import ConfigError
 from ..features.build import build_features
 from ..model.bundle import Bundle, load_bundle
 from ..pipeline.scoring import score_entities
-from ..supervision import sampling as S
-from ..supervision.policy import TIERS, Policy, SamplingPolicy, load_policy
+from ..supervision.audit import AuditHasher
+from ..supervision.plan import (
+    CARRY,
+    PLAN_ATTR,
+    PlanCells,
+    PlanPart,
+    SolvedPlan,
+    apply,
+    as_entity_frame,
+    group_counts,
+    plan_pi,
+    plan_settings,
+    solve_groups,
+)
+from ..supervision.policy import Policy
+from ..supervision.prn import id_bytes, keys_of, prn_keys, prn_order, seed_text
+from ..supervision.systematic import (
+    Draw,
+    DrawOffsets,
+    RangeStats,
+    draw_audit,
+    offsets,
+    prepare,
+    select_range,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import dask.dataframe as dd
@@ -60,7 +79,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "BUCKET", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed", "features_distributed",
-    "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned", "score_distributed",
+    "key_range", "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned", "score_distributed",
     "write_partitioned",
 ]
 
@@ -103,7 +122,7 @@ def bucket_of(ids: pd.Series | pd.Index | Sequence[str], npartitions: int) -> np
     null = s.isna().to_numpy()
     ok = s if not null.any() else s[~null]
     if len(ok):
-        keys = S.prn_keys(ok.astype("str") if ok.dtype == object else ok, PARTITION_SEED)
+        keys = prn_keys(ok.astype("str") if ok.dtype == object else ok, PARTITION_SEED)
         b = ((keys >> _U64(32)) * _U64(npartitions)) >> _U64(32)
         out[~null] = b.astype(np.int64)
     return out
@@ -462,14 +481,11 @@ def score_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp,
     return _map_tables(fn, ddata)
 
 
-# ============================================================== the plan
-_CARRY = ("entity_type", "town", "industry")
-
-
+# ============================================================== the plan: group_counts → solve_groups → apply
 @dataclass(frozen=True)
 class DistributedPlan:
     """A lazy supervision plan: ``parts`` (one Delayed pandas plan per partition), ``summary``
-    (Delayed → the ``attrs["yiwu_credit.plan"]`` dict of :func:`~yiwu_credit.supervision.sampling.supervision_plan`)
+    (Delayed → the ``attrs["yiwu_credit.plan"]`` dict of :func:`~yiwu_credit.supervision.plan.supervision_plan`)
     and ``meta`` (empty frame with the plan's columns)."""
 
     parts: list[Delayed]
@@ -494,262 +510,91 @@ class DistributedPlan:
         dask, _, _ = _dask()
         parts, summary = dask.compute(self.parts, self.summary)
         out = pd.concat(parts).sort_index() if parts else self.meta
-        out.attrs[S.PLAN_ATTR] = summary
+        out.attrs[PLAN_ATTR] = summary
         return out
 
 
-def _plan_config(pol: Policy) -> dict[str, Any]:
-    """Tier/type tables of the policy, as supervision_plan builds them (:func:`sampling_settings`)."""
-    cfg = S.sampling_settings(pol)
-    cfg["facm"] = S.type_factor_matrix(cfg["fac"], cfg["scope"])
-    cfg["must_cols"] = list(pol.sampling.must_include)
-    return cfg
+def _cells_only(part: PlanPart) -> PlanCells:
+    return part.cells.counts_only()
 
 
-def _plan_prepare(part: pd.DataFrame, cfg: dict[str, Any], gather: bool) -> dict[str, Any]:
-    """Group code per entity (tier × type × must) and the partition's group counts."""
-    df = S._as_entity_frame(part)
-    tier = S._codes(df, "tier", TIERS, "scored", missing_ok=False)
-    etypes, ng = cfg["etypes"], len(cfg["fac"])
-    if "entity_type" in df.columns and etypes:
-        et = S._codes(df, "entity_type", etypes, "scored", missing_ok=True)
-        et[et < 0] = len(etypes)
-    else:
-        et = np.full(len(df), len(etypes), np.int8)
-    must = np.zeros(len(df), bool)
-    must_counts = []
-    for col in cfg["must_cols"]:
-        f = S._flag(df, col)
-        must_counts.append(int(f.sum()))
-        must |= f
-    gid = (tier * np.int8(ng) + et) * np.int8(2) + must
-    keep = [c for c in ("tier", "probability", *cfg["must_cols"], *_CARRY) if c in df.columns] if gather else \
-        [c for c in ("tier", *_CARRY) if c in df.columns]
-    return {"frame": df[keep], "gid": gid, "must": must, "n": len(df), "must_counts": must_counts,
-            "gcnt": np.bincount(gid.astype(np.intp), minlength=8 * ng).astype(np.int64)}
-
-
-def _plan_stats(prep: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: prep[k] for k in ("n", "gcnt", "must_counts")}
-
-
-def _plan_solve(stats: Sequence[Mapping[str, Any]], pol: Policy, cfg: dict[str, Any], n: int | None,
-                budget: float | None, floor: float, scale: bool) -> dict[str, Any]:
-    """supervision_plan's group path on the global group counts: per-group tables and the attrs."""
-    s = pol.sampling
-    N = int(sum(st["n"] for st in stats))
-    if N == 0:
-        raise PlanError("scored: the pool is empty (no active entities)")
-    ng = len(cfg["fac"])
-    gcnt = np.sum([st["gcnt"] for st in stats], axis=0).astype(np.int64)
-    counts = gcnt.reshape(4 * ng, 2).sum(axis=1)
-    gw = (cfg["tw"][:, None] * cfg["facm"]).ravel()
-    reasons = [f"{c} {col}" for col, c in zip(cfg["must_cols"], np.sum([st["must_counts"] for st in stats], axis=0)
-                                               if cfg["must_cols"] else [], strict=True) if c > 0]
-    n_must = int(gcnt[1::2].sum())
-    detail = f" ({', '.join(reasons)})" if reasons else ""
-    clipped = budget is None and cfg["band"] is not None
-    budget, n = S.resolve_budget_n(counts, cfg["rate"], cfg["facm"], budget, n, N, n_must, floor, detail,
-                                   cfg["band"])
-    caps = np.concatenate([cfg["cap"], np.maximum(cfg["cap"], 1.0)])
-    have = np.flatnonzero(gcnt)
-    g_must = (have % 2).astype(bool)
-    g_tier = have // 2 // ng
-    eg, pig = np.zeros(8 * ng), np.zeros(8 * ng)
-    eg[have], pig[have] = S._plan_allocations(gw[have // 2], gcnt[have], budget, n, floor, g_must.astype(np.intp),
-                                              g_tier, caps, g_must, n_must, detail)
-    return {"tables": (np.repeat(gw, 2), eg, pig), "attrs": _plan_attrs(pol, s, n, budget, floor, scale, N, n_must, cfg,
-                                                                       clipped)}
-
-
-def _plan_attrs(pol: Policy, s: SamplingPolicy, n: int, budget: float, floor: float, scale: bool, N: int,
-                n_must: int, cfg: Mapping[str, Any], clipped: bool = False) -> dict[str, Any]:
-    notes = []
-    band = s.overall_rate_band
-    if band and not (band[0] <= budget / N <= band[1]):
-        notes.append(f"overall annual rate {budget / N:.2%} is outside the policy band {band[0]:.0%}–{band[1]:.0%}")
-    if clipped and band and budget / N in (band[0], band[1]):
-        notes.append(f"default budget clipped to the policy band: {budget / N:.2%} of the pool a year")
-    if cfg.get("flat_note"):
-        notes.append(S.FLAT_NOTE)
-    return {"policy": pol.name, "policy_version": pol.version, "policy_sha256": pol.sha256, "n": n,
-            "budget": budget, "floor": floor, "scale_by_probability": scale, "alpha": 0.0,
-            "entity_type_factor_scope": cfg["scope"], "campaigns_per_year": budget / n,
-            "population": N, "must_include": n_must, "notes": notes}
-
-
-def _plan_apply(prep: Mapping[str, Any], solved: Mapping[str, Any]) -> pd.DataFrame:
-    """The partition's plan rows from the per-group tables (the same values supervision_plan takes)."""
-    df, N = prep["frame"], prep["n"]
-    gi = prep["gid"].astype(np.intp)
-    block = np.empty((3, N))
-    for row, table in enumerate(solved["tables"]):
-        np.take(table, gi, out=block[row], mode="clip")
-    out = pd.DataFrame(block.T, index=df.index, columns=["weight", "expected_per_year", "pi"], copy=False)
-    out.insert(0, "tier", df["tier"])
-    out["must_include"] = prep["must"]
-    for c in _CARRY:
-        if c in df.columns:
-            out[c] = df[c]
-    out.index.name = "entity_id"
-    return out
-
-
-def _plan_gather(preps: Sequence[Mapping[str, Any]], pol: Policy, n: int | None, budget: float | None,
-                 floor: float, scale: bool) -> dict[str, Any]:
-    """The plan columns of every partition in one task: supervision_plan, split back per partition."""
-    frames = [p["frame"] for p in preps]
-    plan = S.supervision_plan(pd.concat(frames), pol, n=n, budget=budget, floor=floor, scale_by_probability=scale)
-    bounds = np.cumsum([0] + [len(f) for f in frames])
-    parts = [plan.iloc[bounds[i]:bounds[i + 1]] for i in range(len(frames))]
-    for p in parts:
-        p.attrs = {}
-    return {"parts": parts, "attrs": plan.attrs[S.PLAN_ATTR]}
+def _for_part(solved: SolvedPlan, k: int) -> SolvedPlan:
+    return solved.for_part(k)
 
 
 def plan_distributed(scored: dd.DataFrame, policy: str | Path | Policy | None = None, *, n: int | None = None,
                      budget: float | None = None, floor: float | None = None,
-                     scale_by_probability: bool | None = None) -> DistributedPlan:
-    """:func:`~yiwu_credit.supervision.sampling.supervision_plan` over a partitioned scored frame (lazy).
+                     scale_by_probability: bool | None = None, alpha: float | None = None,
+                     entity_type_factor_scope: str | None = None) -> DistributedPlan:
+    """:func:`~yiwu_credit.supervision.plan.supervision_plan` over a partitioned scored frame (lazy).
 
     ``scored``: e.g. :func:`score_distributed`'s result (entity_id index, ``tier``, flags...).
-    Without ``scale_by_probability`` (the shipped policy) the plan is genuinely distributed:
-    one reduction of the (tier × entity type × must-include) counts, the plan math on those
-    ≤ 32 groups, then a per-partition lookup. With it, the plan columns (~100 bytes/entity) are
-    gathered into one task that runs ``supervision_plan`` and splits the result back.
-    ``pi`` is bit-identical to ``supervision_plan`` on the gathered frame either way.
+    The plan core's three steps: :func:`~yiwu_credit.supervision.plan.group_counts` per partition
+    (cells of identical inputs with counts), one reduction running
+    :func:`~yiwu_credit.supervision.plan.solve_groups` on the merged cells (with probabilities
+    ~24 bytes per distinct cell travel, never the rows), then
+    :func:`~yiwu_credit.supervision.plan.apply` per partition. ``pi`` and the attrs are
+    bit-identical to ``supervision_plan`` on the gathered frame.
     """
     _, _, delayed = _dask()
-    pol = load_policy(policy)
-    s = pol.sampling
-    if "tier" not in scored.columns:
-        raise PlanError("scored: missing column 'tier'")
-    floor = float(s.min_inclusion_prob if floor is None else floor)
-    if not (0.0 < floor <= 1.0):
-        raise PlanError(f"floor: {floor} must be in (0, 1] (no entity is exempt)")
-    scale = bool(s.scale_by_probability if scale_by_probability is None else scale_by_probability)
-    flat = False
-    if scale and "probability" not in scored.columns:
-        if scale_by_probability is not None:
-            raise PlanError("scored: scale_by_probability needs a 'probability' column")
-        scale, flat = False, True        # as supervision_plan: tiers only → flat within tier, noted
-    cfg = _plan_config(pol)
-    cfg["flat_note"] = flat
+    settings = plan_settings(policy, list(scored.columns), floor=floor, scale_by_probability=scale_by_probability,
+                             alpha=alpha, scope=entity_type_factor_scope)
     with _no_string_conversion():
-        preps = [delayed(_plan_prepare, pure=True)(p, cfg, scale) for p in scored.to_delayed()]
-    if scale:
-        res = delayed(_plan_gather, pure=True)(preps, pol, n, budget, floor, scale)
-        parts = [delayed(operator.getitem, pure=True)(delayed(operator.getitem)(res, "parts"), i)
-                 for i in range(len(preps))]
-        summary = delayed(operator.getitem, pure=True)(res, "attrs")
-    else:
-        solved = delayed(_plan_solve, pure=True)([delayed(_plan_stats, pure=True)(p) for p in preps], pol, cfg, n,
-                                                  budget, floor, scale)
-        parts = [delayed(_plan_apply, pure=True)(p, solved) for p in preps]
-        summary = delayed(operator.getitem, pure=True)(solved, "attrs")
-    return DistributedPlan(parts, summary, _plan_meta(scored._meta, cfg))
+        preps = [delayed(group_counts, pure=True)(p, settings) for p in scored.to_delayed()]
+    cells = [delayed(_cells_only, pure=True)(p) for p in preps]
+    solved = delayed(solve_groups, pure=True)(cells, settings, n=n, budget=budget)
+    parts = [delayed(apply, pure=True)(p, delayed(_for_part, pure=True)(solved, k)) for k, p in enumerate(preps)]
+    summary = delayed(operator.attrgetter("attrs"), pure=True)(solved)
+    return DistributedPlan(parts, summary, _plan_meta(scored._meta))
 
 
-def _plan_meta(scored_meta: pd.DataFrame, cfg: dict[str, Any]) -> pd.DataFrame:
-    df = S._as_entity_frame(scored_meta)
+def _plan_meta(scored_meta: pd.DataFrame) -> pd.DataFrame:
+    df = as_entity_frame(scored_meta)
     out = pd.DataFrame({"tier": df["tier"], "weight": pd.Series([], dtype=np.float64),
                         "expected_per_year": pd.Series([], dtype=np.float64), "pi": pd.Series([], dtype=np.float64),
                         "must_include": pd.Series([], dtype=bool)}, index=df.index)
-    for c in _CARRY:
+    for c in CARRY:
         if c in df.columns:
             out[c] = df[c]
     out.index.name = "entity_id"
     return out
 
 
-# ============================================================== the draw
-def _key_range(keys: np.ndarray, nranges: int) -> np.ndarray:
+# ============================================================== the draw: prepare → offsets → select_range
+def key_range(keys: np.ndarray, nranges: int) -> np.ndarray:
     """Range (int64, monotone in the key) of each PRN key: contiguous stretches of the draw order."""
     return (((keys >> _U64(32)) * _U64(nranges)) >> _U64(32)).astype(np.int64)
 
 
 def _draw_prepare(part: pd.DataFrame, seed: Any, nranges: int) -> dict[str, Any]:
-    """Per partition: validated pi → int64 fixed point (floor, ≥ 1), key ranges, per-range stats
-    (count, Σ pi_int, units eligible to gain / lose a deficit unit) and the pieces to ship."""
-    df = S._as_entity_frame(part, "plan")
-    pi = S._plan_pi(df)
-    idx = df.index
-    ids = S._id_buffers(idx)
-    keys = S._keys_from_ids(ids, seed)
-    q = np.empty(len(pi), np.int64)
-    np.copyto(q, pi * S.SCALE, casting="unsafe")          # truncation == floor (pi > 0), as _systematic_core
-    np.maximum(q, 1, out=q)
-    r = _key_range(keys, nranges)
-    order = np.argsort(r, kind="stable")
-    bounds = np.searchsorted(r[order], np.arange(nranges + 1))
-    qs = q[order]
-    c = np.concatenate([[0], np.cumsum(qs)])
-    arr = pa.array(idx)
-    if isinstance(arr, pa.ChunkedArray):
-        arr = arr.combine_chunks()
-    arr = arr.cast(pa.large_string())
-    taken = arr.take(pa.array(order))
-    pieces = [(taken.slice(bounds[k], bounds[k + 1] - bounds[k]), qs[bounds[k]:bounds[k + 1]])
-              for k in range(nranges)]
-    below = q < S.SCALE
-    stats = {"n": len(pi), "pi_sum": math.fsum(pi.tolist()),
-             "count": np.diff(bounds), "sum": c[bounds[1:]] - c[bounds[:-1]],
-             "elig_add": np.bincount(r[below], minlength=nranges),
-             "elig_remove": np.bincount(r[below & (q > 1)], minlength=nranges)}
-    return {"stats": stats, "pieces": pieces}
+    """Per partition: the core's ``prepare`` on key ranges, and the (ids, q) piece of each range to ship."""
+    df = as_entity_frame(part, "plan")
+    pi = plan_pi(df)
+    ids = id_bytes(df.index)
+    prep = prepare(pi, key_range(keys_of(ids, seed), nranges), nranges)
+    taken = ids.take(prep.order)
+    b = prep.bounds
+    pieces = [(taken.to_arrow().slice(b[k], b[k + 1] - b[k]), prep.q[b[k]:b[k + 1]]) for k in range(nranges)]
+    return {"stats": prep.stats, "pieces": pieces}
 
 
-def _draw_stats(prep: Mapping[str, Any]) -> dict[str, Any]:
+def _draw_stats(prep: Mapping[str, Any]) -> RangeStats:
     return prep["stats"]
-
-
-def _draw_offsets(stats: Sequence[Mapping[str, Any]], n: int | None, seed: Any) -> dict[str, Any]:
-    """Global step: n, each range's share of the fixed-point deficit and its offset (Σ pi_int before it)."""
-    population = int(sum(st["n"] for st in stats))
-    total = math.fsum(st["pi_sum"] for st in stats)
-    if n is None:
-        n = int(round(total))
-    S._check_n(n, population, 0, 0.0)
-    if abs(total - n) > 1e-6 * max(1.0, n):
-        raise PlanError(f"plan: pi sums to {total:.6f}, not n={n}; rebuild it with supervision_plan(..., n={n})")
-    n = int(n)
-    sums = [sum(int(st["sum"][k]) for st in stats) for k in range(len(stats[0]["sum"]))] if stats else []
-    d = n * S.SCALE - sum(sums)
-    elig = np.sum([st["elig_add" if d > 0 else "elig_remove"] for st in stats], axis=0).astype(np.int64) \
-        if stats else np.zeros(0, np.int64)
-    if abs(d) > int(elig.sum()):
-        left = (abs(d) - int(elig.sum())) * (1 if d > 0 else -1)
-        raise PlanError(f"fixed point: {left} units left over (pi does not sum to n={n})")
-    before = np.cumsum(elig) - elig
-    share = [int(x) * (1 if d > 0 else -1) for x in np.clip(abs(d) - before, 0, elig)]
-    offsets, acc = [], 0
-    for k, sk in enumerate(sums):
-        offsets.append(acc % S.SCALE)
-        acc += sk + share[k]
-    return {"n": n, "population": population, "start": S.start_from_seed(seed), "share": share, "offset": offsets}
-
-
-def _draw_range(pieces: Sequence[tuple[pa.Array, np.ndarray]], info: Mapping[str, Any], k: int,
-                seed: Any) -> dict[str, Any]:
-    """One key range: sort by (key, id), take the deficit share, select with the global start."""
-    arr = pa.concat_arrays([p[0] for p in pieces]) if pieces else pa.array([], pa.large_string())
-    q = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
-    index = pd.Index(arr.to_pandas())
-    order = S._prn_order(S._id_buffers(index), index, seed)
-    qs = q[order]
-    S._spread_deficit(qs, info["share"][k], f"pi does not sum to n={info['n']}")
-    sel = S.systematic_select(qs, info["start"], info["offset"][k])
-    ordered = arr.take(pa.array(order))
-    offs = np.frombuffer(ordered.buffers()[1], np.int64, len(ordered) + 1, ordered.offset * 8)
-    data = ordered.buffers()[2]
-    ids_bytes = b"" if data is None or not len(ordered) else \
-        np.frombuffer(data, np.uint8)[offs[0]:offs[-1]].tobytes()
-    return {"selected": ordered.filter(pa.array(sel)), "ids": ids_bytes, "lens": np.diff(offs).astype("<u4"),
-            "q": np.ascontiguousarray(qs, "<i8")}
 
 
 def _draw_piece(prep: Mapping[str, Any], k: int) -> tuple[pa.Array, np.ndarray]:
     return prep["pieces"][k]
+
+
+def _draw_range(pieces: Sequence[tuple[pa.Array, np.ndarray]], offs: DrawOffsets, k: int, seed: Any) -> dict[str, Any]:
+    """One key range: the draw order (PRN key, id), then the core's ``select_range``."""
+    arr = pa.concat_arrays([p[0] for p in pieces]) if pieces else pa.array([], pa.large_string())
+    q = np.concatenate([p[1] for p in pieces]) if pieces else np.zeros(0, np.int64)
+    ids = id_bytes(arr)
+    order = prn_order(ids, seed)
+    ordered, qs = ids.take(order), q[order]
+    sel = select_range(qs, offs, k)
+    return {"ids": ordered, "q": qs, "selected": ordered.to_arrow().filter(pa.array(sel))}
 
 
 def _draw_graph(parts: Sequence[Delayed], n: int | None, seed: Any, R: int) -> tuple[Delayed, list[Delayed]]:
@@ -759,20 +604,20 @@ def _draw_graph(parts: Sequence[Delayed], n: int | None, seed: Any, R: int) -> t
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
-    name = f"yiwu-draw-{tokenize([p.key for p in parts], n, S._seed_str(seed), type(seed).__name__, R)}"
-    prep, stats, piece, offsets, rng = (f"{name}-{s}" for s in ("prepare", "stats", "piece", "offsets", "range"))
+    name = f"yiwu-draw-{tokenize([p.key for p in parts], n, seed_text(seed), type(seed).__name__, R)}"
+    prep, stats, piece, offs, rng = (f"{name}-{s}" for s in ("prepare", "stats", "piece", "offsets", "range"))
     dsk: dict[Any, Any] = {}
     for b, p in enumerate(parts):
         dsk[(prep, b)] = (functools.partial(_draw_prepare, seed=seed, nranges=R), p.key)
         dsk[(stats, b)] = (_draw_stats, (prep, b))
         for k in range(R):
             dsk[(piece, b, k)] = (functools.partial(_draw_piece, k=k), (prep, b))
-    dsk[(offsets, 0)] = (functools.partial(_draw_offsets, n=n, seed=seed), [(stats, b) for b in range(len(parts))])
+    dsk[(offs, 0)] = (functools.partial(offsets, n=n, seed=seed), [(stats, b) for b in range(len(parts))])
     for k in range(R):
         dsk[(rng, k)] = (functools.partial(_draw_range, k=k, seed=seed),
-                         [(piece, b, k) for b in range(len(parts))], (offsets, 0))
+                         [(piece, b, k) for b in range(len(parts))], (offs, 0))
     graph = HighLevelGraph.from_collections(name, dsk, dependencies=list(parts))
-    return Delayed((offsets, 0), graph, layer=name), [Delayed((rng, k), graph, layer=name) for k in range(R)]
+    return Delayed((offs, 0), graph, layer=name), [Delayed((rng, k), graph, layer=name) for k in range(R)]
 
 
 def _iter_computed(tasks: Sequence[Delayed]) -> Iterator[Any]:
@@ -796,19 +641,20 @@ def _iter_computed(tasks: Sequence[Delayed]) -> Iterator[Any]:
 
 
 def draw_distributed(plan: DistributedPlan | dd.DataFrame, n: int | None, seed: int | str, *,
-                     nranges: int | None = None, plan_attrs: Mapping[str, Any] | None = None) -> S.Draw:
-    """:func:`~yiwu_credit.supervision.sampling.draw` on a partitioned plan: the same selected ids (in draw
+                     nranges: int | None = None, plan_attrs: Mapping[str, Any] | None = None) -> Draw:
+    """:func:`~yiwu_credit.supervision.systematic.draw` on a partitioned plan: the same selected ids (in draw
     order) and the same audit record (start, frame_sha256, pi_sha256, n, population, plan).
 
     ``plan``: :func:`plan_distributed`'s result or any Dask frame with entity_id index and
     ``pi``. ``nranges``: key ranges of the shuffle (default: max(8, workers), at most the
     partition count; the shuffle has partitions × ranges small tasks).
     ``plan_attrs``: the plan record for the audit when ``plan`` is a bare frame.
-    One graph: per-partition preparation → one small reduction (range stats) → the key-range
-    shuffle → per-range selection; the client then hashes the ranges in order.
+    One graph: the draw core's ``prepare`` per partition → ``offsets`` (one small reduction) →
+    the key-range shuffle → ``select_range`` per range; the client then feeds the ranges in order
+    to the audit hasher and builds the record with ``draw_audit``.
     """
     _dask()
-    S._seed_str(seed)
+    seed_text(seed)
     if isinstance(plan, DistributedPlan):
         parts, summary = plan.parts, plan.summary
     else:
@@ -820,25 +666,13 @@ def draw_distributed(plan: DistributedPlan | dd.DataFrame, n: int | None, seed: 
     R = _check_npartitions(nranges)
     info, ranges = _draw_graph(parts, n, seed, R)
     head = [info] + ([summary] if summary is not None else [])
-    fh, ph, lens, selected = hashlib.sha256(), hashlib.sha256(), [], []
+    hasher, selected = AuditHasher(), []
     it = _iter_computed([*head, *ranges])
     got = [next(it) for _ in head]
     for r in it:
-        fh.update(r["ids"])
-        ph.update(r["q"])
-        lens.append(r["lens"])
+        hasher.update(r["ids"], r["q"])
         selected.append(r["selected"])
-    for x in lens:
-        fh.update(x)
-    inf = got[0]
     attrs = dict(got[1]) if summary is not None else dict(plan_attrs or {})
     sel_arr = pa.concat_arrays(selected) if selected else pa.array([], pa.large_string())
     sel = pd.Index(sel_arr.to_pandas(), name="entity_id")
-    audit = {
-        "format": S.AUDIT_FORMAT, "algorithm": S.DRAW_ALGORITHM, "algorithm_version": S.ALGORITHM_VERSION,
-        "prn_hash": S.PRN_HASH, "fixed_point_bits": S.SCALE_BITS, "library_version": S._library_version(),
-        "seed": seed if isinstance(seed, str) else int(seed), "start": inf["start"], "n": inf["n"],
-        "population": inf["population"], "frame_sha256": fh.hexdigest(), "pi_sha256": ph.hexdigest(),
-        "plan": attrs, "selected": S._id_list(sel),
-    }
-    return S.Draw(selected=sel, audit=audit)
+    return Draw(selected=sel, audit=draw_audit(seed, got[0], hasher, attrs, sel))

@@ -50,7 +50,13 @@ import pandas as pd
 
 from ..data.contract import INSPECTION_RESULTS, RESULT_LABELS_ZH
 from ..errors import ConfigError, DataValidationError, PlanError, Problem
+from .assignments import inspectors_by_entity
+from .audit import campaign_window
+from .joint import JOINT_FORMAT
+from .plan import plan_pi
 from .policy import Policy, load_policy
+from .systematic import Draw
+from .verification import check_audit, verify
 
 __all__ = ["RESULT_LABELS_ZH", "Campaign", "ht_rate", "korn_graubard", "publication_summary", "response_rates",
            "results_table", "tie_results", "violation_rates"]
@@ -164,8 +170,6 @@ def _dates(values: pd.Series) -> pd.Series:
 
 def _drawn_and_window(drawn: Any, window: tuple[Any, Any] | None) -> tuple[pd.Index, dict[str, str], dict | None]:
     """The drawn ids, the campaign window and the audit (when ``drawn`` is a Draw or an audit)."""
-    from .sampling import JOINT_FORMAT, Draw, campaign_window, check_audit
-
     audit = None
     if isinstance(drawn, Draw):
         audit = drawn.audit
@@ -225,9 +229,9 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
                 verify_plan: bool = True) -> Campaign:
     """Validate a campaign's results against its draw and set up the non-response adjustment.
 
-    ``drawn``: the :class:`~yiwu_credit.supervision.sampling.Draw`, its audit record (dict), or the drawn
+    ``drawn``: the :class:`~yiwu_credit.supervision.systematic.Draw`, its audit record (dict), or the drawn
     ids (sequence, Index, or a DataFrame with ``entity_id``). With a Draw or audit the plan is
-    checked to be the one drawn from (:func:`~yiwu_credit.supervision.sampling.verify` of the entity draw,
+    checked to be the one drawn from (:func:`~yiwu_credit.supervision.verification.verify` of the entity draw,
     unless ``verify_plan=False``) and the recorded campaign window is used.
 
     Refused with one :class:`DataValidationError` listing every problem (table ``results``,
@@ -246,10 +250,8 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
         raise PlanError(f"results: expected a DataFrame, got {type(results).__name__}")
     if not isinstance(plan, pd.DataFrame):
         raise PlanError(f"plan: expected a DataFrame, got {type(plan).__name__}")
-    from .sampling import _plan_pi
-
     frame = plan.set_index("entity_id") if "entity_id" in plan.columns else plan
-    pi_all = pd.Series(_plan_pi(frame), index=frame.index)     # PlanError unless 0 < pi ≤ 1 everywhere
+    pi_all = pd.Series(plan_pi(frame), index=frame.index)     # PlanError unless 0 < pi ≤ 1 everywhere
     if adjust_by is not None and adjust_by not in frame.columns:
         raise PlanError(f"plan: no column {adjust_by!r} to adjust for non-response by")
     not_in_plan = frame.index.get_indexer(ids) < 0
@@ -257,8 +259,6 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
         raise PlanError(f"plan: {int(not_in_plan.sum())} drawn entities are not in the plan "
                         f"({list(ids[not_in_plan][:5])}); pass the plan the campaign was drawn from")
     if audit is not None and verify_plan:
-        from .sampling import verify
-
         v = verify({k: x for k, x in audit.items() if k != "inspectors"}, frame)
         if not v.ok:
             raise PlanError("plan: not the plan this campaign was drawn from (the draw does not verify: "
@@ -478,8 +478,6 @@ def results_table(results: pd.DataFrame, assignments: pd.DataFrame | pd.Series |
     r = _results_frame(results, result_col)
     if assignments is not None:
         if isinstance(assignments, pd.DataFrame):
-            from .inspectors import inspectors_by_entity
-
             insp = inspectors_by_entity(assignments)
         else:
             insp = assignments

@@ -1,8 +1,8 @@
 """The supervision-policy frontier: what each candidate policy would find, and whom it would burden.
 
 :func:`policy_frontier` evaluates a family of candidate policies on one scored pool with the SAME
-budget and campaign size. Every candidate's π is computed by :func:`yiwu_credit.supervision.sampling.plan_on_cells`,
-the function :func:`~yiwu_credit.supervision.sampling.supervision_plan` itself uses, so a candidate's π is exactly
+budget and campaign size. Every candidate's π is computed by :func:`yiwu_credit.supervision.plan.plan_on_cells`,
+the function :func:`~yiwu_credit.supervision.plan.supervision_plan` itself uses, so a candidate's π is exactly
 the π of ``supervision_plan(scored, candidate.policy(base), budget=..., n=...)`` (tested).
 
 The family (:func:`candidate_grid`) varies the tier weights, the within-tier scaling
@@ -24,8 +24,8 @@ import numpy as np
 import pandas as pd
 
 from ..errors import PlanError
-from .policy import TIERS, Policy, _validate, load_policy
-from .sampling import SCOPES, _as_entity_frame, plan_cells, plan_on_cells, sampling_settings
+from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
+from .policy import TIERS, Policy, load_policy, policy_from_raw
 
 __all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
            "TIER_WEIGHT_SETS"]
@@ -79,9 +79,7 @@ class Candidate:
         s["entity_type_factor_scope"] = self.scope
         s["min_inclusion_prob"] = float(self.floor)
         raw["meta"]["name"] = f"{pol.name}+{self.name}"
-        src = f"{pol.source} (candidate {self.name})"
-        _validate(raw, src)
-        return Policy(raw=raw, source=src)
+        return policy_from_raw(raw, f"{pol.source} (candidate {self.name})")
 
 
 def in_force(policy: Policy | str | None = None, name: str = "in_force") -> Candidate:
@@ -192,7 +190,7 @@ class Frontier:
 def candidate_plan(scored: pd.DataFrame, candidate: Candidate, budget: float | None = None, *,
                    policy: Policy | str | None = None, n: int | None = None) -> pd.DataFrame:
     """The full plan of one candidate: ``supervision_plan(scored, candidate.policy(policy), ...)``."""
-    from .sampling import supervision_plan
+    from .plan import supervision_plan
 
     return supervision_plan(scored, candidate.policy(policy), budget=budget, n=n)
 
@@ -241,7 +239,7 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
     names = [c.name for c in cands]
     if len(set(names)) != len(names):
         raise PlanError("candidates: names must be unique")
-    df = _as_entity_frame(scored)
+    df = as_entity_frame(scored)
     if "probability" not in df.columns:
         raise PlanError("scored: the frontier needs a calibrated 'probability' column")
     cells = plan_cells(df, base["etypes"], list(s.must_include), with_p=True)

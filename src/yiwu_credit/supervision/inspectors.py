@@ -30,8 +30,10 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, PlanError
+from .assignments import assignment_map, compare_assignments, inspectors_by_entity
+from .audit import VerifyResult
 from .policy import InspectorPolicy, Policy, load_policy
-from .sampling import VerifyResult, _fmix64, _seed_str, prn_keys
+from .prn import fmix64, prn_keys, seed_text, subseed
 
 __all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "assignment_map", "compare_assignments",
            "inspector_record", "inspectors_by_entity", "load_roster", "previous_sha256", "roster_sha256",
@@ -206,7 +208,7 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
     quals = set() if qualification is None else ({qualification} if isinstance(qualification, str) else set(qualification))
     record = {
         "algorithm": ASSIGN_ALGORITHM, "roster_sha256": roster_sha256(ros), "roster_size": len(ros),
-        "seed": seed if isinstance(seed, str) else int(_seed_str(seed)), "per_entity": k, "max_per_inspector": cap,
+        "seed": seed if isinstance(seed, str) else int(seed_text(seed)), "per_entity": k, "max_per_inspector": cap,
         "no_repeat_consecutive": no_repeat, "qualification": sorted(quals) or None,
         "departments": None if departments is None else sorted(want),
         "previous_sha256": None if previous is None else previous_sha256(previous),
@@ -248,14 +250,14 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
             m[list(bad)] = False
         return m
 
-    s = _seed_str(seed)
-    ke = prn_keys(ids, f"inspectors\x00{s}")
-    kj = prn_keys(pd.Index(insp.astype(str)), f"inspectors\x00{s}") * _K
+    stream = subseed("inspectors", seed)
+    ke = prn_keys(ids, stream)
+    kj = prn_keys(pd.Index(insp.astype(str)), stream) * _K
     tmp = np.empty(n_insp, np.uint64)
 
     def priority(i: int) -> np.ndarray:
         h = kj ^ ke[i]
-        _fmix64(h, tmp)
+        fmix64(h, tmp)
         return h
 
     load = np.zeros(n_insp, np.int64)
@@ -354,27 +356,7 @@ def _diagnose(i: int, ids: pd.Index, town: np.ndarray, table: pd.DataFrame, qual
             f"workload caps; raise max_per_inspector or add inspectors for {where}")
 
 
-def inspectors_by_entity(assignments: pd.DataFrame) -> pd.Series:
-    """Entity → ";"-joined inspector ids (slot order), from :func:`assign_inspectors` output."""
-    a = assignments.sort_values(["entity_id", "slot"])
-    s = a.groupby("entity_id", sort=True)["inspector_id"].agg(";".join)
-    s.name = "inspectors"
-    return s
-
-
 # ------------------------------------------------------------------ the audit record and its verification
-def assignment_map(assignments: pd.DataFrame) -> dict[str, list[str]]:
-    """Entity → sorted inspector ids, from a table with ``entity_id`` and ``inspector_id``."""
-    a = assignments.reset_index() if "entity_id" not in assignments.columns else assignments
-    missing = [c for c in ("entity_id", "inspector_id") if c not in a.columns]
-    if missing:
-        raise PlanError(f"assignments: missing column(s) {missing}")
-    out: dict[str, list[str]] = {}
-    for e, i in zip(a["entity_id"].astype(str), a["inspector_id"].astype(str), strict=True):
-        out.setdefault(e, []).append(i)
-    return {e: sorted(v) for e, v in sorted(out.items())}
-
-
 def inspector_record(assignments: pd.DataFrame) -> dict[str, Any]:
     """The audit block of an inspector draw: :func:`assign_inspectors`' parameters (roster hash,
     seed, per_entity, max_per_inspector, no_repeat_consecutive, qualification, departments,
@@ -384,20 +366,6 @@ def inspector_record(assignments: pd.DataFrame) -> dict[str, Any]:
         raise PlanError("assignments: no inspector-draw record attached; pass the unchanged result of "
                         "assign_inspectors")
     return {**rec, "assignment": assignment_map(assignments)}
-
-
-def compare_assignments(expected: Mapping[str, Sequence[str]], got: Mapping[str, Sequence[str]], what: str,
-                        expected_name: str = "the audit records", got_name: str = "found",
-                        limit: int = 10) -> list[str]:
-    """One message per entity whose inspectors differ (at most ``limit``, then a count)."""
-    msgs = []
-    for e in sorted(set(expected) | set(got)):
-        a, b = sorted(expected.get(e, [])), sorted(got.get(e, []))
-        if a != b:
-            msgs.append(f"{what}: entity {e}: {got_name} {b or 'no inspectors'}, {expected_name} {a or 'none'}")
-    if len(msgs) > limit:
-        msgs = msgs[:limit] + [f"{what}: … and {len(msgs) - limit} more entities differ"]
-    return msgs
 
 
 def _published(published: pd.DataFrame | str | os.PathLike) -> tuple[dict[str, list[str]] | None, str]:

@@ -389,6 +389,13 @@ def _validate(raw: dict, src: str) -> None:
         _num(m, k, f"{src} [monitoring]", 0.0)
 
 
+def policy_from_raw(raw: dict[str, Any], source: str) -> Policy:
+    """A Policy from a parsed TOML mapping (e.g. a modified copy of ``policy.raw``), validated
+    (ConfigError naming ``source``)."""
+    _validate(raw, source)
+    return Policy(raw=raw, source=source)
+
+
 def load_policy(policy: str | Path | Policy | None = None) -> Policy:
     """Load and validate a policy: a shipped name (``"yiwu-2022"``), a TOML path, or a Policy."""
     if isinstance(policy, Policy):

@@ -1,0 +1,134 @@
+"""Checking a published draw (一公开): read the audit record, dispatch to its design, recompute.
+
+``DESIGNS`` lists every sampling design by its audit ``format``; :func:`check_audit` and
+:func:`verify` dispatch on it (a new design is one entry here, see
+:class:`~yiwu_credit.supervision.audit.SamplingDesign`). :func:`verify_files` is what
+``yiwu-credit verify`` runs. Nothing here imports a machine-learning library.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from ..errors import ConfigError
+from .audit import SamplingDesign, VerifyResult
+from .joint import JOINT_MICROSTRATA, JointDraw
+from .policy import Policy
+from .systematic import SYSTEMATIC_PPS, Draw
+
+__all__ = ["DESIGNS", "check_audit", "conventional_assignments_path", "load_audit", "read_table", "verify",
+           "verify_files"]
+
+#: audit ``format`` → the design that wrote it
+DESIGNS: dict[str, SamplingDesign] = {d.format: d for d in (SYSTEMATIC_PPS, JOINT_MICROSTRATA)}
+
+
+def check_audit(audit: Any, source: str = "audit") -> dict[str, Any]:
+    """Check the types of an audit record's fields; ConfigError naming ``source`` and the field.
+
+    Only fields that are present are checked here (:func:`verify` names missing ones).
+    """
+    if not isinstance(audit, Mapping):
+        raise ConfigError(f"{source}: not a yiwu-credit audit record (expected a JSON object, got "
+                          f"{type(audit).__name__})")
+    design = DESIGNS.get(audit.get("format"))  # type: ignore[arg-type]
+    if design is None:
+        raise ConfigError(f"{source}: not a yiwu-credit audit record (format {audit.get('format')!r})")
+    design.check(audit, source)
+    return dict(audit)
+
+
+def load_audit(path: str | os.PathLike) -> dict[str, Any]:
+    """Read an audit record written by :func:`~yiwu_credit.supervision.audit.save_audit` (ConfigError if malformed)."""
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"audit file not found: {p}")
+    try:
+        audit = json.loads(p.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{p}: not valid JSON: {e}") from None
+    return check_audit(audit, str(p))
+
+
+def verify(audit: Mapping[str, Any] | Draw | JointDraw,
+           plan_or_frame: pd.DataFrame | Mapping[str, pd.DataFrame],
+           policy: str | Path | Policy | None = None, *, roster: Any = None, previous: Any = None,
+           assignments: pd.DataFrame | str | os.PathLike | None = None) -> VerifyResult:
+    """Recompute a draw from its audit record and the candidate frame; name every mismatch.
+
+    ``plan_or_frame``: the plan (with ``pi``) the draw used, or the scored frame — the plan is
+    then rebuilt with the policy and parameters recorded in the audit (``policy`` overrides the
+    recorded policy name, e.g. a TOML path). For a joint audit pass the mapping department → plan.
+    Checks: algorithm/version, that ``start`` follows from ``seed``, the frame and pi hashes, n,
+    and the selected ids.
+
+    The second random: when the audit records an inspector assignment (``inspectors``), pass the
+    ``roster`` (and ``previous`` if one was used): the roster hash is checked and the assignment
+    recomputed. Without the roster the result is *not ok* and says the inspector draw was not
+    verified. ``assignments``: the published assignments (table or CSV path with ``entity_id``,
+    ``inspector_id``), compared with the recorded assignment; an unreadable file is a mismatch.
+    Field types are checked first (ConfigError).
+    """
+    if isinstance(audit, Draw | JointDraw):
+        audit = audit.audit
+    audit = check_audit(audit)
+    return DESIGNS[audit["format"]].verify(audit, plan_or_frame, policy=policy, roster=roster, previous=previous,
+                                           assignments=assignments)
+
+
+def read_table(path: str | os.PathLike, what: str = "frame") -> pd.DataFrame:
+    """A plan, scored or assignments table from CSV or Parquet, ids as strings (DataValidationError
+    if unreadable or without ``entity_id``; ConfigError if missing)."""
+    from ..errors import DataValidationError, Problem
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"{what} file not found: {p}")
+    try:
+        if p.suffix == ".parquet":
+            df = pd.read_parquet(p)
+        else:
+            df = pd.read_csv(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str,
+                                       "entity_type": str, "inspector_id": str}, encoding="utf-8-sig")
+    except Exception as e:  # any unreadable file (0 bytes, not CSV/Parquet, bad encoding)
+        raise DataValidationError([Problem(what, None, f"cannot read {p}: {type(e).__name__}: {e}")]) from None
+    if "entity_id" not in df.columns:
+        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p}")])
+    return df
+
+
+def conventional_assignments_path(audit_path: str | os.PathLike) -> Path:
+    """Where ``yiwu-credit draw`` writes the assignments next to an audit: ``X.audit.json`` →
+    ``X.inspectors.csv`` (otherwise ``<stem>.inspectors.csv``)."""
+    p = Path(audit_path)
+    stem = p.name[:-len(".audit.json")] if p.name.endswith(".audit.json") else p.stem
+    return p.with_name(stem + ".inspectors.csv")
+
+
+def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | Mapping[str, str | os.PathLike],
+                 policy: str | Path | Policy | None = None, *, roster: str | os.PathLike | None = None,
+                 previous: str | os.PathLike | None = None,
+                 assignments: str | os.PathLike | None = None) -> VerifyResult:
+    """:func:`verify` on files: an audit JSON and a plan/scored table (CSV or Parquet; for a joint
+    audit a mapping department → table path). This is what ``yiwu-credit verify`` runs.
+
+    ``roster`` / ``previous``: the inspector roster and the previous campaign's assignments
+    (CSV) to recompute the recorded inspector draw. ``assignments``: the published assignments
+    file; by default the conventional file next to the audit (``X.audit.json`` →
+    ``X.inspectors.csv``) is checked when it exists.
+    """
+    audit = load_audit(audit_path)
+    if isinstance(frame_path, Mapping):
+        return verify(audit, {d: read_table(p) for d, p in frame_path.items()}, policy)
+    frame = read_table(frame_path)
+    prev = read_table(previous, "previous") if previous is not None else None
+    asg = Path(assignments) if assignments is not None else None
+    if asg is None and "inspectors" in audit and conventional_assignments_path(audit_path).is_file():
+        asg = conventional_assignments_path(audit_path)
+    return verify(audit, frame, policy, roster=roster, previous=prev, assignments=asg)
