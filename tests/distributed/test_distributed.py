@@ -14,6 +14,7 @@ import pytest
 pytest.importorskip("dask")
 pytest.importorskip("dask.dataframe")
 pytest.importorskip("distributed")
+pytestmark = pytest.mark.slow    # a 200,000-entity world on a local cluster
 
 import dask.dataframe as dd  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402

@@ -54,6 +54,7 @@ def repeated(population):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_ht_is_unbiased_over_repeated_draws(population, repeated):
     """|mean − true| < 4 Monte-Carlo SEs (fails with probability ≈ 6e-5 for an unbiased estimator)."""
     true = population[2].mean()
@@ -63,6 +64,7 @@ def test_ht_is_unbiased_over_repeated_draws(population, repeated):
     assert abs(haj.mean() - true) < 4 * haj.std() / np.sqrt(len(haj)) + 0.05 * haj.std()
 
 
+@pytest.mark.slow
 def test_variance_estimator_and_interval_coverage(repeated, population):
     """The Hájek–Deville variance matches the Monte-Carlo variance within ±20%, and the published
     95% Korn–Graubard interval of the Hájek rate covers the true rate in 93–99.5% of draws
@@ -209,6 +211,7 @@ def test_nonresponse_is_reported_and_adjusted_within_tier(population):
         violation_rates(res.drop(tiers[tiers == "D"].index), plan, drawn=d)
 
 
+@pytest.mark.slow
 def test_nonresponse_adjustment_is_unbiased_when_missing_at_random_within_tier(population):
     """Response depends on the tier (A 95 %, B 90 %, C 50 %, D 20 %) and violations do too.
     Over 250 seeded campaigns the tier-adjusted Hájek rate stays within 4 Monte-Carlo SEs

@@ -163,6 +163,7 @@ def drifting():
                              drift=Drift(turn_rate=0.1))
 
 
+@pytest.mark.slow
 def test_candidates_run_through_the_loop(drifting):
     per_seed, summary = drifting
     t = per_seed.set_index(["strategy", "seed"])
@@ -175,6 +176,7 @@ def test_candidates_run_through_the_loop(drifting):
     assert (s["lift_lo"] <= s["lift"]).all() and (s["lift"] <= s["lift_hi"]).all() and (s["seeds"] == 2).all()
 
 
+@pytest.mark.slow
 def test_drift_turns_entities_and_ht_stays_unbiased():
     from yiwu_credit.pipeline.closed_loop import Drift, simulate_loop
 
@@ -196,6 +198,7 @@ def test_drift_turns_entities_and_ht_stays_unbiased():
     assert np.abs(err).max() > 0                                       # a real estimate, not the truth copied
 
 
+@pytest.mark.slow
 def test_drift_is_off_by_default_and_deterrence_lowers_found_entities():
     from yiwu_credit.pipeline.closed_loop import Drift, simulate_loop
 

@@ -76,6 +76,7 @@ def test_reproducible_random_and_independent_of_row_order():
     assert (a["inspector_id"] != c["inspector_id"]).mean() > 0.5
 
 
+@pytest.mark.slow
 def test_each_eligible_inspector_is_equally_likely():
     """One entity, 6 eligible inspectors, 1500 seeds: each is chosen ~equally often (chi-square, α = 0.001)."""
     from scipy.stats import chisquare

@@ -263,6 +263,7 @@ def small_plan() -> pd.DataFrame:
     return S.supervision_plan(sc, "yiwu-2022-1.1", n=8, floor=0.01)
 
 
+@pytest.mark.slow
 def test_draw_has_exact_first_order_probabilities(small_plan):
     """10,000 seeded draws: counts ~ Binomial(R, pi) for all 40 units (Holm, FWER 0.001)."""
     pi = small_plan["pi"].to_numpy()
@@ -424,6 +425,7 @@ def _core_joint(ids, pis, ns, panel_seed, seed, origin):
     return out
 
 
+@pytest.mark.slow
 def test_joint_draw_keeps_each_departments_pi_and_saves_visits():
     """4,000 joint campaigns: each department's counts ~ Binomial(R, pi) (Holm, FWER 0.001 per
     department); the mean number of visits is well below that of independent draws."""
@@ -446,6 +448,7 @@ def test_joint_draw_keeps_each_departments_pi_and_saves_visits():
     assert np.mean(visits) < indep - 3.0                           # ≈ 9.0 visits vs ≈ 15.2 independent
 
 
+@pytest.mark.slow
 def test_rotation_keeps_pi_exact_and_spreads_burden():
     """4,000 pairs of successive campaigns over 400 entities (origin moved by rotate's rule):
     campaign-2 counts ~ Binomial(R, pi) (Holm, FWER 0.001) and repeats are close to the overlap
