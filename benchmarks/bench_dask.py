@@ -42,7 +42,8 @@ from yiwu_credit.data.dataset import Dataset  # noqa: E402
 from yiwu_credit.distributed import engine as D  # noqa: E402
 from yiwu_credit.model.bundle import load_bundle  # noqa: E402
 from yiwu_credit.pipeline.scoring import score_entities  # noqa: E402
-from yiwu_credit.supervision.sampling import draw, supervision_plan  # noqa: E402
+from yiwu_credit.supervision.plan import supervision_plan  # noqa: E402
+from yiwu_credit.supervision.systematic import draw  # noqa: E402
 
 AS_OF = "2026-01-01"
 SEED = "bench-2026"

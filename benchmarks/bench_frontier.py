@@ -65,7 +65,7 @@ def part_speed(n_rows: int, repeat: int) -> None:
     from yiwu_credit.data import synth
     from yiwu_credit.model.bundle import load_bundle
     from yiwu_credit.pipeline.scoring import score_entities
-    from yiwu_credit.supervision.sampling import supervision_plan
+    from yiwu_credit.supervision.plan import supervision_plan
 
     world = synth.generate(100_000, seed=7, start="2020-01-01", end="2025-12-31")
     sc = score_entities(world.dataset, "2026-01-01", load_bundle(None), reasons="none").scored

@@ -29,7 +29,8 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 
 from yiwu_credit.data.io import write_text  # noqa: E402
-from yiwu_credit.supervision import sampling as S  # noqa: E402
+from yiwu_credit.supervision import plan as P  # noqa: E402
+from yiwu_credit.supervision import systematic as S  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "sampling.json"
 
@@ -111,15 +112,15 @@ def main(argv: list[str] | None = None) -> int:
     seeds = iter(range(20250501, 20250600))
 
     def plan_and_draw():
-        plan = S.supervision_plan(scored)
+        plan = P.supervision_plan(scored)
         return plan, S.draw(plan, None, seed=next(seeds))
 
-    S.supervision_plan(scored.iloc[:1000])                     # warm imports and the policy
+    P.supervision_plan(scored.iloc[:1000])                     # warm imports and the policy
     ours, (plan, d) = _timed(plan_and_draw)
-    plan_only, _ = _timed(lambda: S.supervision_plan(scored))
-    n = int(plan.attrs[S.PLAN_ATTR]["n"])
+    plan_only, _ = _timed(lambda: P.supervision_plan(scored))
+    n = int(plan.attrs[P.PLAN_ATTR]["n"])
     draw_only, _ = _timed(lambda: S.draw(plan, n, seed=next(seeds)))
-    scaled, _ = _timed(lambda: S.draw(S.supervision_plan(scored, scale_by_probability=True), None,
+    scaled, _ = _timed(lambda: S.draw(P.supervision_plan(scored, scale_by_probability=True), None,
                                       seed=next(seeds)), repeats=1)
     rss_ours = _rss_mb()
 
@@ -130,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     base_sort, _ = _timed(lambda: np.argsort(rng.random(N))[:n])
 
     result = {
-        "benchmark": "plan + draw (yiwu_credit.supervision.sampling)", "n_entities": N, "campaign_n": n,
+        "benchmark": "plan + draw (yiwu_credit.supervision.plan, .systematic)", "n_entities": N, "campaign_n": n,
         "selected": len(d.selected), "must_include": int(plan["must_include"].sum()),
         "plan_and_draw": ours, "plan_only": plan_only, "draw_only": draw_only,
         "plan_and_draw_scale_by_probability": scaled,

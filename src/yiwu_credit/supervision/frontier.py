@@ -27,7 +27,7 @@ from ..errors import PlanError
 from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
 from .policy import TIERS, Policy, load_policy, policy_from_raw
 
-__all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
+__all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "markdown_table", "policy_frontier",
            "TIER_WEIGHT_SETS"]
 
 #: Named tier-weight sets (A, B, C, D), relative to B: the 1.1.0 default (rates 1/4/20/60 %), the
@@ -113,6 +113,18 @@ def candidate_grid(policy: Policy | str | None = None, *,
     return out
 
 
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured markdown table of ``df`` (no tabulate dependency)."""
+    def cell(v: Any) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else format(float(v), floatfmt)
+        return str(v)
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
+    lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *lines])
+
+
 @dataclass
 class Frontier:
     """Output of :func:`policy_frontier`.
@@ -142,15 +154,13 @@ class Frontier:
 
     def to_markdown(self, top: int | None = None) -> str:
         """Markdown table of the candidates (sorted by detections), the policy in force marked."""
-        from ..pipeline.closed_loop import _md_table
-
         cols = ["name", "in_force", "pareto", "detections", "lift", "share_tier_a", "share_below_median", "min_pi",
                 "max_per_year", "rate_A", "rate_B", "rate_C", "rate_D"]
         cols += [c for c in self.table.columns if c.startswith("burden_")]
         t = self.table.sort_values("detections", ascending=False)
         if top is not None:
             t = pd.concat([t.head(top), t[t["in_force"]]]).drop_duplicates("name")
-        return _md_table(t[[c for c in cols if c in t.columns]], ".4g")
+        return markdown_table(t[[c for c in cols if c in t.columns]], ".4g")
 
     def plot(self, path: str | Path, ax: Any = None) -> Path | None:
         """Detections against the low-risk burden (share below the median risk); policy in force

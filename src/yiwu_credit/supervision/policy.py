@@ -23,6 +23,13 @@ from ..data.contract import ABNORMAL_REASONS, ENTITY_TYPES, INSPECTION_RESULTS
 from ..data.io import parse_toml
 from ..errors import ConfigError
 
+__all__ = [
+    "DEFAULT_POLICY", "FACT_FLAGS", "FACT_NUMBERS", "HEAVY_PENALTY_KEYS", "POSTURE_ZH", "SECTIONS", "TIERS",
+    "InspectorPolicy", "Label", "LabelPolicy", "MonitoringPolicy", "OverridePolicy", "Policy", "RepairPolicy",
+    "SamplingPolicy", "TierPolicy", "TierSampling", "apply_overrides", "load_policy", "override_ranks",
+    "policy_from_raw",
+]
+
 TIERS: tuple[str, ...] = ("A", "B", "C", "D")
 DEFAULT_POLICY = "yiwu-2022"
 #: ``[sampling.tiers.X].flag``: the supervision posture of a tier, with its Chinese name.

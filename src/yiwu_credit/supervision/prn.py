@@ -29,7 +29,7 @@ import pyarrow as pa
 from ..errors import PlanError
 
 __all__ = [
-    "PRN_HASH", "IdBytes", "derive_seed", "fmix64", "fmix64_int", "id_bytes", "keys_of", "prn_key", "prn_keys",
+    "M64", "PRN_HASH", "IdBytes", "derive_seed", "fmix64", "fmix64_int", "id_bytes", "keys_of", "prn_key", "prn_keys",
     "prn_order", "prn_uniform", "seed_text", "subseed",
 ]
 
