@@ -23,6 +23,8 @@ import pandas as pd
 from ._version import __version__
 from .errors import YiwuCreditError
 
+__all__ = ["build_parser", "main"]
+
 EXIT_INTERNAL = 1
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 

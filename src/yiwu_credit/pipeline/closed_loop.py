@@ -51,6 +51,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
+from ..data.io import markdown_table
 from ..data.synth import generate, simulate_results
 from ..features.build import _NAT, build_features, day_array, pool, to_day
 from ..features.catalogue import Catalogue, load_catalogue
@@ -137,18 +138,6 @@ def burden_table(scored_or_plan: pd.DataFrame, results: pd.DataFrame | None = No
 
 
 # ============================================================== result
-def _md_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A GitHub-flavoured markdown table (no tabulate dependency)."""
-    def cell(v: Any) -> str:
-        if isinstance(v, float | np.floating):
-            return "" if np.isnan(v) else format(float(v), floatfmt)
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
-
-
 _SUMMARY_COLS = {
     "inspections": "sum", "violations": "sum", "hit_rate": "mean", "low_risk_share": "mean",
     "auc_truth": "mean", "calib_gap": "mean", "calib_gap_a": "mean", "auc_tier_a": "mean",
@@ -210,10 +199,10 @@ class LoopResult:
         c = self.cycles
         show = ["strategy", "cycle", "year", "inspections", "violations", "hit_rate", "low_risk_share",
                 "auc_truth", "mean_pred", "mean_true", "calib_gap_a", "auc_tier_a"]
-        parts = ["### By strategy", "", _md_table(self.by_strategy()), "",
-                 "### Per cycle", "", _md_table(c[[x for x in show if x in c.columns]]), ""]
+        parts = ["### By strategy", "", markdown_table(self.by_strategy()), "",
+                 "### Per cycle", "", markdown_table(c[[x for x in show if x in c.columns]]), ""]
         if len(self.burden):
-            parts += ["### Burden (policy, last cycle)", "", _md_table(self.burden), ""]
+            parts += ["### Burden (policy, last cycle)", "", markdown_table(self.burden), ""]
         return "\n".join(parts)
 
     def plot(self, path: str | Path) -> Path:

@@ -144,7 +144,7 @@ class Frontier:
 
     def to_markdown(self, top: int | None = None) -> str:
         """Markdown table of the candidates (sorted by detections), the policy in force marked."""
-        from ..pipeline.closed_loop import _md_table
+        from ..data.io import markdown_table
 
         cols = ["name", "in_force", "pareto", "detections", "lift", "share_tier_a", "share_below_median", "min_pi",
                 "max_per_year", "rate_A", "rate_B", "rate_C", "rate_D"]
@@ -152,7 +152,7 @@ class Frontier:
         t = self.table.sort_values("detections", ascending=False)
         if top is not None:
             t = pd.concat([t.head(top), t[t["in_force"]]]).drop_duplicates("name")
-        return _md_table(t[[c for c in cols if c in t.columns]], ".4g")
+        return markdown_table(t[[c for c in cols if c in t.columns]], ".4g")
 
     def plot(self, path: str | Path, ax: Any = None) -> Path | None:
         """Detections against the low-risk burden (share below the median risk); policy in force
