@@ -221,6 +221,7 @@ def _lenient(path: Path):
     return load_dataset(path, strict=False)
 
 
+@pytest.mark.slow
 def test_same_counts_rejects_and_features_from_every_source(postgres_url, sqlite_url, dirty, tmp_path):
     """Contract CSV, Parquet, PostgreSQL and SQLite give identical validation counts, rejects and
     features (bit for bit)."""
