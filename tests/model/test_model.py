@@ -105,10 +105,14 @@ def test_fit_is_deterministic(xy):
 
 def test_predict_never_learns(fitted, xy):
     X, _ = xy
-    before = fitted.tier_cutoffs_.copy()
+    before = fitted.tier_cutoffs()
+    learned = {k: v for k, v in vars(fitted).items() if k.endswith("_")}
     fitted.predict_proba(X.iloc[:100])
+    fitted.assess(X.iloc[:100], policy="yiwu-2022-1.1")
     fitted.explain(X.iloc[:5])
-    np.testing.assert_array_equal(before, fitted.tier_cutoffs_)
+    assert fitted.tier_cutoffs() == before
+    assert {k for k in vars(fitted) if k.endswith("_")} == set(learned)
+    np.testing.assert_array_equal(learned["oof_proba_"], fitted.oof_proba_)
 
 
 def test_monotone_constraints_follow_catalogue(fitted, xy):
@@ -163,7 +167,7 @@ def test_credit_score_is_monotone_decreasing_in_probability(fitted, xy):
     assert np.all(np.diff(a["credit_score"].to_numpy()[order]) <= 1e-9)
     # pdo: doubling odds of good adds pdo points
     p = np.array([0.2, 1 / 9])  # odds good 4 and 8
-    s = fitted._points(p)
+    s = fitted.credit_points(p)
     assert abs((s[1] - s[0]) - fitted.pdo) < 1e-9
 
 
