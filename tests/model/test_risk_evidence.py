@@ -101,6 +101,7 @@ _pen = st.tuples(st.integers(1, 365), _fines)
 
 
 # derandomize: a fixed example sequence on every run (no flaky CI); 60 examples × 4 scorings ≈ 10 s
+@pytest.mark.slow
 @settings(max_examples=60, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), before=st.lists(_pen, max_size=4), new=_pen)
@@ -166,6 +167,7 @@ def old_clean_entity(world, bundle):
     return s.index[ok][0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("count, fine", ISSUE_CASES)
 def test_issue_cases_end_in_c_or_d(small, bundle, all_a, old_clean_entity, count, fine):
     eid = old_clean_entity

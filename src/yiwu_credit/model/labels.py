@@ -23,6 +23,8 @@ from ..data.dataset import Dataset
 from ..features.build import NAT, Day, alive, day_array
 from ..supervision.policy import Policy, load_policy
 
+__all__ = ["build_labels", "horizon_days"]
+
 
 def horizon_days(horizon: str | int | pd.Timedelta | None, policy: Policy | str | None = None) -> int:
     """The label horizon in whole days: ``horizon`` (days, or a pandas offset such as ``"365D"``),
