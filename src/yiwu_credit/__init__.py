@@ -43,7 +43,7 @@ _API: dict[str, str] = {
     # scoring
     "score_entities": "pipeline.scoring", "ScoreResult": "pipeline.scoring", "Scorer": "pipeline.scoring",
     # supervision
-    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "supervision.policy",
+    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "tiering.overrides",
     "supervision_plan": "supervision.sampling", "draw": "supervision.sampling", "verify": "supervision.sampling",
     "verify_files": "supervision.sampling", "joint_draw": "supervision.sampling",
     "save_audit": "supervision.sampling", "load_audit": "supervision.sampling",
@@ -100,7 +100,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .supervision.estimates import publication_summary, tie_results, violation_rates
     from .supervision.frontier import policy_frontier
     from .supervision.inspectors import assign_inspectors, load_roster
-    from .supervision.policy import Policy, apply_overrides, load_policy
+    from .supervision.policy import Policy, load_policy
     from .supervision.sampling import (
         draw,
         joint_draw,
@@ -110,3 +110,4 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         verify,
         verify_files,
     )
+    from .tiering.overrides import apply_overrides

@@ -385,7 +385,7 @@ def test_monitor_and_simulate_loop_commands(capsys, campaign, tmp_path):
                        "--previous-as-of", "2024-07-01", "--evaluate", "--out", tmp_path / "m.json")
     assert code == 0 and "status:" in out and "tier migration" in out
     rec = json.loads((tmp_path / "m.json").read_text())
-    assert rec["status"] in ("ok", "watch", "retrain") and rec["migration"] is not None
+    assert rec["status"] in ("stable", "watch", "retrain") and rec["migration"] is not None
     code, out, _ = run(capsys, "simulate-loop", "--entities", 3000, "--cycles", 2, "--out", tmp_path / "loop")
     assert code == 0 and "policy vs uniform" in out
     assert (tmp_path / "loop" / "cycles.csv").exists() and (tmp_path / "loop" / "closed-loop.png").exists()

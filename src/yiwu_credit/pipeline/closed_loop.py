@@ -53,7 +53,7 @@ from ..data.contract import TABLES
 from ..data.dataset import Dataset
 from ..data.io import markdown_table
 from ..data.synth import generate, simulate_results
-from ..features.build import _NAT, build_features, day_array, pool, to_day
+from ..features.build import NAT, build_features, day_array, pool, to_day
 from ..features.catalogue import Catalogue, load_catalogue
 from ..model.bundle import Bundle, load_bundle
 from ..model.estimator import TieredRiskModel
@@ -445,7 +445,7 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         rng = np.random.default_rng(_sub_seed(seed, "targeted", year))
         t_day = first.to_numpy() + rng.integers(5, 40, len(first))
         closed = day_array(ent.set_index("entity_id")["closed_on"].reindex(first.index))
-        ok = (t_day <= b) & ((closed == _NAT) | (t_day < closed))
+        ok = (t_day <= b) & ((closed == NAT) | (t_day < closed))
         t_ids = first.index.to_numpy(dtype=object)[ok]
         t_res = simulate_results(pd.Index(t_ids), truth, _sub_seed(seed, "targeted-res", year), as_of)
         t_rows = _inspection_rows(t_ids, (t_day[ok].astype("timedelta64[D]") + np.datetime64("1970-01-01")),
