@@ -174,11 +174,11 @@ def text_vs_category(X: pd.DataFrame, y: pd.Series, rows: int, repeat: int) -> d
     for k in ("str", "object"):
         out[f"ratio_{k}_vs_category"] = out[k]["wall_s"] / out["category"]["wall_s"]
     # the conversion alone, against the former ``s.map(str)`` route, for one text column
-    from yiwu_credit.model.estimator import _as_categorical
+    from yiwu_credit.model.inputs import as_categorical
     c, s = cats[0], frames["object"][cats[0]]
     old, _ = measure(lambda: pd.Categorical(s.map(str, na_action="ignore"), categories=m.categories_[c]),
                      repeat=repeat)
-    new, _ = measure(lambda: _as_categorical(s, m.categories_[c]), repeat=repeat)
+    new, _ = measure(lambda: as_categorical(s, m.categories_[c]), repeat=repeat)
     out["conversion_one_column"] = {"column": c, "map_str_s": old["wall_s"], "factorize_s": new["wall_s"],
                                     "speedup": old["wall_s"] / new["wall_s"]}
     return out

@@ -48,7 +48,7 @@ code("""m_all = yc.TieredRiskModel(catalogue=cat, policy=pol).fit(X.loc[y_all.in
 Xc = X.loc[y_camp.index]
 m_ipw = yc.TieredRiskModel(catalogue=cat, policy=pol, min_child_samples=20).fit(
     Xc, y_camp["y"], sample_weight=y_camp["weight"].to_numpy())
-print("fitted; tier cut-offs", np.round(m_all.tier_cutoffs_, 4), np.round(m_ipw.tier_cutoffs_, 4))"""),
+print("fitted; tier cut-offs", np.round(m_all.tier_cutoffs().cutoffs, 4), np.round(m_ipw.tier_cutoffs().cutoffs, 4))"""),
 md("## Compare with the shipped model, out of time"),
 code("""shipped = yc.load_bundle()
 Xt = yc.build_features(ds, TEST_AS_OF, cat, pol)

@@ -43,7 +43,7 @@ _API: dict[str, str] = {
     # scoring
     "score_entities": "pipeline.scoring", "ScoreResult": "pipeline.scoring", "Scorer": "pipeline.scoring",
     # supervision
-    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "supervision.policy",
+    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "tiering.overrides",
     "supervision_plan": "supervision.plan", "draw": "supervision.systematic", "verify": "supervision.verification",
     "verify_files": "supervision.verification", "joint_draw": "supervision.joint",
     "save_audit": "supervision.audit", "load_audit": "supervision.verification",
@@ -103,6 +103,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .supervision.inspectors import assign_inspectors, load_roster
     from .supervision.joint import joint_draw
     from .supervision.plan import supervision_plan
-    from .supervision.policy import Policy, apply_overrides, load_policy
+    from .supervision.policy import Policy, load_policy
     from .supervision.systematic import draw
     from .supervision.verification import load_audit, verify, verify_files
+    from .tiering.overrides import apply_overrides

@@ -23,6 +23,8 @@ import pandas as pd
 from ._version import __version__
 from .errors import YiwuCreditError
 
+__all__ = ["build_parser", "main"]
+
 EXIT_INTERNAL = 1
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
 
@@ -160,7 +162,7 @@ def cmd_score(a: argparse.Namespace) -> int:
         bundle = load_bundle(a.model)
         bar.update()
         bar.set_postfix_str("features, tiers, reasons")
-        res = score_entities(ds, a.as_of, bundle, reasons=a.reasons)
+        res = score_entities(ds, a.as_of, bundle, reasons=a.reasons, policy=a.policy)
         bar.update()
         rejects = rejects_table(ds, res.excluded)
         n_in, n_rej = ds.counts["entities"][0], ds.counts["entities"][2]
@@ -176,6 +178,9 @@ def cmd_score(a: argparse.Namespace) -> int:
         write_tables([(res.scored.reset_index(), out), (rejects, rej_path)], before_commit=db)
         bar.update()
     _out(f"scored {len(res.scored):,} entities at {a.as_of} with {bundle.version} → {out}")
+    t = res.tiering
+    _out(f"tiered by policy {t.policy} (sha256 {t.policy.sha256[:12]}…, {t.method}): model tier cut-offs "
+         + ", ".join(f"{k} ≤ {v:.4f}" for k, v in t.to_dict()["cutoffs"].items()) + " (columns tier_policy*)")
     _out(f"entities in {n_in:,} = scored {len(res.scored):,} + out of pool {len(res.excluded):,} "
          f"+ rejected {n_rej:,}; rejects and exclusions with reasons → {rej_path}")
     _reconcile(ds)
@@ -402,7 +407,7 @@ def cmd_report(a: argparse.Namespace) -> int:
 
     ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
     bundle = load_bundle(a.model)
-    res = score_entities(ds, a.as_of, bundle)
+    res = score_entities(ds, a.as_of, bundle, policy=a.policy)
     outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
     plan = _read(a.plan, "plan") if a.plan else None
     ref = bundle.reference  # the training population stored in the bundle
@@ -412,7 +417,8 @@ def cmd_report(a: argparse.Namespace) -> int:
         ref = build_features(ds, a.reference_as_of, bundle.catalogue, bundle.policy)
     from .model.monitoring import monitor
 
-    prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
+    prev = (score_entities(ds, a.previous_as_of, bundle, reasons="none", policy=a.policy).scored
+            if a.previous_as_of else None)
     mon = monitor(bundle, res.scored, res.features, outcomes=outcomes, previous=prev)
     front = None
     if a.frontier is not None:
@@ -420,7 +426,8 @@ def cmd_report(a: argparse.Namespace) -> int:
 
         front = policy_frontier(res.scored, a.frontier * len(res.scored), policy=a.policy)
     write_report(a.out, res.scored, bundle, features=res.features, outcomes=outcomes, plan=plan,
-                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings, frontier=front)
+                 reference_features=ref, as_of=a.as_of, monitoring=mon, warnings=res.warnings, frontier=front,
+                 policy=a.policy)
     _out(f"report for {len(res.scored):,} entities at {a.as_of} → {a.out}")
     for w in res.warnings:
         _out(f"warning: {w}")
@@ -560,6 +567,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--excel", action="store_true", help="write Excel workbooks (--out must end in .xlsx)")
     p.add_argument("--reasons", choices=["CD", "all", "none"], default="CD",
                    help="reason codes for tiers C/D and overrides (default), everyone, or no one")
+    p.add_argument("--policy", help="policy name or TOML path whose [tiers] and [overrides] tier the run "
+                   "(default: the bundle's); cut-offs are fitted on the bundle's reference distribution, no refit")
     p.add_argument("--strict", action="store_true", help="fail on any bad row instead of quarantining it")
     _db_args(p)
 
@@ -656,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default: the training population stored in the bundle)")
     p.add_argument("--frontier", type=float, metavar="RATE",
                    help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
-    p.add_argument("--policy", help="base sampling policy of the frontier (default yiwu-2022)")
+    p.add_argument("--policy", help="policy name or TOML path that tiers the run (default: the bundle's) and "
+                   "base sampling policy of the frontier (default yiwu-2022)")
     p.add_argument("--out", required=True)
 
     p = _sub(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+__all__ = [
+    "YiwuCreditError", "UsageError", "ConfigError", "BundleError", "PlanError", "OutputError", "Problem",
+    "DataValidationError",
+]
+
 
 class YiwuCreditError(Exception):
     """Base class of every error the library raises on bad input or configuration.

@@ -178,6 +178,7 @@ def test_changed_dataset_tables_give_fresh_features(world):
     assert (after.drop(index=eid)["pen_general_365d"] == base.drop(index=eid)["pen_general_365d"]).all()
 
 
+@pytest.mark.slow
 def test_formula_cells_are_neutralised_in_csv_and_text_in_xlsx(capsys, world_copy, tmp_path):
     payloads = ['=HYPERLINK("http://x","y")', "+1+1", "@SUM(1,1)", "-2+3", "=cmd|' /C calc'!A0"]
     ent = read(world_copy, "entities")
@@ -421,6 +422,7 @@ def test_gb18030_file_is_detected_and_other_encodings_are_named(capsys, world_co
     assert code == 3 and "entities" in text and "neither UTF-8 nor GB18030" in text
 
 
+@pytest.mark.slow
 def test_as_of_far_beyond_the_data_is_flagged(capsys, world_copy, tmp_path):
     code, text = run(capsys, "score", "--data", world_copy, "--as-of", "2029-06-01", "--out", tmp_path / "s.csv")
     assert code == 0 and "warning:" in text and "days after the last recorded event" in text
@@ -457,6 +459,7 @@ def tiny_world(tmp_path_factory):
 @given(edits=st.lists(st.tuples(st.sampled_from(list(TABLES)), st.integers(0, 40), st.integers(0, 8), NASTY),
                       min_size=1, max_size=6),
        gb18030=st.booleans())
+@pytest.mark.slow
 def test_fuzzed_cells_never_crash_and_always_reconcile(capsys, tiny_world, tmp_path_factory, edits, gb18030):
     d = tmp_path_factory.mktemp("fuzz")
     data = d / "dataset"

@@ -19,6 +19,7 @@ from yiwu_credit.data.contract import TABLES
 from yiwu_credit.data.dataset import _coerce
 from yiwu_credit.data.io import write_table
 from yiwu_credit.data.sources import database as db
+from yiwu_credit.data.sources.dburl import sqlite_path
 from yiwu_credit.errors import OutputError, UsageError
 from yiwu_credit.features.build import build_features
 
@@ -220,6 +221,7 @@ def _lenient(path: Path):
     return load_dataset(path, strict=False)
 
 
+@pytest.mark.slow
 def test_same_counts_rejects_and_features_from_every_source(postgres_url, sqlite_url, dirty, tmp_path):
     """Contract CSV, Parquet, PostgreSQL and SQLite give identical validation counts, rejects and
     features (bit for bit)."""
@@ -359,7 +361,7 @@ def test_write_run_failure_midway_changes_nothing(which, postgres_url, sqlite_ur
     else:
         import sqlite3
 
-        with sqlite3.connect(db._sqlite_path(url)) as c:
+        with sqlite3.connect(sqlite_path(url)) as c:
             c.execute(ddl)
     before = _scores(40, 1)
     db.write_run(url, "r", {f"{tag}_scores": before, f"{tag}_checked": pd.DataFrame({"x": [1, 2]})}, command="plan")

@@ -77,6 +77,7 @@ def test_database_rejects_name_relation_header_and_row(world, tmp_path, capsys):
     assert code == 3 and "no table or view complaints" in out
 
 
+@pytest.mark.slow
 def test_score_plan_draw_write_runs_to_the_database(capsys, pg_world, world_dir, tmp_path):
     import adbc_driver_postgresql.dbapi as pg
 

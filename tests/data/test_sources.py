@@ -49,6 +49,7 @@ def test_zh_export_looks_like_a_bureau_export(sources):
     assert text.startswith("统一社会信用代码,处罚决定日期,程序类型") and "一般程序" in text and "/" in text.split("\n")[1]
 
 
+@pytest.mark.slow
 def test_every_source_gives_the_same_dataset_and_features(sources):
     ds = {k: load_dataset(v, profile="zh" if k == "zh" else None) for k, v in sources.items()}
     base = ds["contract"]
@@ -61,6 +62,7 @@ def test_every_source_gives_the_same_dataset_and_features(sources):
     pd.testing.assert_frame_equal(zh, score_entities(base, AS_OF, reasons="all").scored)
 
 
+@pytest.mark.slow
 def test_cli_reports_the_mapping_and_scores_identically(capsys, sources, tmp_path):
     code, out = run(capsys, "validate", sources["zh"], "--profile", "zh")
     assert code == 0 and "no problems found" in out
@@ -136,6 +138,7 @@ def test_profiles_are_validated_data(tmp_path):
         load_profile("fr")
 
 
+@pytest.mark.slow
 def test_excel_output_loads_back(capsys, sources, tmp_path):
     code, _ = run(capsys, "score", "--data", sources["contract"], "--as-of", AS_OF, "--out", tmp_path / "s.xlsx",
                   "--excel")

@@ -49,6 +49,7 @@ def test_violation_kinds(one, table, cols, expected):
     assert build_labels(ds, AS_OF).loc[eid, "y"] == expected
 
 
+@pytest.mark.slow
 def test_ipw_weights_make_campaign_labels_unbiased(world):
     """A risk-based campaign (π ∝ true propensity) over-samples violators; weighting by 1/π recovers
     the population rate. 300 seeded campaigns; tolerance 3 Monte-Carlo standard errors."""

@@ -56,6 +56,7 @@ def tabular(n=600, seed=0):
     return X, y
 
 
+@pytest.mark.slow
 def test_sklearn_check_estimator_subset():
     # The model is binary-only (tagged so); the one check that does not apply is listed with why.
     expected = {
@@ -72,6 +73,7 @@ def test_sklearn_check_estimator_subset():
     assert len(passed) >= 55
 
 
+@pytest.mark.slow
 def test_clone_pipeline_gridsearch_on_generic_data():
     X, y = tabular()
     m = TieredRiskModel(n_estimators=30, monotone=None, min_child_samples=10)
@@ -87,6 +89,7 @@ def test_clone_pipeline_gridsearch_on_generic_data():
     assert 0.5 < gs.best_score_ <= 1.0  # score() is ROC AUC
 
 
+@pytest.mark.slow
 def test_pandas_in_pandas_out_with_entity_index(fitted, xy):
     X, _ = xy
     a = fitted.assess(X.iloc[:50])
@@ -96,6 +99,7 @@ def test_pandas_in_pandas_out_with_entity_index(fitted, xy):
     assert fitted.credit_score(X.iloc[:5]).name == "credit_score"
 
 
+@pytest.mark.slow
 def test_fit_is_deterministic(xy):
     X, y = xy
     p1 = TieredRiskModel(n_estimators=40).fit(X, y).predict_proba(X)
@@ -103,14 +107,20 @@ def test_fit_is_deterministic(xy):
     np.testing.assert_array_equal(p1, p2)
 
 
+@pytest.mark.slow
 def test_predict_never_learns(fitted, xy):
     X, _ = xy
-    before = fitted.tier_cutoffs_.copy()
+    before = fitted.tier_cutoffs()
+    learned = {k: v for k, v in vars(fitted).items() if k.endswith("_")}
     fitted.predict_proba(X.iloc[:100])
+    fitted.assess(X.iloc[:100], policy="yiwu-2022-1.1")
     fitted.explain(X.iloc[:5])
-    np.testing.assert_array_equal(before, fitted.tier_cutoffs_)
+    assert fitted.tier_cutoffs() == before
+    assert {k for k in vars(fitted) if k.endswith("_")} == set(learned)
+    np.testing.assert_array_equal(learned["oof_proba_"], fitted.oof_proba_)
 
 
+@pytest.mark.slow
 def test_monotone_constraints_follow_catalogue(fitted, xy):
     X, _ = xy
     base = X.iloc[:300].copy()
@@ -124,6 +134,7 @@ def test_monotone_constraints_follow_catalogue(fitted, xy):
         assert (p1 >= p0 - 1e-12).all(), col
 
 
+@pytest.mark.slow
 def test_tiers_match_policy_shares_and_bad_rates_rise(fitted, xy, mid_world):
     X, y = xy
     t = fitted.tiers_from_proba(fitted.oof_proba_)
@@ -139,6 +150,7 @@ def test_tiers_match_policy_shares_and_bad_rates_rise(fitted, xy, mid_world):
     assert fitted.score(Xt, yt) > 0.62
 
 
+@pytest.mark.slow
 def test_calibration_holds_out_of_sample(fitted, mid_world):
     """Hosmer–Lemeshow over deciles on later data: the calibrated probability is not rejected at α=0.001
     (fixed seeds; 10 bins, chi² with 8 df)."""
@@ -156,6 +168,7 @@ def test_calibration_holds_out_of_sample(fitted, mid_world):
     assert abs(p.mean() - yt.mean()) < 0.01
 
 
+@pytest.mark.slow
 def test_credit_score_is_monotone_decreasing_in_probability(fitted, xy):
     X, _ = xy
     a = fitted.assess(X)
@@ -163,10 +176,11 @@ def test_credit_score_is_monotone_decreasing_in_probability(fitted, xy):
     assert np.all(np.diff(a["credit_score"].to_numpy()[order]) <= 1e-9)
     # pdo: doubling odds of good adds pdo points
     p = np.array([0.2, 1 / 9])  # odds good 4 and 8
-    s = fitted._points(p)
+    s = fitted.credit_points(p)
     assert abs((s[1] - s[0]) - fitted.pdo) < 1e-9
 
 
+@pytest.mark.slow
 def test_explain_gives_positive_reasons_with_catalogue_texts(fitted, xy):
     X, _ = xy
     a = fitted.assess(X)
@@ -182,6 +196,7 @@ def test_explain_gives_positive_reasons_with_catalogue_texts(fitted, xy):
         assert np.ptp(margin - contrib.sum(axis=1).to_numpy()) < 1e-4, method
 
 
+@pytest.mark.slow
 def test_path_attribution_agrees_with_shap_on_top_reasons(fitted, xy):
     X, _ = xy
     sub = X.iloc[:2000]
@@ -192,6 +207,7 @@ def test_path_attribution_agrees_with_shap_on_top_reasons(fitted, xy):
     assert agree > 0.7, agree
 
 
+@pytest.mark.slow
 def test_scorecard_learner_points_and_monotone_woe(xy):
     X, y = xy
     m = TieredRiskModel(learner="scorecard").fit(X, y)
@@ -213,6 +229,7 @@ def test_scorecard_learner_points_and_monotone_woe(xy):
     assert "reason_1" in ex
 
 
+@pytest.mark.slow
 def test_bad_inputs_raise_clear_errors(fitted, xy):
     X, y = xy
     with pytest.raises(ValueError, match="missing feature column"):
@@ -250,6 +267,7 @@ def small_bundle(tmp_path_factory):
     return d, w, res
 
 
+@pytest.mark.slow
 def test_bundle_round_trip_and_manifest(small_bundle):
     d, w, res = small_bundle
     b = load_bundle(d)
@@ -261,6 +279,7 @@ def test_bundle_round_trip_and_manifest(small_bundle):
     assert man["training"]["data_fingerprint"] == w.dataset.fingerprint()
 
 
+@pytest.mark.slow
 def test_bundle_is_reproducible_bit_for_bit(small_bundle, tmp_path):
     d, w, _ = small_bundle
     res = train(w.dataset, "2024-01-01", n_estimators=30)
@@ -270,6 +289,7 @@ def test_bundle_is_reproducible_bit_for_bit(small_bundle, tmp_path):
         assert (tmp_path / "again" / f).read_bytes() == (d / f).read_bytes(), f
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["model.joblib", "catalogue.toml", "policy.toml", "reference.parquet",
                                     "ranges.json"])
 def test_tampered_bundle_is_refused(small_bundle, tmp_path, target):
@@ -282,6 +302,7 @@ def test_tampered_bundle_is_refused(small_bundle, tmp_path, target):
         load_bundle(t)
 
 
+@pytest.mark.slow
 def test_incompatible_or_missing_bundle(small_bundle, tmp_path):
     d, _, _ = small_bundle
     t = tmp_path / "t"

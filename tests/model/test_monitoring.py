@@ -129,7 +129,7 @@ def test_csi_flags_only_the_shifted_feature():
     assert c["compl_365d"] > 0.25
     assert (c.drop("compl_365d") < 0.01).all()
     flags = stability_flag(c)
-    assert flags["compl_365d"] == "act"
+    assert flags["compl_365d"] == "retrain"
     assert (flags.drop("compl_365d") == "stable").all()
 
 
@@ -150,9 +150,9 @@ def test_flags_and_policy_thresholds():
     assert stability_flag(0.0999) == "stable"
     assert stability_flag(0.10) == "watch"
     assert stability_flag(0.2499) == "watch"
-    assert stability_flag(0.25) == "act"
+    assert stability_flag(0.25) == "retrain"
     assert stability_flag(float("nan")) == ""
-    s = stability_flag(pd.Series([0.05, 0.3], index=["x", "y"]), warn=0.2, act=0.5)
+    s = stability_flag(pd.Series([0.05, 0.3], index=["x", "y"]), warn=0.2, retrain=0.5)
     assert s.to_dict() == {"x": "stable", "y": "watch"}
     thr = thresholds()
     assert thr == {k: float(v) for k, v in load_policy().raw["monitoring"].items()}
@@ -187,7 +187,7 @@ def test_monitor_ok_on_the_same_kind_of_population(bundle, world):
     y = build_labels(world.dataset, "2025-01-01")["y"]
     m = monitor(bundle, r.scored, r.features, outcomes=y, previous=prev)
     assert m.psi_score < 0.1 and m.csi is not None and (m.csi < 0.1).all()
-    assert m.status in ("ok", "watch")
+    assert m.status in ("stable", "watch")
     assert m.migration.loc[["A", "B", "C", "D"], ["A", "B", "C", "D"]].to_numpy().sum() > 0
     assert m.performance["auc"] > 0.55
     assert "status" in m.to_dict() and "PSI" in m.summary()

@@ -61,6 +61,7 @@ def _from_table(model, X):
     return total
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", ["scorecard", "lightgbm"])
 @pytest.mark.parametrize("calibration", ["sigmoid", None, "isotonic"])
 def test_points_add_up_to_the_credit_score(world_xy, learner, calibration):
@@ -78,6 +79,7 @@ def test_points_add_up_to_the_credit_score(world_xy, learner, calibration):
         assert np.ptp(score - raw) > 1.0
 
 
+@pytest.mark.slow
 def test_points_table_reproduces_every_score(card, world_xy, generic):
     X, _ = world_xy
     pt = card.points_table_
@@ -95,6 +97,7 @@ def test_points_table_reproduces_every_score(card, world_xy, generic):
         _ = iso.points_table_
 
 
+@pytest.mark.slow
 def test_binning_report_iv_and_selection(card, world_xy):
     X, y = world_xy
     t = card.binning_table("compl_365d")
@@ -133,6 +136,7 @@ def test_generic_data_directions_special_codes_and_quality(generic):
     assert np.isfinite(lg.feature_importances_).all() and lg.feature_importances_.sum() == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_missing_directions_warn_by_name_and_mixed_frames_say_so(world_xy):
     X, y = tabular(600)
     with pytest.warns(UserWarning, match=r"no monotone direction for column\(s\) \['income', 'utilisation', "
@@ -203,6 +207,7 @@ def test_old_pickles_load_with_new_parameters(bundle, world):
     assert np.abs(m.points(X).sum(axis=1) - m.credit_score(X)).max() < 0.01
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("learner", ["lightgbm", "scorecard"])
 def test_check_estimator_at_default_settings(learner):
     # Defaults that depend on data size scale (min_child_samples="auto", min_bin_size a share).
@@ -230,6 +235,7 @@ def scorecard_bundle(tmp_path_factory, world):
     return load_bundle(d)
 
 
+@pytest.mark.slow
 def test_report_has_a_scorecard_section(scorecard_bundle, world):
     import re
 
@@ -248,6 +254,7 @@ def test_report_has_a_scorecard_section(scorecard_bundle, world):
     assert f'data-value="{float(base)!r}"' in sec
 
 
+@pytest.mark.slow
 def test_single_entity_path_scores_a_scorecard_bundle(scorecard_bundle, world):
     from yiwu_credit.data.contract import TABLES
     from yiwu_credit.pipeline.scoring import Scorer, score_entities

@@ -12,6 +12,8 @@ import pytest
 from yiwu_credit.pipeline.closed_loop import STRATEGIES, LoopResult, burden_table, simulate_loop
 from yiwu_credit.supervision.policy import TIERS
 
+pytestmark = pytest.mark.slow  # one closed-loop run shared by the module
+
 SMALL = {"n_entities": 6_000, "cycles": 3, "seed": 0}
 
 

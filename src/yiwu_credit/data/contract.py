@@ -8,6 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+__all__ = [
+    "ENTITY_TYPES", "STATUSES", "PROCEDURES", "LISTS", "TAX_RATINGS", "INDUSTRY_PATTERN", "YIWU_TOWNS",
+    "RESULT_LABELS_ZH", "INSPECTION_RESULTS", "ABNORMAL_REASONS", "Column", "Table", "TABLES",
+    "EVENT_TABLES",
+]
+
 ENTITY_TYPES = ("enterprise", "individual", "cooperative")
 STATUSES = ("active", "revoked", "cancelled")
 PROCEDURES = ("simple", "general")

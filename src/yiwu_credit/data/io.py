@@ -29,8 +29,8 @@ import pandas as pd
 from ..errors import OutputError
 
 __all__ = [
-    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "neutralise_formulas", "parse_toml", "read_table",
-    "restore_formulas", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text",
+    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas", "parse_toml", "read_table",
+    "restore_formulas", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text", "write_xlsx",
 ]
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -160,7 +160,7 @@ def restore_formulas(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _write_xlsx(df: pd.DataFrame, tmp: Path, target: Path, date_cells: bool = False) -> None:
+def write_xlsx(df: pd.DataFrame, tmp: Path, target: Path, date_cells: bool = False) -> None:
     """One sheet: a bold frozen header, text cells as text (never formulas), sensible widths;
     date columns as ISO text, or as Excel date cells with ``date_cells``."""
     import xlsxwriter
@@ -216,7 +216,7 @@ def _write_one(df: pd.DataFrame, tmp: Path, target: Path, *, excel: bool, index:
     if index:
         df = df.reset_index()
     if target.suffix == ".xlsx":  # every text cell is written as text, never as a formula
-        _write_xlsx(df, tmp, target)
+        write_xlsx(df, tmp, target)
     else:
         df = neutralise_formulas(df) if neutralise else df
         # a bare CR inside a cell is only quoted when CR is part of the line terminator
@@ -293,3 +293,15 @@ def sha256_file(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
+    """A GitHub-flavoured markdown table (no tabulate dependency)."""
+    def cell(v: object) -> str:
+        if isinstance(v, float | np.floating):
+            return "" if np.isnan(v) else format(float(v), floatfmt)
+        return str(v)
+    head = "| " + " | ".join(map(str, df.columns)) + " |"
+    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
+    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join([head, sep, *rows])

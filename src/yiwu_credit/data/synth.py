@@ -22,6 +22,8 @@ from .contract import TABLES, YIWU_TOWNS
 from .dataset import Dataset
 from .io import write_table
 
+__all__ = ["World", "generate", "roster", "simulate_results"]
+
 # industry section → (share, 4-digit class codes, log-odds effect on violation)
 _INDUSTRIES = {
     "F": (0.55, ["5137", "5131", "5132", "5139", "5191", "5211", "5261", "5292"], 0.0),

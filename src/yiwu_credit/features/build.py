@@ -23,16 +23,24 @@ import pandas as pd
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
-from ..data.dates import LOCAL_TZ, ZONED
+from ..data.dates import LOCAL_TZ, ZONED, parse_as_of
 from ..errors import UsageError
 from ..supervision.policy import Policy, load_policy
 from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
 
+__all__ = [
+    "AR_STATUS", "BOOL_CODES", "EXCLUSION_REASONS", "FACT_TABLES", "NAT", "TABLE_DATE", "Day", "Events",
+    "EntityStatus", "alive", "build_features", "code_array", "compute_columns", "day_array", "entity_arrays",
+    "entity_events", "entity_features", "entity_status", "events_at", "events_from_arrays", "override_core",
+    "override_facts", "pool", "pool_events", "sort_ids", "table_arrays", "to_day",
+]
+
 _EPOCH = np.datetime64("1970-01-01", "D")
-_NAT = np.iinfo(np.int64).min
-
-
+#: the day number of a missing date: smaller than any real day, so never "before as_of" by accident
+NAT = np.iinfo(np.int64).min
 _ORDINAL_1970 = datetime.date(1970, 1, 1).toordinal()
+#: event tables the override facts read (besides the catalogue's)
+FACT_TABLES = ("inspections", "list_records", "penalties")
 
 
 def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
@@ -58,11 +66,44 @@ def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
     return to_day(pd.Timestamp(x))
 
 
+class Day(int):
+    """A calendar day as days since 1970-01-01: ``as_of`` parsed once, at the boundary.
+
+    ``Day.parse`` is the one way in (:func:`~yiwu_credit.data.dates.parse_as_of`: an ISO date
+    ``YYYY-MM-DD``, a date or a Timestamp); functions that take ``as_of`` accept a Day as is,
+    without parsing it again.
+    """
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, value: str | datetime.date | pd.Timestamp | np.datetime64 | Day, what: str = "as_of") -> Day:
+        if isinstance(value, Day):
+            return value
+        if isinstance(value, int | np.integer) and not isinstance(value, bool | np.bool_):
+            raise UsageError(f"{what}: {value!r} is a bare number; give an ISO date YYYY-MM-DD or a Day")
+        return cls(parse_as_of(value, what).date().toordinal() - _ORDINAL_1970)
+
+    @property
+    def date(self) -> datetime.date:
+        return datetime.date.fromordinal(int(self) + _ORDINAL_1970)
+
+    @property
+    def timestamp(self) -> pd.Timestamp:
+        return pd.Timestamp(self.date)
+
+    def __repr__(self) -> str:
+        return f"Day({self.date.isoformat()})"
+
+    def __str__(self) -> str:
+        return self.date.isoformat()
+
+
 def day_array(s: pd.Series) -> np.ndarray:
     """int64 days since epoch; NaT → a very small sentinel (never 'before as_of' by accident)."""
     a = s.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT")).astype("datetime64[D]")
     out = (a - _EPOCH).astype(np.int64)
-    out[np.isnat(a)] = _NAT
+    out[np.isnat(a)] = NAT
     return out
 
 
@@ -77,11 +118,40 @@ def sort_ids(ids: pd.Series) -> np.ndarray:
         return np.argsort(ids.to_numpy(dtype=object), kind="stable")
 
 
+class EntityStatus:
+    """Codes of :func:`entity_status`."""
+
+    ALIVE = 0
+    NOT_ESTABLISHED = 1  # established on or after as_of
+    CLOSED = 2  # revoked or cancelled before as_of
+    NO_DATE = 3  # no establishment date
+
+
+#: why an entity is outside the supervision pool, by :class:`EntityStatus` code
+EXCLUSION_REASONS = {
+    EntityStatus.NOT_ESTABLISHED: "not established before as_of",
+    EntityStatus.CLOSED: "revoked/cancelled before as_of (out of the supervision pool)",
+    EntityStatus.NO_DATE: "not alive at as_of",
+}
+
+
+def entity_status(established: np.ndarray, closed: np.ndarray, as_of_day: int) -> np.ndarray:
+    """Who is alive at as_of — the one rule. ``established``/``closed``: day numbers (``NAT``
+    for missing). Alive: established before as_of and not closed before it. Returns
+    :class:`EntityStatus` codes (int8, shape (n,))."""
+    est = np.asarray(established, dtype=np.int64)
+    clo = np.asarray(closed, dtype=np.int64)
+    ok = (est != NAT) & (est < as_of_day) & ((clo == NAT) | (clo >= as_of_day))
+    return np.where(ok, EntityStatus.ALIVE,
+                    np.where((est != NAT) & (est >= as_of_day), EntityStatus.NOT_ESTABLISHED,
+                             np.where((clo != NAT) & (clo < as_of_day), EntityStatus.CLOSED,
+                                      EntityStatus.NO_DATE))).astype(np.int8)
+
+
 def alive(entities: pd.DataFrame, as_of_day: int) -> np.ndarray:
-    """Entities established before as_of and not closed before it (bool, shape (n,))."""
-    est = day_array(entities["established_on"])
-    closed = day_array(entities["closed_on"])
-    return (est != _NAT) & (est < as_of_day) & ((closed == _NAT) | (closed >= as_of_day))
+    """Entities alive at as_of (bool, shape (n,)); see :func:`entity_status`."""
+    status = entity_status(day_array(entities["established_on"]), day_array(entities["closed_on"]), as_of_day)
+    return status == EntityStatus.ALIVE
 
 
 def pool(dataset: Dataset, as_of_day: int) -> tuple[np.ndarray, np.ndarray]:
@@ -129,7 +199,7 @@ def _year_date(y: np.ndarray, month: int, day: int) -> np.ndarray:
     """Day number of (year + 1)-month-day for each year (float array; the publication or filing
     deadline)."""
     ok = ~np.isnan(y)
-    out = np.full(len(y), _NAT, dtype=np.int64)
+    out = np.full(len(y), NAT, dtype=np.int64)
     if ok.any():
         yi = y[ok].astype(np.int64) + 1
         months = (yi - 1970) * 12 + (month - 1)
@@ -184,19 +254,19 @@ def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_
                                    np.where(fine <= rep.low_fine_max_cny, rep.low_fine_days,
                                             rep.general_penalty_days)))
         repaired = a["repaired_on"]
-        keep = (as_of_day - date < period) & ~((repaired != _NAT) & (repaired < as_of_day))
+        keep = (as_of_day - date < period) & ~((repaired != NAT) & (repaired < as_of_day))
         cols = {"procedure": a["procedure"], "fine_cny": fine}
     elif name == "list_records":
         date = a["entered_on"]
         removed = a["removed_on"]
-        keep = (removed == _NAT) | (removed >= as_of_day)
+        keep = (removed == NAT) | (removed >= as_of_day)
         lists["list"] = t.column("list").codes
         cols = {"list": a["list"]}
     elif name == "annual_reports":
         src = catalogue.sources["annual_reports"]["date_from_year"]
         date = _year_date(a["year"], src["month"], src["day"])
         filed = a["filed_on"]
-        known = (filed != _NAT) & (filed < as_of_day)
+        known = (filed != NAT) & (filed < as_of_day)
         status = np.where(known & (filed <= date), 0, np.where(known, 1, 2)).astype(np.int16)
         lists["status"] = AR_STATUS
         keep = np.ones(len(date), dtype=bool)
@@ -220,7 +290,7 @@ def events_from_arrays(name: str, a: dict[str, np.ndarray], pos: np.ndarray, as_
         cols = {"substantiated": a["substantiated"]}
     else:  # pragma: no cover
         raise KeyError(name)
-    keep &= (pos >= 0) & (date != _NAT) & (date < as_of_day)
+    keep &= (pos >= 0) & (date != NAT) & (date < as_of_day)
     return Events(pos[keep], (as_of_day - date[keep]).astype(np.int64), {k: v[keep] for k, v in cols.items()},
                   lists)
 
@@ -401,21 +471,36 @@ def compute_columns(ent: dict[str, np.ndarray], events: dict[str, Events], n: in
     return columns
 
 
-def build_features(dataset: Dataset, as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
-                   policy: Policy | str | None = None) -> pd.DataFrame:
+def pool_events(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Policy | str | None = None,
+                catalogue: Catalogue | str | None = None, tables: Sequence[str] | None = None) -> dict[str, Events]:
+    """:func:`events_at` of every table the catalogue and the override facts read (or of
+    ``tables``), built once and shared by :func:`build_features` and :func:`override_facts`."""
+    cat = load_catalogue(catalogue)
+    pol = load_policy(policy)
+    day = Day.parse(as_of)
+    _, remap = pool(dataset, day)
+    if tables is None:
+        tables = sorted({f.spec.table for f in cat.features if f.spec.table != "entities"} | set(FACT_TABLES))
+    return {t: events_at(dataset, t, day, remap, pol, cat) for t in tables}
+
+
+def build_features(dataset: Dataset, as_of: str | pd.Timestamp | Day, catalogue: Catalogue | str | None = None,
+                   policy: Policy | str | None = None, *, events: Mapping[str, Events] | None = None) -> pd.DataFrame:
     """Credit features at ``as_of``: DataFrame (n_alive, n_features), index ``entity_id`` sorted.
 
     Numeric features are float64; basic categorical attributes are pandas ``category`` with the
-    catalogue's fixed categories (unknown towns map to 其他).
+    catalogue's fixed categories (unknown towns map to 其他). ``events``: the pool's Events from
+    :func:`pool_events` with the same as_of, policy and catalogue (built here when not given).
     """
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
-    as_of_day = to_day(as_of)
+    as_of_day = Day.parse(as_of)
     idx, remap = pool(dataset, as_of_day)
     needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
     ent_live = dataset.entities[needed].take(idx).reset_index(drop=True)
-    tables = {f.spec.table for f in cat.features if f.spec.table != "entities"}
-    events = {t: events_at(dataset, t, as_of_day, remap, pol, cat) for t in sorted(tables)}
+    tables = sorted({f.spec.table for f in cat.features if f.spec.table != "entities"})
+    events = {t: events[t] if events is not None and t in events else events_at(dataset, t, as_of_day, remap, pol, cat)
+              for t in tables}
     cols = compute_columns(entity_arrays(ent_live, cat), events, len(idx), as_of_day, cat)
     for f in cat.features:
         if f.is_categorical:
@@ -430,7 +515,7 @@ def _record_arrays(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, np
     for c in TABLES[name].columns:
         vals = [r.get(c.name) for r in rows]
         if c.kind == "date":
-            out[c.name] = np.array([_NAT if _missing(v) else to_day(v) for v in vals], dtype=np.int64)
+            out[c.name] = np.array([NAT if _missing(v) else to_day(v) for v in vals], dtype=np.int64)
         elif c.kind == "code":
             out[c.name] = np.array([c.codes.index(v) if v in c.codes else -1 for v in vals], dtype=np.int16)
         elif c.kind in ("float", "int", "year"):
@@ -454,7 +539,7 @@ def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mappi
             continue
         v = entity.get(s.column)
         if s.transform == "age_days":
-            ent[s.column] = np.array([_NAT if _missing(v) else to_day(v)], dtype=np.int64)
+            ent[s.column] = np.array([NAT if _missing(v) else to_day(v)], dtype=np.int64)
         elif s.transform == "value":
             ent[s.column] = np.array([np.nan if _missing(v) else float(v)])
         else:
@@ -473,19 +558,22 @@ def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mappi
 
 
 def _empty_events(name: str, policy: Policy, catalogue: Catalogue) -> Events:
-    key = ("empty", name)
-    cache = _EMPTY.setdefault(id(policy), {})
-    if key not in cache:
-        cache[key] = events_from_arrays(name, _record_arrays(name, ()), np.zeros(0, dtype=np.int64), 0, policy,
-                                        catalogue)
-    return cache[key]
+    """Events of a table without rows. For no rows the result does not depend on the policy or
+    the catalogue (only on the table), so it is cached by table name; its arrays are read-only."""
+    ev = _EMPTY_EVENTS.get(name)
+    if ev is None:
+        ev = events_from_arrays(name, _record_arrays(name, ()), np.zeros(0, dtype=np.int64), 0, policy, catalogue)
+        for a in (ev.pos, ev.age, *ev.cols.values()):
+            a.flags.writeable = False
+        _EMPTY_EVENTS[name] = ev
+    return ev
 
 
-_EMPTY: dict[int, dict] = {}
+_EMPTY_EVENTS: dict[str, Events] = {}
 
 
 def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
-                    as_of: str | pd.Timestamp, catalogue: Catalogue | str | None = None,
+                    as_of: str | pd.Timestamp | Day, catalogue: Catalogue | str | None = None,
                     policy: Policy | str | None = None) -> dict[str, float]:
     """Features of one entity from plain records, without pandas (the online path).
 
@@ -495,24 +583,15 @@ def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Map
     """
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
-    a = to_day(as_of)
+    a = Day.parse(as_of)
     ent, evs = entity_events(entity, events, a, pol, cat)
     cols = compute_columns(ent, evs, 1, a, cat)
     return {k: float(v[0]) for k, v in cols.items()}
 
 
-def feature_matrix_info(catalogue: Catalogue | str | None = None) -> pd.DataFrame:
-    """The catalogue as a table: name, family, direction, zh, en (for docs and reports)."""
-    cat = load_catalogue(catalogue)
-    return pd.DataFrame([
-        {"name": f.name, "family": f.spec.family, "table": f.spec.table, "aggregation": f.spec.aggregation,
-         "window_days": f.window, "direction": f.spec.direction, "zh": f.spec.zh, "en": f.spec.en}
-        for f in cat.features
-    ])
-
-
-def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy | str | None = None,
-                   catalogue: Catalogue | str | None = None) -> pd.DataFrame:
+def override_facts(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Policy | str | None = None,
+                   catalogue: Catalogue | str | None = None, *,
+                   events: Mapping[str, Events] | None = None) -> pd.DataFrame:
     """Point-in-time facts behind the policy overrides, one row per entity alive at as_of.
 
     Columns (bool): ``serious_dishonest`` and ``abnormal_operation`` (currently listed),
@@ -522,22 +601,26 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp, policy: Policy |
     ``new_entity_days`` with such a record); numbers: ``recent_penalties`` and
     ``recent_fines_cny`` (general-procedure penalties decided within ``heavy_penalties_days`` and
     still publicly shown, and their fines). Index entity_id, sorted like build_features.
+    ``events``: Events from :func:`pool_events` with the same as_of, this policy's ``[repair]``
+    and catalogue (built here when not given).
     """
     pol = load_policy(policy)
     cat = load_catalogue(catalogue)
-    a = to_day(as_of)
+    a = Day.parse(as_of)
     ent = dataset.entities
     idx, remap = pool(dataset, a)
     n = len(idx)
-    lr = events_at(dataset, "list_records", a, remap, pol, cat)
-    ins = events_at(dataset, "inspections", a, remap, pol, cat)
-    pen = events_at(dataset, "penalties", a, remap, pol, cat)
+    ev = dict(events or {})
+    for t in FACT_TABLES:
+        if t not in ev:
+            ev[t] = events_at(dataset, t, a, remap, pol, cat)
+    lr, ins, pen = ev["list_records"], ev["inspections"], ev["penalties"]
     history = np.zeros(n, dtype=bool)
     for name in ("penalties", "inspections", "complaints", "list_records"):
         df = dataset.table(name)
         codes = dataset.entity_codes(name)
         d = day_array(df[TABLE_DATE[name]])
-        m = (codes >= 0) & (d != _NAT) & (d < a)
+        m = (codes >= 0) & (d != NAT) & (d < a)
         p = remap[np.maximum(codes[m], 0)]
         history[p[p >= 0]] = True
     age = a - day_array(ent["established_on"]).take(idx)

@@ -21,6 +21,10 @@ from ..data.contract import ENTITY_TYPES, TABLES, YIWU_TOWNS
 from ..data.io import parse_toml
 from ..errors import ConfigError
 
+__all__ = ["AGGREGATIONS", "CATEGORIES", "DERIVED", "FAMILIES", "OTHER_TOWN", "SECTIONS",
+    "TAX_RANK", "TRANSFORMS", "Catalogue", "Feature", "FeatureSpec", "load_catalogue",
+    "parse_catalogue", "window_text"]
+
 AGGREGATIONS = ("attribute", "count", "sum", "max", "days_since_last", "days_since_first",
                 "decayed_count", "share", "flag", "growth", "streak", "latest")
 TRANSFORMS = ("age_days", "value", "category", "section")

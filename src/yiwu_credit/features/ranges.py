@@ -16,6 +16,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+__all__ = ["RANGES_FILE", "RangeCheck", "bundle_ranges", "feature_ranges", "range_check"]
+
 RANGES_FILE = "ranges.json"
 
 

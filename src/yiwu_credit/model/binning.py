@@ -29,6 +29,9 @@ import numpy as np
 import pandas as pd
 from sklearn.tree import DecisionTreeClassifier
 
+__all__ = ["AUTO_SHAPE_G", "MISSING_POLICIES", "TRENDS", "WOE_SMOOTHING", "FeatureBinning",
+    "fit_binning", "optimal_partition", "prebin_edges"]
+
 TRENDS = ("ascending", "descending", "auto", "peak", "valley", "none")
 MISSING_POLICIES = ("bin", "neutral")
 #: ``trend="auto"`` takes a peak or valley only when its likelihood-ratio statistic against the

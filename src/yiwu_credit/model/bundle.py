@@ -2,11 +2,16 @@
 
 A bundle is a directory::
 
-    manifest.json    name, version, library versions, catalogue/policy hashes, features,
-                     cut-offs, training window, data fingerprint, metrics, SHA-256 of each file
-    model.joblib     the fitted TieredRiskModel (a pickle: load bundles only from a trusted source)
+    manifest.json    name, version, library versions, catalogue/policy hashes, features, the
+                     reference distribution's size and hash and the cut-offs it gives under the
+                     bundle's policy, training window, data fingerprint, metrics, SHA-256 of each file
+    model.joblib     the fitted TieredRiskModel: learner, calibrator and the reference
+                     distribution (``oof_proba_``/``oof_weight_``: calibrated out-of-fold
+                     probabilities of the training population) that tier cut-offs are fitted on
+                     at scoring time (a pickle: load bundles only from a trusted source)
     catalogue.toml   the feature catalogue the model was trained on
-    policy.toml      the policy used for labels, cut-offs and overrides
+    policy.toml      the policy used for labels and features in training; the default tiering
+                     policy (``score_entities(..., policy=)`` tiers with another one, no refit)
     reference.parquet  a fixed sample (≤ 5,000 rows, no entity ids) of the training feature
                      matrix: the reference population for stability monitoring (CSI)
     ranges.json      min/max per numeric feature and seen categories per categorical one over
@@ -20,6 +25,8 @@ reproduces the bundle bit for bit.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 import importlib
 import json
 import sys
@@ -40,9 +47,17 @@ from ..errors import BundleError, ConfigError
 from ..features.catalogue import Catalogue, load_catalogue
 from ..features.ranges import RANGES_FILE, feature_ranges
 from ..supervision.policy import Policy, load_policy
+from ..tiering.cutoffs import TierCutoffs
 from .estimator import TieredRiskModel
 
-FORMAT = "yiwu-credit-bundle/1"
+__all__ = ["DEFAULT_BUNDLE", "FORMAT", "LEGACY_MODULES", "READABLE_FORMATS", "REFERENCE_ROWS", "Bundle",
+           "load_bundle", "reference_sample", "resolve_bundle_path", "save_bundle"]
+
+#: Format written. /2: tier cut-offs are no longer frozen in the model (fitted at scoring time on
+#: the model's reference distribution); /1 bundles are read (their cut-offs are re-derived and
+#: checked against the manifest).
+FORMAT = "yiwu-credit-bundle/2"
+READABLE_FORMATS = ("yiwu-credit-bundle/1", FORMAT)
 #: Modules of yiwu_credit 0.1 (a flat package) that 0.1 bundles name in their pickle → where
 #: those classes live now. Only consulted while a bundle is unpickled.
 LEGACY_MODULES = {
@@ -51,6 +66,10 @@ LEGACY_MODULES = {
     "yiwu_credit.catalogue": "yiwu_credit.features.catalogue",
     "yiwu_credit.policy": "yiwu_credit.supervision.policy",
 }
+#: Classes renamed since bundles were pickled: old name → (module, new name). Installed on the
+#: estimator module (and the 0.1 ``yiwu_credit.model``) only while a bundle is unpickled.
+LEGACY_CLASSES = {"_LGBLearner": ("yiwu_credit.model.learners", "LGBLearner"),
+                  "_ScorecardLearner": ("yiwu_credit.model.learners", "ScorecardLearner")}
 DEFAULT_BUNDLE = "default"
 
 
@@ -69,6 +88,10 @@ class Bundle:
     @property
     def version(self) -> str:
         return f"{self.manifest['name']}@{self.manifest['version']}"
+
+    def tiering(self, policy: Policy | str | None = None) -> TierCutoffs:
+        """Tier cut-offs of ``policy`` (default: the bundle's) on the model's reference distribution."""
+        return self.model.tier_cutoffs(self.policy if policy is None else policy)
 
 
 def _versions() -> dict[str, str]:
@@ -98,8 +121,10 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
     ranges (``ranges.json``)."""
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
+    stored = copy.copy(model)  # catalogue and policy live in their own files; load_bundle puts them back
+    stored.catalogue = stored.policy = None
     with atomic_path(path / "model.joblib") as tmp:
-        joblib.dump(model, tmp, compress=3)
+        joblib.dump(stored, tmp, compress=3)
     write_text(path / "catalogue.toml", Path(catalogue.source).read_text(encoding="utf-8")
                if Path(catalogue.source).is_file()
                else (resources.files("yiwu_credit") / "resources" / "features" / "catalogue.toml").read_text(encoding="utf-8"))
@@ -119,12 +144,22 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
         "catalogue": {"name": catalogue.name, "version": catalogue.version, "sha256": catalogue.sha256},
         "policy": {"name": policy.name, "version": policy.version, "sha256": policy.sha256},
         "features": list(model.feature_names_in_), "learner": model.learner,
-        "params": {k: v for k, v in model.get_params().items() if isinstance(v, int | float | str | type(None))},
-        "tier_cutoffs": [float(c) for c in model.tier_cutoffs_],
+        "params": {k: v for k, v in model.get_params().items()
+                   if k not in ("catalogue", "policy") and isinstance(v, int | float | str | type(None))},
+        "reference": _reference_record(model),
+        "tier_cutoffs": list(model.tier_cutoffs(policy).cutoffs),
         "training": training, "metrics": metrics, "files": files,
     }
     write_text(path / "manifest.json", json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=True) + "\n")
     return path
+
+
+def _reference_record(model: TieredRiskModel) -> dict[str, Any]:
+    """Size, weighting and SHA-256 of the model's reference distribution (for the manifest)."""
+    h = hashlib.sha256(model.oof_proba_.astype("<f8").tobytes())
+    if model.oof_weight_ is not None:
+        h.update(model.oof_weight_.astype("<f8").tobytes())
+    return {"n": int(len(model.oof_proba_)), "weighted": model.oof_weight_ is not None, "sha256": h.hexdigest()}
 
 
 def resolve_bundle_path(path: str | Path | None) -> Path:
@@ -139,9 +174,9 @@ def _check_manifest(manifest: Any, mpath: Path) -> None:
     """BundleError naming the manifest file and field unless every field load_bundle reads has its type."""
     if not isinstance(manifest, dict):
         raise BundleError(f"{mpath}: manifest must be a JSON object, got {type(manifest).__name__}")
-    if manifest.get("format") != FORMAT:
+    if manifest.get("format") not in READABLE_FORMATS:
         raise BundleError(f"{mpath.parent}: unsupported bundle format {manifest.get('format')!r}; "
-                          f"this library reads {FORMAT}")
+                          f"this library reads {', '.join(READABLE_FORMATS)}")
 
     def bad(field: str, want: str) -> BundleError:
         got = repr(manifest.get(field.split(".")[0]))
@@ -214,9 +249,23 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     # the model reads texts and directions from its own catalogue and policy
     model.catalogue = catalogue
     model.policy = policy
+    _check_cutoffs(model, manifest, p)
     reference = pd.read_parquet(p / "reference.parquet") if "reference.parquet" in files else None
     ranges = json.loads((p / RANGES_FILE).read_text(encoding="utf-8")) if RANGES_FILE in files else None
     return Bundle(model, manifest, catalogue, policy, p, reference, ranges)
+
+
+def _check_cutoffs(model: TieredRiskModel, manifest: dict[str, Any], p: Path) -> None:
+    """BundleError unless the reference distribution gives the manifest's cut-offs under the
+    bundle's policy (a /1 bundle fitted with weights cannot: its weights were not kept)."""
+    want = manifest.get("tier_cutoffs")
+    if want is None:
+        return
+    got = list(model.tier_cutoffs(model.policy).cutoffs)
+    if got != [float(c) for c in want]:
+        raise BundleError(f"{p}: the tier cut-offs of the bundle's policy on the stored reference distribution "
+                          f"({got}) differ from the manifest's ({want}); a bundle written before weights were "
+                          "kept with the reference cannot be tiered reproducibly: retrain it")
 
 
 @contextmanager
@@ -225,12 +274,17 @@ def _legacy_layout() -> Iterator[None]:
 
     Pickle resolves ``module.Class`` by importing ``module`` and reading the attribute. A legacy
     module that no longer exists is aliased in ``sys.modules``; one that is a package now
-    (``yiwu_credit.model``) gets the classes defined in its successor as attributes. Both are
-    undone afterwards.
+    (``yiwu_credit.model``) gets the classes defined in its successor as attributes. Renamed
+    classes (:data:`LEGACY_CLASSES`) are found under their old names. All is undone afterwards.
     """
     added_modules: list[str] = []
     added_attrs: list[tuple[Any, str]] = []
     try:
+        est = importlib.import_module("yiwu_credit.model.estimator")
+        for old, (mod, new) in LEGACY_CLASSES.items():
+            if not hasattr(est, old):
+                setattr(est, old, getattr(importlib.import_module(mod), new))
+                added_attrs.append((est, old))
         for old, new in LEGACY_MODULES.items():
             target = importlib.import_module(new)
             if old not in sys.modules:
@@ -238,7 +292,8 @@ def _legacy_layout() -> Iterator[None]:
                 added_modules.append(old)
             elif sys.modules[old] is not target:
                 pkg = sys.modules[old]
-                classes = [n for n, v in vars(target).items() if isinstance(v, type) and v.__module__ == new]
+                classes = [n for n, v in vars(target).items()
+                           if isinstance(v, type) and (v.__module__ == new or n in LEGACY_CLASSES)]
                 for name in classes:
                     if not hasattr(pkg, name):
                         setattr(pkg, name, getattr(target, name))

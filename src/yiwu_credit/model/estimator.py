@@ -12,10 +12,12 @@ parameters; ``fit`` learns attributes ending in ``_``; prediction never learns).
   (:attr:`points_table_`, :meth:`binning_table`, :attr:`iv_`).
 
 The probability is calibrated on out-of-fold margins (Platt by default, or isotonic); the credit
-score is ``base_points + pdo / ln 2 · ln((1 - p) / p / base_odds)`` — higher is better, and
-``pdo`` points double the odds of good. Tiers come from cut-offs on the calibrated probability
-fitted to the policy's target shares (or its fixed thresholds). :meth:`points` splits every
-score into a base and one column per feature that add up to it exactly (Platt's slope folded in).
+score is :class:`~.points.PointsScale` (``pdo`` points double the odds of good). The fit keeps
+the calibrated out-of-fold probabilities of the training rows (``oof_proba_``, and ``oof_weight_``
+if weighted): the reference distribution on which :mod:`yiwu_credit.tiering` fits tier cut-offs
+for any policy at prediction time — :meth:`predict_tier` and :meth:`assess` use the ``policy``
+parameter (or the one passed), so changing it needs no refit. :meth:`points` splits every score
+into a base and one column per feature that add up to it exactly (Platt's slope folded in).
 
 ``predict_proba`` returns the (n, 2) array scikit-learn tools expect; the pandas-in, pandas-out
 views are :meth:`assess` (probability, score, tier), :meth:`predict_tier`, :meth:`credit_score`
@@ -31,11 +33,8 @@ import warnings
 from numbers import Integral, Real
 from typing import Any
 
-import lightgbm as lgb
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
-from scipy.optimize import minimize
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import IsotonicRegression
 from sklearn.linear_model import LogisticRegression
@@ -46,266 +45,16 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..features.catalogue import Catalogue, load_catalogue
-from ..supervision.policy import TIERS, Policy, load_policy
+from ..supervision.policy import Policy
+from ..tiering.cutoffs import TierCutoffs, tier_cutoffs
 from .binning import MISSING_POLICIES, TRENDS, fit_binning
+from .inputs import as_categorical, as_frame, is_categorical
+from .learners import LGBLearner, ScorecardLearner
+from .points import PointsScale
+
+__all__ = ["BASE_COLUMN", "TieredRiskModel"]
 
 _EPS = 1e-6
-
-
-# ------------------------------------------------------------------------ input handling
-
-def _as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
-    if sp.issparse(X):
-        raise TypeError("sparse input is not supported: pass a dense DataFrame or array")
-    if isinstance(X, pd.DataFrame):
-        if all(isinstance(c, str) for c in X.columns):
-            return X
-        return X.rename(columns=str)
-    arr = np.asarray(X)
-    if arr.ndim != 2:
-        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
-                         "(one row per entity, one column per feature).")
-    cols = names if names is not None and len(names) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
-    return pd.DataFrame(arr, columns=cols)
-
-
-def _as_categorical(s: pd.Series, categories: list) -> pd.Categorical:
-    """``s`` as a Categorical over exactly ``categories`` (unknown values become missing).
-
-    The column is factorized once and only its distinct values are looked up; those that match
-    no category (e.g. numbers stored as objects, matched by their text) are retried as text.
-    """
-    if isinstance(s.dtype, pd.CategoricalDtype):
-        if list(s.cat.categories) == categories:
-            return s.array
-        return s.cat.set_categories(categories).array
-    index = pd.Index(categories)
-    fcodes, uniques = pd.factorize(s)  # hashing once; the look-up is per distinct value
-    lut = index.get_indexer(uniques)
-    bad = lut < 0
-    if bad.any():
-        lut[bad] = index.get_indexer(pd.Index(uniques[bad], dtype=object).map(str))
-    codes = np.append(lut, -1)[fcodes]  # factorize marks missing values with -1
-    return pd.Categorical.from_codes(codes, categories=index)
-
-
-def _is_cat(s: pd.Series) -> bool:
-    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
-
-
-SMALL_BATCH = 20_000  # below this many rows, one thread: starting threads costs more than it saves
-
-
-class _LGBLearner:
-    """LightGBM on the numeric matrix (categorical columns hold category codes)."""
-
-    def __init__(self, params: dict, n_estimators: int, monotone: list[int], cat_idx: list[int],
-                 names: list[str]):
-        self.params, self.n_estimators, self.monotone = params, n_estimators, monotone
-        self.cat_idx, self.names = cat_idx, names
-
-    def _threads(self, n: int) -> int:
-        return 1 if n < SMALL_BATCH else self.params["num_threads"]
-
-    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _LGBLearner:
-        params = dict(self.params, monotone_constraints=self.monotone, monotone_constraints_method="advanced")
-        ds = lgb.Dataset(X, label=y, weight=w, categorical_feature=self.cat_idx, feature_name=self.names,
-                         free_raw_data=True, params={"verbose": -1, "max_bin": params.get("max_bin", 255)})
-        self.booster = lgb.train(params, ds, num_boost_round=self.n_estimators)
-        return self
-
-    def margin(self, X: np.ndarray) -> np.ndarray:
-        return self.booster.predict(X, raw_score=True, num_threads=self._threads(len(X)))
-
-    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
-        """Per-feature margin contributions, shape (n, p).
-
-        ``"shap"``: exact TreeSHAP (``pred_contrib``), ~100× the cost of scoring.
-        ``"path"``: path attribution (Saabas): along each tree's root-to-leaf path, the change
-        in node value is credited to the split feature. It needs only the leaf indices (about
-        the cost of scoring) and a precomputed (leaf × feature) table; like SHAP it adds up to
-        the margin, and for shallow trees it ranks the top reasons much the same.
-        """
-        nt = self._threads(len(X))
-        if method == "shap":
-            return self.booster.predict(X, pred_contrib=True, num_threads=nt)[:, :-1]
-        if method != "path":
-            raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
-        return self.contrib_from_leaves(self.leaves(X))
-
-    def leaves(self, X: np.ndarray) -> np.ndarray:
-        """Leaf index of each row in each tree, shape (n, n_trees)."""
-        leaves = self.booster.predict(X, pred_leaf=True, num_threads=self._threads(len(X))).astype(np.int64)
-        return leaves[:, None] if leaves.ndim == 1 else leaves
-
-    def margin_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
-        """The raw margin from leaf indices (sum of leaf values), shape (n,)."""
-        values, offsets = self._leaf_values()
-        return values[offsets[None, :] + leaves].sum(axis=1)
-
-    def contrib_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
-        """Path attribution from leaf indices, shape (n, p)."""
-        table, offsets = self._path_table()
-        out = np.empty((leaves.shape[0], table.shape[1]), dtype=np.float64)
-        rows = offsets[None, :] + leaves
-        for s in range(0, len(rows), 2048):  # gather (chunk, trees, features) and sum over trees
-            out[s:s + 2048] = table[rows[s:s + 2048]].sum(axis=1, dtype=np.float64)
-        return out
-
-    def _path_table(self) -> tuple[np.ndarray, np.ndarray]:
-        """(total leaves × features) path contributions and each tree's first row."""
-        cached = getattr(self, "_paths", None)
-        if cached is not None:
-            return cached
-        dump = self.booster.dump_model()
-        p = len(dump["feature_names"])
-        rows, offsets = [], []
-        for tree in dump["tree_info"]:
-            n_leaves = tree["num_leaves"]
-            offsets.append(sum(len(r) for r in rows))
-            t = np.zeros((n_leaves, p))
-            stack = [(tree["tree_structure"], np.zeros(p))]
-            while stack:
-                node, acc = stack.pop()
-                if "leaf_index" in node:
-                    t[node["leaf_index"]] = acc
-                    continue
-                v = node["internal_value"]
-                f = node["split_feature"]
-                for child in (node["left_child"], node["right_child"]):
-                    cv = child["leaf_value"] if "leaf_index" in child else child["internal_value"]
-                    a = acc.copy()
-                    a[f] += cv - v
-                    stack.append((child, a))
-            rows.append(t)
-        self._paths = (np.vstack(rows).astype(np.float32), np.array(offsets, dtype=np.int64))
-        return self._paths
-
-    def _leaf_values(self) -> tuple[np.ndarray, np.ndarray]:
-        cached = getattr(self, "_values", None)
-        if cached is None:
-            dump = self.booster.dump_model()
-            vals, offsets = [], []
-            for tree in dump["tree_info"]:
-                offsets.append(len(vals))
-                leaf = np.zeros(tree["num_leaves"])
-                stack = [tree["tree_structure"]]
-                while stack:
-                    node = stack.pop()
-                    if "leaf_index" in node:
-                        leaf[node["leaf_index"]] = node["leaf_value"]
-                    elif "left_child" in node:
-                        stack += [node["left_child"], node["right_child"]]
-                    else:  # a single-leaf tree
-                        leaf[0] = node.get("leaf_value", 0.0)
-                vals.extend(leaf)
-            cached = self._values = (np.array(vals), np.array(offsets, dtype=np.int64))
-        return cached
-
-    def __getstate__(self) -> dict:
-        state = dict(self.__dict__)
-        state.pop("_paths", None)  # derived; rebuilt on first use
-        state.pop("_values", None)
-        state.pop("_base", None)
-        return state
-
-    def base_margin(self, method: str = "path") -> float:
-        """The margin less the contributions' sum: the trees' root values ("path"), or the
-        expected margin ("shap")."""
-        if method == "shap":
-            x = np.full((1, len(self.names)), np.nan)
-            return float(self.booster.predict(x, pred_contrib=True, num_threads=1)[0, -1])
-        cached = getattr(self, "_base", None)
-        if cached is None:
-            roots = [t["tree_structure"] for t in self.booster.dump_model()["tree_info"]]
-            cached = self._base = float(sum(r.get("internal_value", r.get("leaf_value", 0.0)) for r in roots))
-        return cached
-
-    def importance(self, names: list[str]) -> pd.Series:
-        """Total gain per feature (0 for features never split on)."""
-        gain = np.nan_to_num(np.asarray(self.booster.feature_importance("gain"), dtype=np.float64))
-        return pd.Series(gain, index=names).sort_values(ascending=False, kind="stable")
-
-
-def _nonneg_logistic(Z: np.ndarray, y: np.ndarray, w: np.ndarray, C: float) -> tuple[np.ndarray, float]:
-    """Weighted L2 logistic regression with coefficients >= 0 (intercept free).
-
-    Minimises ``0.5·|β|² + C·Σ wᵢ·logloss(yᵢ, zᵢ)`` (scikit-learn's convention for ``C``) by
-    L-BFGS-B. Non-negative coefficients on WOE keep every feature's points in the order of its
-    bins' risk: a correlated feature cannot flip its trend.
-    """
-    n, p = Z.shape
-    sw = float(w.sum())
-    scale = 1.0 / (C * sw)  # objective divided by C·Σw for conditioning
-
-    def f(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        beta, b0 = theta[:p], theta[p]
-        z = Z @ beta + b0
-        loss = float((w * (np.logaddexp(0.0, z) - y * z)).sum()) / sw + 0.5 * scale * float(beta @ beta)
-        r = w * (1.0 / (1.0 + np.exp(-z)) - y) / sw
-        return loss, np.concatenate([Z.T @ r + scale * beta, [r.sum()]])
-
-    ybar = float(np.clip((w * y).sum() / sw, 1e-6, 1 - 1e-6))
-    theta0 = np.concatenate([np.zeros(p), [math.log(ybar / (1 - ybar))]])
-    res = minimize(f, theta0, jac=True, method="L-BFGS-B", bounds=[(0.0, None)] * p + [(None, None)],
-                   options={"maxiter": 2000, "ftol": 1e-12, "gtol": 1e-9})
-    return res.x[:p], float(res.x[p])
-
-
-class _ScorecardLearner:
-    """Supervised bins (:mod:`.binning`) → WOE → logistic regression with coefficients ≥ 0.
-
-    The margin is additive: ``intercept + Σ_j coef_j · woe_j(bin)``. Features whose IV is
-    below ``min_iv`` get coefficient 0 (not selected).
-    """
-
-    def __init__(self, names: list[str], trends: list[str], categories: dict[int, list],
-                 special: dict[int, list[float]], missing: str, min_bin_size: float,
-                 max_n_bins: int | None, C: float, min_iv: float | None):
-        self.names, self.trends, self.categories, self.special = names, trends, categories, special
-        self.missing, self.min_bin_size, self.max_n_bins = missing, min_bin_size, max_n_bins
-        self.C, self.min_iv = C, min_iv
-
-    def fit(self, X: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> _ScorecardLearner:
-        w = np.ones(len(y)) if w is None else w
-        self.binnings = [
-            fit_binning(X[:, j], y, w, name=self.names[j], categories=self.categories.get(j),
-                        trend=self.trends[j], special_codes=self.special.get(j, ()), missing=self.missing,
-                        min_bin_size=self.min_bin_size, max_n_bins=self.max_n_bins)
-            for j in range(X.shape[1])]
-        self.iv = np.array([b.iv for b in self.binnings])
-        self.selected = np.ones(len(self.iv), dtype=bool) if self.min_iv is None else self.iv >= self.min_iv
-        self.coef = np.zeros(X.shape[1])
-        Z = self._woe(X)[:, self.selected]
-        if Z.shape[1]:
-            self.coef[self.selected], self.intercept = _nonneg_logistic(Z, y, w, self.C)
-        else:
-            ybar = float(np.clip((w * y).sum() / w.sum(), 1e-6, 1 - 1e-6))
-            self.intercept = math.log(ybar / (1 - ybar))
-        return self
-
-    def _woe(self, X: np.ndarray) -> np.ndarray:
-        return np.column_stack([b.transform(X[:, j]) for j, b in enumerate(self.binnings)])
-
-    def margin(self, X: np.ndarray) -> np.ndarray:
-        return self._woe(X) @ self.coef + self.intercept
-
-    def contrib(self, X: np.ndarray, method: str = "path") -> np.ndarray:
-        """coef · WOE per feature: risk above (> 0) or below the population's odds."""
-        return self._woe(X) * self.coef
-
-    def base_margin(self, method: str = "path") -> float:
-        return float(self.intercept)
-
-    def importance(self, names: list[str]) -> pd.Series:
-        """coef × the weighted standard deviation of the feature's WOE in training."""
-        sd = []
-        for b in self.binnings:
-            tw = b.weight.sum()
-            mu = float(b.weight @ b.woe) / tw if tw > 0 else 0.0
-            sd.append(math.sqrt(float(b.weight @ (b.woe - mu) ** 2) / tw) if tw > 0 else 0.0)
-        return pd.Series(np.abs(self.coef) * np.array(sd), index=names).sort_values(ascending=False, kind="stable")
-
 
 # ------------------------------------------------------------------------ the estimator
 
@@ -350,7 +99,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         peak/valley columns are left unconstrained, with a warning).
     catalogue : catalogue path or object: default directions and special codes of its features,
         reason texts.
-    policy : policy name/path/object for tier cut-offs and labels.
+    policy : policy name/path/object whose ``[tiers]`` :meth:`predict_tier` and :meth:`assess`
+        apply by default (not used by ``fit``: cut-offs are fitted at prediction time on the
+        reference distribution, see :mod:`yiwu_credit.tiering`).
     cv : folds (int) or a scikit-learn splitter for the out-of-fold calibration margins.
     calibration : "sigmoid" (Platt, default: smooth, keeps the ranking so share-based cut-offs
         are exact) | "isotonic" (a step function: ties can move many entities across a cut-off) | None — fitted on out-of-fold margins from ``cv`` folds.
@@ -432,6 +183,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
         state.pop("n_bins", None)  # replaced by max_n_bins (quantile bins of the old scorecard)
+        state.pop("tier_cutoffs_", None)  # cut-offs are fitted at prediction time (yiwu_credit.tiering)
+        if "oof_proba_" in state:
+            state.setdefault("oof_weight_", None)  # older fits did not keep their weights
         for k, v in _ADDED_PARAMS.items():
             state.setdefault(k, v)
         super().__setstate__(state)
@@ -449,7 +203,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         """The float64 matrix (n, p) the learners see: categorical columns as category codes
         (NaN for missing or unseen), in ``feature_names_in_`` order."""
         if fitting:
-            Xf = _as_frame(X)
+            Xf = as_frame(X)
             if Xf.shape[1] == 0:
                 raise ValueError(f"0 feature(s) (shape={Xf.shape}) while a minimum of 1 is required.")
             if Xf.shape[0] == 0:
@@ -458,10 +212,10 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             self.n_features_in_ = Xf.shape[1]
             self.categories_ = {c: list(Xf[c].cat.categories) if isinstance(Xf[c].dtype, pd.CategoricalDtype)
                                 else sorted(pd.unique(Xf[c].dropna().astype(str)))
-                                for c in Xf.columns if _is_cat(Xf[c])}
+                                for c in Xf.columns if is_categorical(Xf[c])}
         else:
             check_is_fitted(self, "learner_")
-            Xf = _as_frame(X, list(self.feature_names_in_))
+            Xf = as_frame(X, list(self.feature_names_in_))
             if Xf.shape[1] != self.n_features_in_:
                 raise ValueError(f"X has {Xf.shape[1]} features, but TieredRiskModel is expecting "
                                  f"{self.n_features_in_} features as input.")
@@ -473,7 +227,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         for j, c in enumerate(self.feature_names_in_):
             s = Xf[c]
             if c in self.categories_:
-                codes = _as_categorical(s, self.categories_[c]).codes
+                codes = as_categorical(s, self.categories_[c]).codes
                 M[:, j] = np.where(codes < 0, np.nan, codes)
             else:
                 try:
@@ -560,14 +314,15 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 "max_bin": self.max_bin, "seed": self.random_state, "deterministic": True, "force_row_wise": True,
                 "num_threads": self.n_jobs, "verbose": -1, "min_data_per_group": min(20, mcs), "cat_smooth": 10.0,
             }
-            return _LGBLearner(params, self.n_estimators, mono, cat_idx, names)
+            return LGBLearner(params, self.n_estimators, mono, cat_idx, names)
         cats = {names.index(c): v for c, v in self.categories_.items()}
         special = {names.index(c): v for c, v in self.special_codes_.items()}
-        return _ScorecardLearner(names, [self.monotone_[c] for c in names], cats, special, self.missing,
+        return ScorecardLearner(names, [self.monotone_[c] for c in names], cats, special, self.missing,
                                  self.min_bin_size, self.max_n_bins, self.C, self.min_iv)
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TieredRiskModel:
-        """Fit learner, calibration and tier cut-offs. ``X``: (n, p) frame or array; ``y``: 0/1."""
+        """Fit learner and calibration, and keep the reference distribution (``oof_proba_``,
+        ``oof_weight_``) for tiering. ``X``: (n, p) frame or array; ``y``: 0/1."""
         self._validate_params()
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
@@ -613,15 +368,16 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 self.calibrator_ = LogisticRegression(C=1e6).fit(oof[:, None], y01, sample_weight=w)
             else:
                 raise ValueError(f"calibration must be 'isotonic', 'sigmoid' or None, got {self.calibration!r}")
-            self.oof_proba_ = self._calibrate(oof)
+            self.oof_proba_ = self.proba_from_margin(oof)
         else:
             self.calibrator_ = None
-            self.oof_proba_ = self._calibrate(self.learner_.margin(Xf))
-        self.tier_cutoffs_ = self._fit_cutoffs(self.oof_proba_, w)
-        self.reference_scores_ = np.quantile(self._points(self.oof_proba_), np.linspace(0, 1, 11))
+            self.oof_proba_ = self.proba_from_margin(self.learner_.margin(Xf))
+        self.oof_weight_ = None if w is None else w.copy()
+        self.reference_scores_ = np.quantile(self.credit_points(self.oof_proba_), np.linspace(0, 1, 11))
         return self
 
-    def _calibrate(self, margin: np.ndarray) -> np.ndarray:
+    def proba_from_margin(self, margin: np.ndarray) -> np.ndarray:
+        """Calibrated probability of violation for raw margins (clipped to [1e-6, 1 - 1e-6])."""
         cal = getattr(self, "calibrator_", None)
         if cal is None:
             p = 1.0 / (1.0 + np.exp(-margin))
@@ -631,18 +387,6 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             p = 1.0 / (1.0 + np.exp(-(cal.coef_[0, 0] * margin + cal.intercept_[0])))
         return np.clip(p, _EPS, 1 - _EPS)
 
-    def _fit_cutoffs(self, p: np.ndarray, w: np.ndarray | None) -> np.ndarray:
-        """Upper probability bounds of tiers A, B, C (D is everything above)."""
-        pol = load_policy(self.policy)
-        if pol.tiers.method == "thresholds":
-            return np.array([pol.tiers.thresholds[t] for t in TIERS[:-1]], dtype=float)
-        shares = np.cumsum([pol.tiers.shares[t] for t in TIERS[:-1]])
-        order = np.argsort(p, kind="stable")
-        ww = np.ones(len(p)) if w is None else w
-        cw = np.cumsum(ww[order]) / ww.sum()
-        cuts = [p[order][min(np.searchsorted(cw, s), len(p) - 1)] for s in shares]
-        return np.maximum.accumulate(np.array(cuts, dtype=float))
-
     # -------------------------------------------------------------- prediction
     def decision_function(self, X: Any) -> np.ndarray:
         """Raw margin (log-odds before calibration), shape (n,)."""
@@ -651,7 +395,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Calibrated probabilities, shape (n, 2): columns P(no violation), P(violation)."""
-        p = self._calibrate(self.decision_function(X))
+        p = self.proba_from_margin(self.decision_function(X))
         return np.column_stack([1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
@@ -664,30 +408,44 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return float(roc_auc_score(np.asarray(y) == self.classes_[1], self.predict_proba(X)[:, 1],
                                    sample_weight=sample_weight))
 
-    def _points(self, p: np.ndarray) -> np.ndarray:
-        factor = self.pdo / math.log(2)
-        return self.base_points + factor * (np.log((1 - p) / p) - math.log(self.base_odds))
+    @property
+    def points_scale(self) -> PointsScale:
+        """The credit-score scale of this model (``base_points``, ``base_odds``, ``pdo``)."""
+        return PointsScale(float(self.base_points), float(self.base_odds), float(self.pdo))
 
-    def tiers_from_proba(self, p: np.ndarray) -> np.ndarray:
-        """Tier letters for probabilities (array of str)."""
-        return np.array(TIERS)[np.searchsorted(self.tier_cutoffs_, p, side="left")]
+    def credit_points(self, p: np.ndarray) -> np.ndarray:
+        """Credit score of probabilities of violation (see :class:`~.points.PointsScale`)."""
+        return self.points_scale.score(p)
+
+    def tier_cutoffs(self, policy: Policy | str | None = None) -> TierCutoffs:
+        """Tier cut-offs of ``policy`` (default: the ``policy`` parameter) on this model's
+        reference distribution (``oof_proba_``, weighted by ``oof_weight_``)."""
+        check_is_fitted(self, "oof_proba_")
+        return tier_cutoffs(self.oof_proba_, self.oof_weight_, self.policy if policy is None else policy)
+
+    def tiers_from_proba(self, p: np.ndarray, policy: Policy | str | None = None) -> np.ndarray:
+        """Model tier letters (before overrides) of probabilities under ``policy`` (array of str)."""
+        return self.tier_cutoffs(policy).tiers(p)
 
     def _index(self, X: Any) -> pd.Index:
         return X.index if isinstance(X, pd.DataFrame) else pd.RangeIndex(len(X))
 
     def credit_score(self, X: Any) -> pd.Series:
         """Credit score in points (higher = better credit), indexed like X."""
-        return pd.Series(self._points(self.predict_proba(X)[:, 1]), index=self._index(X), name="credit_score")
+        return pd.Series(self.credit_points(self.predict_proba(X)[:, 1]), index=self._index(X), name="credit_score")
 
-    def predict_tier(self, X: Any) -> pd.Series:
-        """Model tier A–D (before policy overrides), indexed like X."""
-        return pd.Series(self.tiers_from_proba(self.predict_proba(X)[:, 1]), index=self._index(X), name="tier")
-
-    def assess(self, X: Any) -> pd.DataFrame:
-        """probability, credit_score and model tier in one pass, indexed like X."""
+    def predict_tier(self, X: Any, policy: Policy | str | None = None) -> pd.Series:
+        """Model tier A–D (before policy overrides) under ``policy`` (default: the ``policy``
+        parameter), indexed like X."""
         p = self.predict_proba(X)[:, 1]
-        return pd.DataFrame({"probability": p, "credit_score": self._points(p), "tier": self.tiers_from_proba(p)},
-                            index=self._index(X))
+        return pd.Series(self.tiers_from_proba(p, policy), index=self._index(X), name="tier")
+
+    def assess(self, X: Any, policy: Policy | str | None = None) -> pd.DataFrame:
+        """probability, credit_score and model tier (under ``policy``, default the ``policy``
+        parameter) in one pass, indexed like X."""
+        p = self.predict_proba(X)[:, 1]
+        return pd.DataFrame({"probability": p, "credit_score": self.credit_points(p),
+                             "tier": self.tiers_from_proba(p, policy)}, index=self._index(X))
 
     def contributions(self, X: Any, method: str = "path") -> pd.DataFrame:
         """Per-feature contributions to the margin, shape (n, p), indexed like X.
@@ -720,7 +478,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         cat = load_catalogue(self.catalogue)
         feats = {f.name: f for f in cat.features}
         names = np.array(C.columns)
-        Xf = _as_frame(X, list(self.feature_names_in_))
+        Xf = as_frame(X, list(self.feature_names_in_))
         out: dict[str, Any] = {}
         rows = np.arange(len(C))
         for i in range(min(k, len(names))):
@@ -766,12 +524,6 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             return 1.0, 0.0
         return float(cal.coef_[0, 0]), float(cal.intercept_[0])
 
-    def _points_scale(self) -> tuple[float, float]:
-        """(points per unit of feature margin, base points less the margin's constant part)."""
-        a, b = self._linear_calibration()
-        f = self.pdo / math.log(2)
-        return -f * a, self.base_points - f * (math.log(self.base_odds) + b)
-
     def points(self, X: Any, method: str = "path") -> pd.DataFrame:
         """Score points per feature plus a ``base`` column; each row adds up to
         :meth:`credit_score` (to rounding, wherever the probability is not clipped at 1e-6).
@@ -782,7 +534,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         ``calibration`` column holds the non-linear rest.
         """
         Xf = self._prepare(X, fitting=False)
-        k, base0 = self._points_scale()
+        k, base0 = self.points_scale.linear(*self._linear_calibration())
         C = self.learner_.contrib(Xf, method)
         P = pd.DataFrame(k * C, index=self._index(X), columns=list(self.feature_names_in_))
         base = BASE_COLUMN
@@ -790,13 +542,13 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             base = "_" + base
         P.insert(0, base, base0 + k * self.learner_.base_margin(method))
         if isinstance(getattr(self, "calibrator_", None), IsotonicRegression):
-            score = self._points(self._calibrate(self.learner_.margin(Xf)))
+            score = self.credit_points(self.proba_from_margin(self.learner_.margin(Xf)))
             P["calibration"] = score - P.sum(axis=1).to_numpy()
         return P
 
-    def _scorecard(self) -> _ScorecardLearner:
+    def _scorecard(self) -> ScorecardLearner:
         check_is_fitted(self, "learner_")
-        if not isinstance(self.learner_, _ScorecardLearner):
+        if not isinstance(self.learner_, ScorecardLearner):
             raise AttributeError("binning tables, IV and the points table exist for learner='scorecard'")
         return self.learner_
 
@@ -817,7 +569,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         if feature not in names:
             raise KeyError(f"no feature {feature!r}; features are {names}")
         j = names.index(feature)
-        k, _ = self._points_scale()
+        k, _ = self.points_scale.linear(*self._linear_calibration())
         t = L.binnings[j].table()
         t.insert(0, "feature", feature)
         t["points"] = k * L.coef[j] * t["woe"].to_numpy() + 0.0  # no -0.0
@@ -834,7 +586,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                                  "(calibration='sigmoid' or None); use points(X) with isotonic")
         cols = ["feature", "bin", "count", "event_rate", "woe", "iv", "points"]
         parts = [self.binning_table(c)[cols] for c in self.feature_names_in_]
-        k, base0 = self._points_scale()
+        k, base0 = self.points_scale.linear(*self._linear_calibration())
         base = pd.DataFrame([{"feature": BASE_COLUMN, "bin": "", "count": int(L.binnings[0].count.sum()),
                               "event_rate": np.nan, "woe": np.nan, "iv": np.nan,
                               "points": base0 + k * L.base_margin()}])

@@ -8,6 +8,8 @@ from sklearn.metrics import roc_auc_score, roc_curve
 
 from ..supervision.policy import TIERS
 
+__all__ = ["calibration_table", "ks_statistic", "metrics", "tier_table", "wilson"]
+
 
 def wilson(k: np.ndarray, n: np.ndarray, z: float = 1.96) -> tuple[np.ndarray, np.ndarray]:
     """Wilson score interval for k successes in n trials (95% by default)."""

@@ -20,8 +20,10 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..features.build import _NAT, alive, day_array, to_day
+from ..features.build import NAT, Day, alive, day_array
 from ..supervision.policy import Policy, load_policy
+
+__all__ = ["build_labels", "horizon_days"]
 
 
 def horizon_days(horizon: str | int | pd.Timedelta | None, policy: Policy | str | None = None) -> int:
@@ -45,7 +47,7 @@ def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int
     """
     pol = load_policy(policy)
     cfg = pol.labels
-    a = to_day(as_of)
+    a = Day.parse(as_of)
     b = a + horizon_days(horizon, pol)
     ent = dataset.entities
     live = alive(ent, a)
@@ -55,7 +57,7 @@ def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int
     def mark(name: str, date_col: str, mask: np.ndarray) -> None:
         d = day_array(dataset.table(name)[date_col])
         codes = dataset.entity_codes(name)
-        m = mask & (codes >= 0) & (d != _NAT) & (d > a) & (d <= b)
+        m = mask & (codes >= 0) & (d != NAT) & (d > a) & (d <= b)
         hit[codes[m]] = True
 
     if source == "all":

@@ -13,13 +13,14 @@ so swapping the two samples changes the bins and gives a similar but not identic
 
 The characteristic stability index (CSI) is the same formula applied to one input feature.
 
-Conventional reading (the policy's ``[monitoring]`` section holds the values used by the
-library: ``psi_warn``/``psi_retrain`` for the score, ``csi_warn``/``csi_retrain`` for features;
-see :func:`thresholds`):
+Status vocabulary (one for every check, the run and the report; :data:`STATUS`), with the
+conventional PSI reading (the policy's ``[monitoring]`` section holds the values used by the
+library: ``psi_warn``/``psi_retrain`` for the score, ``csi_warn``/``csi_retrain`` for features,
+``auc_drop_retrain`` for discrimination; see :func:`thresholds`):
 
-* < 0.10 — stable;
-* 0.10–0.25 — watch: the population has moved, look at what changed;
-* ≥ 0.25 — act: a major shift; re-validate and consider retraining.
+* ``stable`` (< 0.10) — nothing to do;
+* ``watch`` (0.10–0.25) — the population has moved: look at what changed;
+* ``retrain`` (≥ 0.25) — a major shift, or lost discrimination: re-validate and retrain.
 
 PSI grows with the number of bins and with sampling noise in small samples (for two samples
 of the same distribution its expectation is about ``(bins - 1) · (1/n_ref + 1/n_act)``), so
@@ -37,9 +38,12 @@ import pandas as pd
 
 from ..supervision.policy import Policy, load_policy
 
+__all__ = ["DEFAULT_EPS", "MISSING", "STATUS", "MonitorResult", "category_shares", "csi", "migration_matrix",
+           "monitor", "psi", "psi_from_samples", "psi_table", "stability_flag", "thresholds", "worst_status"]
+
 DEFAULT_EPS = 1e-4
-#: Status labels of :func:`stability_flag`, in increasing severity.
-STATUS = ("stable", "watch", "act")
+#: The monitoring status vocabulary, in increasing severity (checks, runs and the report).
+STATUS = ("stable", "watch", "retrain")
 MISSING = "(missing)"
 
 
@@ -48,14 +52,20 @@ def thresholds(policy: str | Policy | None = None) -> dict[str, float]:
     return dataclasses.asdict(load_policy(policy).monitoring)
 
 
-def stability_flag(value: Any, warn: float = 0.10, act: float = 0.25) -> Any:
-    """'stable' (< warn), 'watch' (warn ≤ v < act) or 'act' (≥ act).
+def worst_status(statuses: Any) -> str:
+    """The most severe of some :data:`STATUS` values ('stable' for none; '' is ignored)."""
+    ranks = [STATUS.index(s) for s in statuses if s]
+    return STATUS[max(ranks, default=0)]
+
+
+def stability_flag(value: Any, warn: float = 0.10, retrain: float = 0.25) -> Any:
+    """'stable' (< warn), 'watch' (warn ≤ v < retrain) or 'retrain' (≥ retrain).
 
     A float gives a str; a Series gives a Series (same index); an array gives an array.
     NaN (not computable) gives ''.
     """
     v = np.asarray(value, dtype=float)
-    out = np.where(np.isnan(v), "", np.where(v >= act, STATUS[2], np.where(v >= warn, STATUS[1], STATUS[0])))
+    out = np.where(np.isnan(v), "", np.where(v >= retrain, STATUS[2], np.where(v >= warn, STATUS[1], STATUS[0])))
     if isinstance(value, pd.Series):
         return pd.Series(out, index=value.index, name="status")
     return str(out) if out.ndim == 0 else out
@@ -133,7 +143,7 @@ def psi(reference_edges: np.ndarray, actual: np.ndarray, *, reference_shares: np
 
     See :func:`psi_table` for the binning. With the default equal reference shares the edges
     must be quantiles of the reference (``np.quantile(ref, np.linspace(0, 1, k + 1))``).
-    Returns a float ≥ 0 (0.10 watch / 0.25 act by convention).
+    Returns a float ≥ 0 (0.10 watch / 0.25 retrain by convention).
     """
     return float(psi_table(reference_edges, actual, reference_shares=reference_shares, eps=eps)["contribution"].sum())
 
@@ -228,8 +238,8 @@ def migration_matrix(before: pd.Series, after: pd.Series) -> pd.DataFrame:
 class MonitorResult:
     """Stability, migration and performance drift of one scoring run against its bundle.
 
-    ``status`` is "ok", "watch" or "retrain" (policy ``[monitoring]`` thresholds); ``reasons``
-    says which checks set it.
+    ``status`` is "stable", "watch" or "retrain" (:data:`STATUS`; policy ``[monitoring]``
+    thresholds); ``reasons`` says which checks set it.
     """
 
     status: str
@@ -278,13 +288,12 @@ def monitor(bundle: Any, scored: pd.DataFrame, features: pd.DataFrame | None = N
 
     th = thresholds(bundle.policy)
     reasons: list[str] = []
-    status = "ok"
+    status = STATUS[0]
 
     def flag(level: str, why: str) -> None:
         nonlocal status
         reasons.append(why)
-        if level == "retrain" or status == "ok":
-            status = level
+        status = worst_status((status, level))
 
     p_score = psi(bundle.model.reference_scores_, scored["credit_score"].to_numpy(dtype=float))
     if p_score >= th["psi_retrain"]:

@@ -16,12 +16,14 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from ..data.dataset import Dataset
-from ..features.build import build_features
+from ..features.build import Day, build_features
 from ..features.catalogue import Catalogue, load_catalogue
 from ..supervision.policy import Policy, load_policy
 from .estimator import TieredRiskModel
 from .evaluation import calibration_table, metrics, tier_table
 from .labels import build_labels, horizon_days
+
+__all__ = ["TrainResult", "train"]
 
 
 @dataclass
@@ -48,14 +50,16 @@ def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_a
     """
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
-    X = build_features(dataset, as_of, cat, pol)
+    day = Day.parse(as_of)
+    test_day = Day.parse(test_as_of, "test_as_of") if test_as_of else None
+    X = build_features(dataset, day, cat, pol)
     days = horizon_days(horizon, pol)
-    lab = build_labels(dataset, as_of, days, pol, source=label_source)
+    lab = build_labels(dataset, day, days, pol, source=label_source)
     Xtr = X.loc[lab.index]
     model = TieredRiskModel(catalogue=cat, policy=pol, **params)
     weight = lab["weight"].to_numpy() if label_source == "campaigns" else None
     model.fit(Xtr, lab["y"].to_numpy(), sample_weight=weight)
-    test_day = pd.Timestamp(test_as_of) if test_as_of else pd.Timestamp(as_of) + pd.Timedelta(days=days)
+    test_day = test_day if test_day is not None else Day(day + days)
     Xte = build_features(dataset, test_day, cat, pol)
     lte = build_labels(dataset, test_day, days, pol)
     a = model.assess(Xte)
@@ -71,7 +75,7 @@ def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_a
             "auc_model_for_top20pct_truth": float(roc_auc_score(t[ok] >= np.quantile(t[ok], 0.8),
                                                                 a["probability"].to_numpy()[ok])),
         }
-    training = {"as_of": str(pd.Timestamp(as_of).date()), "horizon_days": days, "test_as_of": str(test_day.date()),
+    training = {"as_of": str(day), "horizon_days": days, "test_as_of": str(test_day),
                 "label_source": label_source, "n_train": int(len(Xtr)), "n_test": int(len(Xte)),
                 "data_fingerprint": dataset.fingerprint()}
     frame = pd.DataFrame({"y": y, "probability": a["probability"], "tier": a["tier"],

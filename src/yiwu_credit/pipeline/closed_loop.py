@@ -51,8 +51,9 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
+from ..data.io import markdown_table
 from ..data.synth import generate, simulate_results
-from ..features.build import _NAT, build_features, day_array, pool, to_day
+from ..features.build import NAT, build_features, day_array, pool, to_day
 from ..features.catalogue import Catalogue, load_catalogue
 from ..model.bundle import Bundle, load_bundle
 from ..model.estimator import TieredRiskModel
@@ -137,18 +138,6 @@ def burden_table(scored_or_plan: pd.DataFrame, results: pd.DataFrame | None = No
 
 
 # ============================================================== result
-def _md_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A GitHub-flavoured markdown table (no tabulate dependency)."""
-    def cell(v: Any) -> str:
-        if isinstance(v, float | np.floating):
-            return "" if np.isnan(v) else format(float(v), floatfmt)
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
-    rows = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *rows])
-
-
 _SUMMARY_COLS = {
     "inspections": "sum", "violations": "sum", "hit_rate": "mean", "low_risk_share": "mean",
     "auc_truth": "mean", "calib_gap": "mean", "calib_gap_a": "mean", "auc_tier_a": "mean",
@@ -210,10 +199,10 @@ class LoopResult:
         c = self.cycles
         show = ["strategy", "cycle", "year", "inspections", "violations", "hit_rate", "low_risk_share",
                 "auc_truth", "mean_pred", "mean_true", "calib_gap_a", "auc_tier_a"]
-        parts = ["### By strategy", "", _md_table(self.by_strategy()), "",
-                 "### Per cycle", "", _md_table(c[[x for x in show if x in c.columns]]), ""]
+        parts = ["### By strategy", "", markdown_table(self.by_strategy()), "",
+                 "### Per cycle", "", markdown_table(c[[x for x in show if x in c.columns]]), ""]
         if len(self.burden):
-            parts += ["### Burden (policy, last cycle)", "", _md_table(self.burden), ""]
+            parts += ["### Burden (policy, last cycle)", "", markdown_table(self.burden), ""]
         return "\n".join(parts)
 
     def plot(self, path: str | Path) -> Path:
@@ -456,7 +445,7 @@ def simulate_loop(n_entities: int = 20_000, cycles: int = 4, budget_rate: float 
         rng = np.random.default_rng(_sub_seed(seed, "targeted", year))
         t_day = first.to_numpy() + rng.integers(5, 40, len(first))
         closed = day_array(ent.set_index("entity_id")["closed_on"].reindex(first.index))
-        ok = (t_day <= b) & ((closed == _NAT) | (t_day < closed))
+        ok = (t_day <= b) & ((closed == NAT) | (t_day < closed))
         t_ids = first.index.to_numpy(dtype=object)[ok]
         t_res = simulate_results(pd.Index(t_ids), truth, _sub_seed(seed, "targeted-res", year), as_of)
         t_rows = _inspection_rows(t_ids, (t_day[ok].astype("timedelta64[D]") + np.datetime64("1970-01-01")),

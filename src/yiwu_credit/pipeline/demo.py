@@ -16,6 +16,8 @@ from ..supervision.inspectors import assign_inspectors, inspectors_by_entity
 from ..supervision.sampling import draw, save_audit, supervision_plan, verify
 from .scoring import score_entities
 
+__all__ = ["SCORE_AS_OF", "EVAL_AS_OF", "CAMPAIGN_WINDOW", "run_demo"]
+
 SCORE_AS_OF = "2026-01-01"
 EVAL_AS_OF = "2025-01-01"
 CAMPAIGN_WINDOW = ("2026-01-01", "2026-03-31")   # simulated results fall in the 60 days after SCORE_AS_OF

@@ -1,7 +1,14 @@
-"""Batch scoring: the main job. Dataset + bundle → one row per entity in the pool.
+"""Batch scoring: the main job. Dataset + bundle (+ a tiering policy) → one row per entity in the pool.
 
 Every entity of the input is either scored or listed in ``excluded`` with its reason (closed
 before as_of, or not yet established), so ``len(entities) == len(scored) + len(excluded)``.
+
+Features are computed under the bundle's policy and catalogue (the model's inputs mean what
+they meant in training). Tiers — cut-offs and overrides — follow the *tiering policy*: the
+bundle's by default, or ``policy=`` (``score --policy``), fitted on the bundle's reference
+distribution at scoring time, so another policy's shares or thresholds take effect without a
+refit. The output records which policy tiered it (columns ``tier_policy`` and
+``tier_policy_sha256``; ``ScoreResult.tiering``; ``scored.attrs["tiering"]``).
 """
 
 from __future__ import annotations
@@ -15,22 +22,31 @@ import pandas as pd
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
-from ..data.dates import parse_as_of
 from ..features.build import (
-    _NAT,
+    EXCLUSION_REASONS,
+    NAT,
     TABLE_DATE,
+    Day,
+    EntityStatus,
     build_features,
     compute_columns,
     day_array,
     entity_events,
+    entity_status,
     override_core,
     override_facts,
     pool,
+    pool_events,
     to_day,
 )
 from ..features.ranges import range_check
 from ..model.bundle import Bundle, load_bundle
-from ..supervision.policy import TIERS, apply_overrides, override_ranks
+from ..supervision.policy import TIERS, Policy, load_policy
+from ..tiering.cutoffs import TierCutoffs
+from ..tiering.overrides import apply_overrides, override_ranks
+
+__all__ = ["REASON_TIERS", "STALE_DATA_DAYS", "ScoreResult", "Scorer", "data_warnings", "last_event_date",
+           "rejects_table", "score_entities", "tiering_policy"]
 
 REASON_TIERS = ("C", "D")
 #: an as_of this many days after the dataset's last recorded event is flagged as doubtful
@@ -39,10 +55,14 @@ STALE_DATA_DAYS = 365
 
 @dataclass
 class ScoreResult:
-    scored: pd.DataFrame    # entity_id index
-    excluded: pd.DataFrame  # entity_id, reason
-    features: pd.DataFrame  # the feature matrix used (entity_id index)
-    warnings: list[str] = field(default_factory=list)  # doubts about the run, for the output and the report
+    """One scoring run: ``scored`` (entity_id index), ``excluded`` (entity_id, reason), the
+    feature matrix used, doubts about the run, and the tier cut-offs with the policy behind them."""
+
+    scored: pd.DataFrame
+    excluded: pd.DataFrame
+    features: pd.DataFrame
+    warnings: list[str] = field(default_factory=list)
+    tiering: TierCutoffs | None = None
 
 
 def rejects_table(dataset: Dataset, excluded: pd.DataFrame) -> pd.DataFrame:
@@ -66,12 +86,13 @@ def last_event_date(dataset: Dataset) -> pd.Timestamp | None:
     return last
 
 
-def data_warnings(dataset: Dataset, as_of: pd.Timestamp) -> list[str]:
+def data_warnings(dataset: Dataset, as_of: str | pd.Timestamp | Day) -> list[str]:
     """Doubts about scoring ``dataset`` at ``as_of`` that do not stop the run but must be shown."""
+    day = Day.parse(as_of)
     out = []
     last = last_event_date(dataset)
-    if last is not None and (as_of - last).days > STALE_DATA_DAYS:
-        out.append(f"as_of {as_of.date()} is {(as_of - last).days} days after the last recorded event "
+    if last is not None and (day.timestamp - last).days > STALE_DATA_DAYS:
+        out.append(f"as_of {day} is {(day.timestamp - last).days} days after the last recorded event "
                    f"({last.date()}): features will read as a clean record; is the data complete?")
     n_issue = int((dataset.issue_counts() > 0).sum())
     if n_issue:
@@ -80,36 +101,54 @@ def data_warnings(dataset: Dataset, as_of: pd.Timestamp) -> list[str]:
     return out
 
 
-def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle | str | None = None,
-                   reasons: str = "CD") -> ScoreResult:
+def tiering_policy(bundle: Bundle, policy: Policy | str | None) -> tuple[Policy, list[str]]:
+    """The policy that tiers a run (``policy``, or the bundle's) and warnings about it."""
+    pol = bundle.policy if policy is None else load_policy(policy)
+    notes = []
+    if pol.repair != bundle.policy.repair:
+        notes.append(f"policy {pol.name} {pol.version} has other [repair] periods than the bundle's "
+                     f"({bundle.policy.name} {bundle.policy.version}): features follow the bundle's (as in "
+                     "training); override facts follow the tiering policy's")
+    return pol, notes
+
+
+def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bundle | str | None = None,
+                   reasons: str = "CD", policy: Policy | str | None = None) -> ScoreResult:
     """Score every entity alive at ``as_of``.
 
+    ``policy`` (default: the bundle's) tiers the run: its ``[tiers]`` give the cut-offs on the
+    bundle's reference distribution and its ``[overrides]`` the overrides; no refit is needed.
     ``reasons``: "CD" (default) computes reason codes for entities whose final tier is C or D
-    or whose tier an override changed; "all" for everyone; "none" skips them. Reasons use exact
-    TreeSHAP, which costs ~100× plain scoring, hence the default.
+    or whose tier an override changed; "all" for everyone; "none" skips them.
 
     ``scored`` columns: probability, credit_score, model_tier, tier, tier_zh, tier_en,
     overrides, serious_dishonest, abnormal_operation, adverse_conduct, is_new, new_with_record,
-    recent_penalties, recent_fines_cny, entity_type, town, industry, data_issues (quarantined
-    event rows of the entity), out_of_range (features beyond the training range), reason_1..3
-    (name, _zh, _en), model_version. ``warnings`` lists doubts about the run (stale data, partial
-    histories).
+    recent_penalties, recent_fines_cny, out_of_range (features beyond the training range),
+    entity_type, town, industry, data_issues (quarantined event rows of the entity),
+    reason_1..k (name, _zh, _en), model_version, tier_policy (name@version) and
+    tier_policy_sha256. ``warnings`` lists doubts about the run (stale data, partial histories).
     """
-    as_of = parse_as_of(as_of)
+    day = Day.parse(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
-    X = build_features(dataset, as_of, b.catalogue, b.policy)
-    facts = override_facts(dataset, as_of, b.policy, b.catalogue)
-    a = b.model.assess(X)
-    final = apply_overrides(a["tier"], facts, b.policy)
-    idx, _ = pool(dataset, to_day(as_of))
+    pol, notes = tiering_policy(b, policy)
+    cut = b.tiering(pol)
+    events = pool_events(dataset, day, b.policy, b.catalogue)
+    X = build_features(dataset, day, b.catalogue, b.policy, events=events)
+    fact_events = events if pol.repair == b.policy.repair else {
+        **events, **pool_events(dataset, day, pol, b.catalogue, tables=("penalties",))}
+    facts = override_facts(dataset, day, pol, b.catalogue, events=fact_events)
+    p = b.model.predict_proba(X)[:, 1]
+    model_tier = pd.Series(cut.tiers(p), index=X.index)
+    final = apply_overrides(model_tier, facts, pol)
+    idx, remap = pool(dataset, day)
     ent = dataset.entities[["entity_type", "town", "industry"]].take(idx).set_axis(X.index)
     out = pd.DataFrame({
-        "probability": a["probability"], "credit_score": a["credit_score"].round(1), "model_tier": a["tier"],
+        "probability": p, "credit_score": b.model.credit_points(p).round(1), "model_tier": model_tier,
         "tier": final["tier"],
-        "tier_zh": final["tier"].map({t: b.policy.tier_label(t, "zh") for t in TIERS}),
-        "tier_en": final["tier"].map({t: b.policy.tier_label(t, "en") for t in TIERS}),
+        "tier_zh": final["tier"].map({t: pol.tier_label(t, "zh") for t in TIERS}),
+        "tier_en": final["tier"].map({t: pol.tier_label(t, "en") for t in TIERS}),
         "overrides": final["overrides"], **{c: facts[c] for c in facts.columns},
         "out_of_range": range_check(b).frame_flags(X[list(b.model.feature_names_in_)]),
         "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
@@ -127,38 +166,40 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp, bundle: Bundle |
                 texts[c][need] = ex[c].to_numpy(dtype=object)
     out = pd.concat([out, pd.DataFrame(texts, index=out.index, dtype=object)], axis=1)  # object: no string re-encoding
     out["model_version"] = b.version
+    out["tier_policy"] = str(cut.policy)
+    out["tier_policy_sha256"] = cut.policy.sha256
+    out.attrs["tiering"] = cut.to_dict()
     # entities not in the pool, with the reason
-    a_day = to_day(as_of)
-    gone = np.ones(len(dataset.entities), dtype=bool)
-    gone[idx] = False
-    all_ids = dataset.entities["entity_id"]
-    est = day_array(dataset.entities["established_on"])[gone]
-    closed = day_array(dataset.entities["closed_on"])[gone]
-    reason = np.where(est >= a_day, "not established before as_of",
-                      np.where((closed != _NAT) & (closed < a_day),
-                               "revoked/cancelled before as_of (out of the supervision pool)", "not alive at as_of"))
-    excluded = pd.DataFrame({"entity_id": all_ids[gone].to_numpy(dtype=object), "reason": reason})
-    warnings = data_warnings(dataset, as_of)
+    gone = remap < 0
+    status = entity_status(day_array(dataset.entities["established_on"])[gone],
+                           day_array(dataset.entities["closed_on"])[gone], day)
+    reason = np.array([EXCLUSION_REASONS.get(int(c), "") for c in range(4)], dtype=object)[status]
+    excluded = pd.DataFrame({"entity_id": dataset.entities["entity_id"][gone].to_numpy(dtype=object),
+                             "reason": reason})
+    warnings = data_warnings(dataset, day) + notes
     n_oor = int((out["out_of_range"] != "").sum())
     if n_oor:
         top = out.loc[out["out_of_range"] != "", "out_of_range"].str.split(";").explode().value_counts().head(3)
         warnings.append(f"{n_oor:,} entities have feature values beyond the training range (column out_of_range; "
                         f"most often {', '.join(f'{k} {v:,}' for k, v in top.items())}): the model extrapolates there")
-    return ScoreResult(out, excluded, X, warnings)
+    return ScoreResult(out, excluded, X, warnings, cut)
 
 
 class Scorer:
     """Scores one entity at a time for online use: the same catalogue, model, tiers, overrides
-    and reasons as :func:`score_entities`, on plain records and without pandas (p50 well under
-    1 ms including features; see ``benchmarks/single_entity.py``).
+    and reasons as :func:`score_entities` (with the same ``policy``), on plain records and
+    without pandas (p50 well under 1 ms including features; see ``benchmarks/single_entity.py``).
 
     >>> s = Scorer()                                             # the shipped bundle
     >>> s.score_one(entity, {"penalties": [...], ...}, "2026-01-01")  # doctest: +SKIP
     """
 
-    def __init__(self, bundle: Bundle | str | None = None, n_reasons: int | None = None):
+    def __init__(self, bundle: Bundle | str | None = None, n_reasons: int | None = None,
+                 policy: Policy | str | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
         m = self.bundle.model
+        self.policy, self.warnings = tiering_policy(self.bundle, policy)
+        self.tiering = self.bundle.tiering(self.policy)
         self.names = list(m.feature_names_in_)
         self.n_reasons = m.n_reasons if n_reasons is None else n_reasons
         self._feats = {f.name: f for f in self.bundle.catalogue.features}
@@ -168,17 +209,19 @@ class Scorer:
                 raise ValueError(f"model categories of {c!r} differ from the catalogue's")
 
     def score_one(self, entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
-                  as_of: str | pd.Timestamp) -> dict[str, Any]:
+                  as_of: str | pd.Timestamp | Day) -> dict[str, Any]:
         """Score one entity. ``entity``: entities columns → values; ``events``: table name → list
         of row dicts (dates as ISO strings or dates). Returns a dict like a row of
         ``score_entities(...).scored`` plus ``reasons`` (list of (feature, zh, en))."""
         b = self.bundle
         m = b.model
-        a = to_day(as_of)
-        est = entity.get("established_on")
-        closed = entity.get("closed_on")
-        if est is None or to_day(est) >= a or (closed not in (None, "") and to_day(closed) < a):
-            raise ValueError(f"entity {entity.get('entity_id')} is not in the supervision pool at {as_of}")
+        pol = self.policy
+        a = Day.parse(as_of)
+        est, closed = entity.get("established_on"), entity.get("closed_on")
+        est_day = NAT if est in (None, "") else to_day(est)
+        closed_day = NAT if closed in (None, "") else to_day(closed)
+        if entity_status(np.array([est_day]), np.array([closed_day]), a)[0] != EntityStatus.ALIVE:
+            raise ValueError(f"entity {entity.get('entity_id')} is not in the supervision pool at {a}")
         ent, evs = entity_events(entity, events, a, b.policy, b.catalogue)
         cols = compute_columns(ent, evs, 1, a, b.catalogue)
         row = np.array([[cols[n][0] for n in self.names]], dtype=np.float64)
@@ -187,20 +230,23 @@ class Scorer:
         lg = getattr(m.learner_, "leaves", None)
         leaves = lg(row) if lg else None  # LightGBM: one call gives margin and reasons
         margin = m.learner_.margin_from_leaves(leaves) if lg else m.learner_.margin(row)
-        p = float(m._calibrate(margin)[0])
-        model_rank = int(np.searchsorted(m.tier_cutoffs_, p, side="left"))
+        p = float(m.proba_from_margin(margin)[0])
+        model_rank = int(self.tiering.ranks(np.array([p]))[0])
         history = any(r.get(TABLE_DATE[t]) not in (None, "") and to_day(r[TABLE_DATE[t]]) < a
                       for t in TABLE_DATE for r in events.get(t, ()))
+        pen = evs["penalties"] if pol.repair == b.policy.repair else entity_events(
+            entity, {"penalties": events.get("penalties", ())}, a, pol, b.catalogue)[1]["penalties"]
         facts = override_core(evs["list_records"], evs["inspections"], np.array([history]),
-                              np.array([a - to_day(est)]), 1, b.policy, evs["penalties"])
-        ranks, notes = override_ranks(np.array([model_rank]), facts, b.policy)
+                              np.array([a - est_day]), 1, pol, pen)
+        ranks, notes = override_ranks(np.array([model_rank]), facts, pol)
         tier = TIERS[int(ranks[0])]
         out: dict[str, Any] = {
             "entity_id": entity.get("entity_id"), "probability": p,
-            "credit_score": round(float(m._points(np.array([p]))[0]), 1), "model_tier": TIERS[model_rank],
-            "tier": tier, "tier_zh": b.policy.tier_label(tier, "zh"), "tier_en": b.policy.tier_label(tier, "en"),
+            "credit_score": round(float(m.credit_points(p)), 1), "model_tier": TIERS[model_rank],
+            "tier": tier, "tier_zh": pol.tier_label(tier, "zh"), "tier_en": pol.tier_label(tier, "en"),
             "overrides": str(notes[0]), **{k: v[0].item() for k, v in facts.items()},
             "out_of_range": str(self._ranges.flags(row)[0]), "model_version": b.version,
+            "tier_policy": str(self.tiering.policy), "tier_policy_sha256": self.tiering.policy.sha256,
         }
         contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
         order = np.argsort(-contrib, kind="stable")[: self.n_reasons]

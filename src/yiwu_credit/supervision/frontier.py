@@ -23,11 +23,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.io import markdown_table
 from ..errors import PlanError
 from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
 from .policy import TIERS, Policy, load_policy, policy_from_raw
 
-__all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "markdown_table", "policy_frontier",
+__all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
            "TIER_WEIGHT_SETS"]
 
 #: Named tier-weight sets (A, B, C, D), relative to B: the 1.1.0 default (rates 1/4/20/60 %), the
@@ -111,18 +112,6 @@ def candidate_grid(policy: Policy | str | None = None, *,
                     if replace(c, name=cur.name) != cur:
                         out.append(c)
     return out
-
-
-def markdown_table(df: pd.DataFrame, floatfmt: str = ".3f") -> str:
-    """A GitHub-flavoured markdown table of ``df`` (no tabulate dependency)."""
-    def cell(v: Any) -> str:
-        if isinstance(v, float | np.floating):
-            return "" if np.isnan(v) else format(float(v), floatfmt)
-        return str(v)
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    sep = "|" + "|".join("---:" if pd.api.types.is_numeric_dtype(df[c]) else "---" for c in df.columns) + "|"
-    lines = ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, sep, *lines])
 
 
 @dataclass

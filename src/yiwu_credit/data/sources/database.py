@@ -36,13 +36,25 @@ from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import numpy as np
 import pandas as pd
 
 from ...errors import DataValidationError, OutputError, Problem, UsageError
 from ..contract import TABLES
+from .dburl import (
+    Unreachable,
+    candidates,
+    is_database_url,
+    pg_connect,
+    quote_ident,
+    redact,
+    refuse_mysql,
+    scrub,
+    split_name,
+    sqlite_path,
+    url_scheme,
+)
 
 __all__ = [
     "RUNS_TABLE", "SCHEMES", "is_database_url", "read_tables", "redact", "write_dataset", "write_run",
@@ -54,159 +66,6 @@ log = logging.getLogger(__name__)
 SCHEMES = ("postgresql", "postgres", "sqlite", "mysql")
 #: The table beside the results that describes each run.
 RUNS_TABLE = "yiwu_runs"
-_URL = re.compile(r"^\s*(postgresql|postgres|sqlite|mysql|mariadb)(\+[a-z0-9_]+)?://", re.IGNORECASE)
-_EXTRA = "pip install 'yiwu-credit[db]'"
-
-
-# ----------------------------------------------------------------------------- URLs
-
-def is_database_url(s: str) -> bool:
-    """True when ``s`` is a database URL (``postgresql://``, ``postgres://``, ``sqlite://``,
-    ``mysql://``) rather than a path."""
-    return isinstance(s, str) and bool(_URL.match(s))
-
-
-def _scheme(url: str) -> str:
-    m = _URL.match(url)
-    if not m:
-        raise UsageError(f"not a database URL: {redact(url)!r} (expected postgresql://, sqlite:/// or mysql://)")
-    s = m.group(1).lower()
-    return {"postgres": "postgresql", "mariadb": "mysql"}.get(s, s)
-
-
-def redact(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` query parameter) replaced by
-    ``***``; anything that is not a URL is returned unchanged."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + \
-        (f"#{parts.fragment}" if parts.fragment else "")
-
-
-def _secrets(url: str) -> list[str]:
-    """The password as written in ``url`` and decoded (to scrub from driver messages)."""
-    out: list[str] = []
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return out
-    user = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
-    if ":" in user:
-        out.append(user.split(":", 1)[1])
-    out += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
-    out += [unquote(s) for s in out]
-    return sorted({s for s in out if s}, key=len, reverse=True)
-
-
-def _scrub(text: str, url: str) -> str:
-    """A driver message made safe to show: the URL redacted, the password removed."""
-    text = text.replace(url, redact(url))
-    for s in _secrets(url):
-        text = text.replace(s, "***")
-    return " ".join(text.split())
-
-
-# ----------------------------------------------------------------------------- names
-
-def _split_name(rel: str) -> list[tuple[str, bool]]:
-    """``schema.table`` → [(part, quoted)]; ``"a.b"`` is one quoted part (``""`` escapes ``"``)."""
-    parts: list[tuple[str, bool]] = []
-    i, n = 0, len(rel)
-    while i < n:
-        if rel[i] == '"':
-            j, buf = i + 1, []
-            while j < n:
-                if rel[j] == '"':
-                    if j + 1 < n and rel[j + 1] == '"':
-                        buf.append('"')
-                        j += 2
-                        continue
-                    break
-                buf.append(rel[j])
-                j += 1
-            if j >= n:
-                raise UsageError(f"relation name {rel!r}: unterminated quote")
-            parts.append(("".join(buf), True))
-            i = j + 1
-        else:
-            j = rel.find(".", i)
-            j = n if j < 0 else j
-            parts.append((rel[i:j].strip(), False))
-            i = j
-        if i < n:
-            if rel[i] != ".":
-                raise UsageError(f"relation name {rel!r}: expected '.' after a quoted part")
-            i += 1
-    if not parts or len(parts) > 2 or any(not p for p, _ in parts):
-        raise UsageError(f"relation name {rel!r}: expected `table` or `schema.table`")
-    return parts
-
-
-def _q(name: str) -> str:
-    """A quoted SQL identifier (exact spelling)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def _candidates(rel: str) -> list[str]:
-    """Quoted spellings of ``rel`` to try: exact, then unquoted parts folded to lower case (what
-    PostgreSQL does with an unquoted name)."""
-    parts = _split_name(rel)
-    exact = ".".join(_q(p) for p, _ in parts)
-    folded = ".".join(_q(p if quoted else p.lower()) for p, quoted in parts)
-    return [exact] if folded == exact else [exact, folded]
-
-
-# ----------------------------------------------------------------------------- drivers
-
-def _pg_connect(url: str, *, autocommit: bool) -> Any:
-    try:
-        import adbc_driver_postgresql.dbapi as pg
-    except ImportError:
-        raise UsageError(f"reading or writing postgresql:// URLs needs the PostgreSQL driver "
-                         f"(adbc-driver-postgresql): {_EXTRA}") from None
-    uri = "postgresql://" + url.split("://", 1)[1]
-    try:
-        return pg.connect(uri, autocommit=autocommit)
-    except Exception as e:  # adbc_driver_manager.Error: unreachable, bad password, unknown database
-        msg = _scrub(str(e), url)
-        msg = re.sub(r"^\w+: \[libpq\] ", "", msg)
-        raise _Unreachable(f"cannot connect to {redact(url)}: {msg}") from None
-
-
-def _sqlite_path(url: str) -> str:
-    rest = url.split("://", 1)[1]
-    if not rest.startswith("/"):
-        raise UsageError(f"SQLite URL {url!r}: expected sqlite:///relative/path.db or sqlite:////absolute/path.db")
-    path = rest[1:].split("?", 1)[0]
-    if not path:
-        raise UsageError(f"SQLite URL {url!r} names no file")
-    return unquote(path)
-
-
-class _Unreachable(Exception):
-    """The database could not be opened (message already redacted)."""
-
-
-def _refuse_mysql(url: str) -> None:
-    raise UsageError(f"{redact(url)}: MySQL is not supported in this version (no MySQL server is tested); "
-                     "export the tables to CSV or Parquet, or copy them into PostgreSQL or SQLite")
-
-
 # ----------------------------------------------------------------------------- reading
 
 def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250_000,
@@ -226,9 +85,9 @@ def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250
     the server cannot be reached, a relation cannot be read (permission...) or an ``order_by``
     column is unknown; no message contains the password.
     """
-    scheme = _scheme(url)
+    scheme = url_scheme(url)
     if scheme == "mysql":
-        _refuse_mysql(url)
+        refuse_mysql(url)
     if chunk_rows < 1 or workers < 1:
         raise UsageError(f"chunk_rows and workers must be >= 1 (got {chunk_rows}, {workers})")
     order_by = {k: ([v] if isinstance(v, str) else list(v)) for k, v in (order_by or {}).items()}
@@ -237,7 +96,7 @@ def read_tables(url: str, relations: Mapping[str, str], *, chunk_rows: int = 250
         raise UsageError(f"order_by names table(s) not being read: {sorted(unknown)}")
     try:
         reader = _PgReader(url, workers) if scheme == "postgresql" else _SqliteReader(url, chunk_rows)
-    except _Unreachable as e:
+    except Unreachable as e:
         raise DataValidationError([Problem("database", None, str(e))]) from None
     out: dict[str, pd.DataFrame | None] = {}
     problems: list[Problem] = []
@@ -294,12 +153,12 @@ class _PgReader:
                 snapshot = str(self.cur.fetchone()[0])
         except Exception as e:
             self.__exit__()
-            raise _Unreachable(f"cannot start reading from {redact(self.url)}: {_scrub(str(e), self.url)}") from None
+            raise Unreachable(f"cannot start reading from {redact(self.url)}: {scrub(str(e), self.url)}") from None
         if snapshot:
             try:
                 for _ in range(workers - 1):
                     self._open(snapshot)
-            except _Unreachable:
+            except Unreachable:
                 self.__exit__()
                 raise
 
@@ -308,7 +167,7 @@ class _PgReader:
         return self.curs[0]
 
     def _open(self, snapshot: str | None = None) -> None:
-        conn = _pg_connect(self.url, autocommit=True)
+        conn = pg_connect(self.url, autocommit=True)
         cur = conn.cursor()
         self.conns.append(conn)
         self.curs.append(cur)
@@ -317,7 +176,7 @@ class _PgReader:
             if snapshot:
                 cur.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")
         except Exception as e:
-            raise _Unreachable(f"cannot start a read transaction on {redact(self.url)}: {_scrub(str(e), self.url)}") \
+            raise Unreachable(f"cannot start a read transaction on {redact(self.url)}: {scrub(str(e), self.url)}") \
                 from None
         # one scan in block order: a scan joining another one mid-table (synchronize_seqscans) or a
         # parallel scan would return rows in another order
@@ -347,13 +206,13 @@ class _PgReader:
         self.curs, self.conns = [], []
 
     def _err(self, rel: str, e: Exception) -> _ReadError:
-        msg = _scrub(str(e), self.url)
+        msg = scrub(str(e), self.url)
         msg = re.sub(r"^\w+: (Failed to \w+ query: )?(ERROR: )?", "", msg)
         msg = msg.split(" LINE 1:")[0].split(" Query was:")[0]
         return _ReadError(f"cannot read {rel} from {redact(self.url)}: {msg}")
 
     def _resolve(self, rel: str) -> tuple[str, str, int] | None:
-        for cand in _candidates(rel):
+        for cand in candidates(rel):
             try:
                 self.cur.execute("SELECT c.relkind::text, CASE WHEN c.relkind IN ('r', 'm', 't') THEN "
                                  "pg_relation_size(c.oid) / current_setting('block_size')::int ELSE 0 END "
@@ -387,13 +246,13 @@ class _PgReader:
             cols = [(str(r[0]), str(r[1])) for r in self.cur.fetchall()]
         except Exception as e:
             raise self._err(rel, e) from None
-        select = ", ".join(_q(c) if t in _PG_NATIVE else f"{_q(c)}::{_PG_CAST.get(t, 'text')} AS {_q(c)}"
+        select = ", ".join(quote_ident(c) if t in _PG_NATIVE else f"{quote_ident(c)}::{_PG_CAST.get(t, 'text')} AS {quote_ident(c)}"
                            for c, t in cols) or "*"
         sql = f"SELECT {select} FROM {qname}"
         k = len(self.curs)
         try:
             if order:
-                table = self._fetch(self.cur, sql + " ORDER BY " + ", ".join(_q(c) for c in order))
+                table = self._fetch(self.cur, sql + " ORDER BY " + ", ".join(quote_ident(c) for c in order))
             elif heap and not self.physical:
                 table = self._fetch(self.cur, sql + " ORDER BY ctid")
             elif heap and k > 1 and blocks >= _PARALLEL_MIN_BLOCKS:
@@ -441,13 +300,13 @@ class _SqliteReader:
     def __init__(self, url: str, chunk_rows: int):
         self.url = url
         self.chunk_rows = chunk_rows
-        path = _sqlite_path(url)
+        path = sqlite_path(url)
         if not Path(path).is_file():
-            raise _Unreachable(f"SQLite database not found: {path}")
+            raise Unreachable(f"SQLite database not found: {path}")
         try:
             self.conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         except sqlite3.Error as e:
-            raise _Unreachable(f"cannot open {redact(url)}: {e}") from None
+            raise Unreachable(f"cannot open {redact(url)}: {e}") from None
 
     def __enter__(self) -> _SqliteReader:
         return self
@@ -456,8 +315,8 @@ class _SqliteReader:
         self.conn.close()
 
     def read(self, rel: str, order: list[str] | None) -> pd.DataFrame | None:
-        parts = _split_name(rel)
-        schema = _q(parts[0][0]) + "." if len(parts) == 2 else ""
+        parts = split_name(rel)
+        schema = quote_ident(parts[0][0]) + "." if len(parts) == 2 else ""
         name = parts[-1][0]
         try:
             row = self.conn.execute(f"SELECT type, sql FROM {schema}sqlite_master WHERE type IN ('table', 'view') "
@@ -465,10 +324,10 @@ class _SqliteReader:
             if row is None:
                 return None
             kind, ddl = row
-            qname = schema + _q(name)
-            decl = {r[1]: (r[2] or "").upper() for r in self.conn.execute(f"PRAGMA {schema}table_info({_q(name)})")}
+            qname = schema + quote_ident(name)
+            decl = {r[1]: (r[2] or "").upper() for r in self.conn.execute(f"PRAGMA {schema}table_info({quote_ident(name)})")}
             if order:
-                by = ", ".join(_q(c) for c in order)
+                by = ", ".join(quote_ident(c) for c in order)
             elif kind == "table" and "WITHOUT ROWID" not in (ddl or "").upper():
                 by = "rowid"
             else:
@@ -647,9 +506,9 @@ def write_dataset(url: str, dataset: Any, relations: Mapping[str, str] | None = 
     their SQL types (date, double precision, bigint, boolean, text); raw text columns (a frame read
     from a file) and extra columns keep their own type.
     Rows keep their order. Returns ``{table: rows written}``; raises :class:`OutputError`."""
-    scheme = _scheme(url)
+    scheme = url_scheme(url)
     if scheme == "mysql":
-        _refuse_mysql(url)
+        refuse_mysql(url)
     frames = {n: (dataset.table(n) if hasattr(dataset, "table") else dataset[n])
               for n in TABLES if (hasattr(dataset, "table") or n in dataset)}
     rels = {n: (relations or {}).get(n, n) for n in frames}
@@ -678,15 +537,15 @@ def write_run(url: str, run_id: str, tables: Mapping[str, pd.DataFrame], *, audi
     ids never clobber each other. Returns ``{table: rows written}``; raises :class:`OutputError`
     (nothing written) when the write fails.
     """
-    scheme = _scheme(url)
+    scheme = url_scheme(url)
     if scheme == "mysql":
-        _refuse_mysql(url)
+        refuse_mysql(url)
     if not isinstance(run_id, str) or not run_id.strip():
         raise UsageError("a run id must be a non-empty string")
     if RUNS_TABLE in tables:
         raise UsageError(f"{RUNS_TABLE} is the run table; name the results otherwise")
     for name in tables:
-        _split_name(name)
+        split_name(name)
         if "run_id" in tables[name].columns:
             raise UsageError(f"results table {name} already has a run_id column")
     counts = {name: len(df) for name, df in tables.items()}
@@ -709,7 +568,7 @@ def _writer(url: str, scheme: str, schema: str | None = None) -> Iterator[Any]:
     :class:`OutputError` otherwise."""
     try:
         w: _PgWriter | _SqliteWriter = _PgWriter(url, schema) if scheme == "postgresql" else _SqliteWriter(url, schema)
-    except _Unreachable as e:
+    except Unreachable as e:
         raise OutputError(f"{e}; nothing was written") from None
     try:
         yield w
@@ -719,7 +578,7 @@ def _writer(url: str, scheme: str, schema: str | None = None) -> Iterator[Any]:
         raise
     except Exception as e:
         w.rollback()
-        msg = _scrub(str(e), url)
+        msg = scrub(str(e), url)
         msg = re.sub(r"^\w+: (Failed to \w+ query: )?(ERROR: )?", "", msg).split(" Query was:")[0]
         raise OutputError(f"cannot write to {redact(url)}{(' (' + w.where + ')') if w.where else ''}: {msg}; "
                           "the transaction was rolled back, nothing was written") from None
@@ -732,14 +591,14 @@ class _PgWriter:
         self.url = url
         self.schema = schema
         self.where = ""
-        self.conn = _pg_connect(url, autocommit=False)
+        self.conn = pg_connect(url, autocommit=False)
         self.cur = self.conn.cursor()
 
     def name(self, table: str) -> str:
-        parts = _split_name(table)
+        parts = split_name(table)
         if len(parts) == 2 or not self.schema:
-            return ".".join(_q(p) for p, _ in parts)
-        return f"{_q(self.schema)}.{_q(parts[0][0])}"
+            return ".".join(quote_ident(p) for p, _ in parts)
+        return f"{quote_ident(self.schema)}.{quote_ident(parts[0][0])}"
 
     def commit(self) -> None:
         self.conn.commit()
@@ -762,7 +621,7 @@ class _PgWriter:
         self.cur.execute("SELECT pg_advisory_xact_lock(hashtext('yiwu_credit.write_run'))")
         self.cur.fetchall()
         if self.schema:
-            self.cur.execute(f"CREATE SCHEMA IF NOT EXISTS {_q(self.schema)}")
+            self.cur.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(self.schema)}")
 
     def ensure_runs(self) -> None:
         self.where = RUNS_TABLE
@@ -787,13 +646,13 @@ class _PgWriter:
         cols = [str(c) for c in df.columns]
         self.cur.execute("DROP TABLE IF EXISTS pg_temp.yiwu_load")
         self.cur.execute("CREATE TEMPORARY TABLE yiwu_load (" + ", ".join(
-            f"{_q(c)} {types.get(c) or _pg_type(df[c])}" for c in cols) + ") ON COMMIT DROP")
+            f"{quote_ident(c)} {types.get(c) or _pg_type(df[c])}" for c in cols) + ") ON COMMIT DROP")
         for start in range(0, max(len(df), 1), chunk_rows):
             part = df.iloc[start:start + chunk_rows]
             if len(part):
                 self.cur.adbc_ingest("yiwu_load", _to_arrow(part, types), mode="append", db_schema_name="pg_temp")
-        target = ([_q(prefix[0])] if prefix else []) + [_q(c) for c in cols]
-        source = (["$1"] if prefix else []) + [_q(c) for c in cols]
+        target = ([quote_ident(prefix[0])] if prefix else []) + [quote_ident(c) for c in cols]
+        source = (["$1"] if prefix else []) + [quote_ident(c) for c in cols]
         self.cur.execute(f"INSERT INTO {qname} ({', '.join(target)}) SELECT {', '.join(source)} "
                          "FROM pg_temp.yiwu_load ORDER BY ctid", parameters=((prefix[1],) if prefix else None))
         self.cur.execute("DROP TABLE pg_temp.yiwu_load")
@@ -804,8 +663,8 @@ class _PgWriter:
         types = {str(c): _CONTRACT_PG[contract[c]] if _fits(contract.get(c), df[c]) else _pg_type(df[c])
                  for c in df.columns}
         self.cur.execute(f"DROP TABLE IF EXISTS {qname}")
-        self.cur.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{_q(str(c))} {t}" for c, t in types.items()) + ")")
-        parts = _split_name(rel)
+        self.cur.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{quote_ident(str(c))} {t}" for c, t in types.items()) + ")")
+        parts = split_name(rel)
         schema = parts[0][0] if len(parts) == 2 else self.schema
         for start in range(0, len(df), chunk_rows):  # COPY straight in: the column types are ours
             self.cur.adbc_ingest(parts[-1][0], _to_arrow(df.iloc[start:start + chunk_rows], types), mode="append",
@@ -818,12 +677,12 @@ class _PgWriter:
         types = {str(c): _pg_type(df[c]) for c in df.columns}
         if have is None:
             self.cur.execute(f"CREATE TABLE {qname} (run_id text NOT NULL, " + ", ".join(
-                f"{_q(c)} {t}" for c, t in types.items()) + ")")
+                f"{quote_ident(c)} {t}" for c, t in types.items()) + ")")
             self.cur.execute(f"CREATE INDEX ON {qname} (run_id)")
         else:
             for c, t in types.items():
                 if c not in have:
-                    self.cur.execute(f"ALTER TABLE {qname} ADD COLUMN {_q(c)} {t}")
+                    self.cur.execute(f"ALTER TABLE {qname} ADD COLUMN {quote_ident(c)} {t}")
         self.cur.execute(f"DELETE FROM {qname} WHERE run_id = $1", parameters=(run_id,))
         if len(df):
             self._copy(qname, df, types, chunk_rows, prefix=("run_id", run_id))
@@ -843,16 +702,16 @@ class _SqliteWriter:
         self.where = ""
         if schema:
             raise UsageError("SQLite has no schemas: leave schema unset (write to another file instead)")
-        path = _sqlite_path(url)
+        path = sqlite_path(url)
         try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
             self.conn = sqlite3.connect(path, isolation_level=None, timeout=60)
             self.conn.execute("BEGIN IMMEDIATE")
         except (OSError, sqlite3.Error) as e:
-            raise _Unreachable(f"cannot open {redact(url)}: {e}") from None
+            raise Unreachable(f"cannot open {redact(url)}: {e}") from None
 
     def name(self, table: str) -> str:
-        return ".".join(_q(p) for p, _ in _split_name(table))
+        return ".".join(quote_ident(p) for p, _ in split_name(table))
 
     def commit(self) -> None:
         self.conn.execute("COMMIT")
@@ -874,7 +733,7 @@ class _SqliteWriter:
 
     def _insert(self, qname: str, df: pd.DataFrame, chunk_rows: int, prefix: tuple | None = None) -> None:
         cols = ([prefix[0]] if prefix else []) + [str(c) for c in df.columns]
-        sql = f"INSERT INTO {qname} ({', '.join(_q(c) for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
+        sql = f"INSERT INTO {qname} ({', '.join(quote_ident(c) for c in cols)}) VALUES ({', '.join('?' * len(cols))})"
         for start in range(0, len(df), chunk_rows):
             rows = _sqlite_rows(df, start, start + chunk_rows)
             self.conn.executemany(sql, ((prefix[1], *r) for r in rows) if prefix else rows)
@@ -885,23 +744,23 @@ class _SqliteWriter:
         types = {str(c): _CONTRACT_SQLITE[contract[c]] if _fits(contract.get(c), df[c]) else _sqlite_type(df[c])
                  for c in df.columns}
         self.conn.execute(f"DROP TABLE IF EXISTS {qname}")
-        self.conn.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{_q(c)} {t}" for c, t in types.items()) + ")")
+        self.conn.execute(f"CREATE TABLE {qname} (" + ", ".join(f"{quote_ident(c)} {t}" for c, t in types.items()) + ")")
         self._insert(qname, df, chunk_rows)
 
     def replace_run_rows(self, table: str, run_id: str, df: pd.DataFrame, chunk_rows: int) -> None:
         self.where = table
         qname = self.name(table)
-        parts = _split_name(table)
-        prag = (_q(parts[0][0]) + "." if len(parts) == 2 else "") + f"table_info({_q(parts[-1][0])})"
+        parts = split_name(table)
+        prag = (quote_ident(parts[0][0]) + "." if len(parts) == 2 else "") + f"table_info({quote_ident(parts[-1][0])})"
         have = {r[1] for r in self.conn.execute(f"PRAGMA {prag}")}
         types = {str(c): _sqlite_type(df[c]) for c in df.columns}
         if not have:
             self.conn.execute(f"CREATE TABLE {qname} (run_id TEXT NOT NULL, " + ", ".join(
-                f"{_q(c)} {t}" for c, t in types.items()) + ")")
+                f"{quote_ident(c)} {t}" for c, t in types.items()) + ")")
         else:
             for c, t in types.items():
                 if c not in have:
-                    self.conn.execute(f"ALTER TABLE {qname} ADD COLUMN {_q(c)} {t}")
+                    self.conn.execute(f"ALTER TABLE {qname} ADD COLUMN {quote_ident(c)} {t}")
         self.conn.execute(f"DELETE FROM {qname} WHERE run_id = ?", (run_id,))
         self._insert(qname, df, chunk_rows, prefix=("run_id", run_id))
 

@@ -207,7 +207,7 @@ def write_dataset(dataset: Any, path: str | Path, profile: str | Path | Profile 
     This is what a bureau's export looks like, so a profile can be tested end to end.
     """
     from ..contract import TABLES as _TABLES
-    from ..io import _write_xlsx, atomic_path
+    from ..io import atomic_path, write_xlsx
     from .profile import load_profile
 
     prof = load_profile(profile)
@@ -228,7 +228,7 @@ def write_dataset(dataset: Any, path: str | Path, profile: str | Path | Profile 
         stem = tm.names[0]
         if name in excel:
             with atomic_path(path / f"{stem}.xlsx") as tmp:
-                _write_xlsx(df, tmp, path / f"{stem}.xlsx", date_cells=True)
+                write_xlsx(df, tmp, path / f"{stem}.xlsx", date_cells=True)
         else:
             with atomic_path(path / f"{stem}.csv") as tmp:
                 df.to_csv(tmp, index=False, encoding=encoding)

@@ -1,0 +1,51 @@
+"""Input handling of the estimator: any 2-D table in, a string-named DataFrame out; categorical
+columns as codes over fixed categories."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+__all__ = ["as_categorical", "as_frame", "is_categorical"]
+
+
+def as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
+    if sp.issparse(X):
+        raise TypeError("sparse input is not supported: pass a dense DataFrame or array")
+    if isinstance(X, pd.DataFrame):
+        if all(isinstance(c, str) for c in X.columns):
+            return X
+        return X.rename(columns=str)
+    arr = np.asarray(X)
+    if arr.ndim != 2:
+        raise ValueError(f"Expected 2D array, got {arr.ndim}D array instead. Reshape your data "
+                         "(one row per entity, one column per feature).")
+    cols = names if names is not None and len(names) == arr.shape[1] else [f"x{i}" for i in range(arr.shape[1])]
+    return pd.DataFrame(arr, columns=cols)
+
+
+def as_categorical(s: pd.Series, categories: list) -> pd.Categorical:
+    """``s`` as a Categorical over exactly ``categories`` (unknown values become missing).
+
+    The column is factorized once and only its distinct values are looked up; those that match
+    no category (e.g. numbers stored as objects, matched by their text) are retried as text.
+    """
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        if list(s.cat.categories) == categories:
+            return s.array
+        return s.cat.set_categories(categories).array
+    index = pd.Index(categories)
+    fcodes, uniques = pd.factorize(s)  # hashing once; the look-up is per distinct value
+    lut = index.get_indexer(uniques)
+    bad = lut < 0
+    if bad.any():
+        lut[bad] = index.get_indexer(pd.Index(uniques[bad], dtype=object).map(str))
+    codes = np.append(lut, -1)[fcodes]  # factorize marks missing values with -1
+    return pd.Categorical.from_codes(codes, categories=index)
+
+
+def is_categorical(s: pd.Series) -> bool:
+    return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)

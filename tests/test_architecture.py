@@ -1,0 +1,94 @@
+"""The shape of the package: light imports, one version, __all__ everywhere, no private name used
+across modules, no module over 800 lines, a documented public API."""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+import yiwu_credit
+
+ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "yiwu_credit"
+MODULES = sorted(p for p in SRC.rglob("*.py"))
+HEAVY = ("lightgbm", "sklearn", "matplotlib", "dask", "scipy")
+
+
+def _module_name(p: Path) -> str:
+    parts = list(p.relative_to(SRC.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _loaded_after(code: str) -> list[str]:
+    """Top-level heavy packages in sys.modules after running ``code`` in a fresh interpreter."""
+    probe = code + f"\nimport sys, json\nprint(json.dumps(sorted({{m.split('.')[0] for m in sys.modules}} & {set(HEAVY)!r})))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(SRC.parent), "PATH": "/usr/bin:/bin"})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def test_light_imports():
+    """The package root, the data stage and every supervision module load no ML library."""
+    assert _loaded_after("import yiwu_credit") == []
+    sup = [_module_name(p) for p in MODULES if p.parent.name in ("supervision", "data") and p.name != "synth.py"]
+    assert _loaded_after("\n".join(f"import {m}" for m in sup)) == []
+
+
+def test_verify_and_help_do_not_load_the_model_stack():
+    code = ("from yiwu_credit.cli import main\n"
+            "for argv in (['--help'], ['verify', '--help'], ['plan', '--help'], ['estimate', '--help']):\n"
+            "    try:\n        main(argv)\n    except SystemExit:\n        pass")
+    assert _loaded_after(code) == []
+
+
+def test_the_version_is_written_once():
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text("utf-8"))
+    assert "version" not in meta["project"] and "version" in meta["project"]["dynamic"]
+    assert meta["tool"]["setuptools"]["dynamic"]["version"]["attr"] == "yiwu_credit._version.__version__"
+    hits = [p for p in MODULES if "__version__ =" in p.read_text("utf-8")]
+    assert hits == [SRC / "_version.py"]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: _module_name(p) or "yiwu_credit")
+def test_module_shape(path: Path):
+    text = path.read_text("utf-8")
+    tree = ast.parse(text)
+    assert len(text.splitlines()) <= 800, f"{path.name}: {len(text.splitlines())} lines (the limit is 800)"
+    if path.name != "__init__.py" or any(isinstance(n, ast.FunctionDef) for n in tree.body):
+        has_all = any(isinstance(n, ast.Assign | ast.AnnAssign)
+                      and any(getattr(t, "id", None) == "__all__" for t in getattr(n, "targets", [getattr(n, "target", None)]))
+                      for n in tree.body)
+        assert has_all, f"{path.name}: no __all__"
+    # no private name of another module: `from .x import _y` or `mod._y` on an imported module
+    aliases: set[str] = set()
+    bad: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.level > 0 or (node.module or "").startswith("yiwu_credit")):
+            for a in node.names:
+                if a.name.startswith("_") and not a.name.startswith("__"):
+                    bad.append(f"line {node.lineno}: imports {a.name} from {'.' * node.level}{node.module or ''}")
+                aliases.add(a.asname or a.name)
+    for node in ast.walk(tree):
+        if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id in aliases
+                and node.attr.startswith("_") and not node.attr.startswith("__")):
+            bad.append(f"line {node.lineno}: uses {node.value.id}.{node.attr}")
+    assert not bad, f"{path.name}: private names across modules: {bad}"
+
+
+def test_public_api_names_the_whole_pipeline():
+    names = set(yiwu_credit.__all__)
+    for stage in ("load_dataset", "build_features", "TieredRiskModel", "train", "load_bundle", "score_entities",
+                  "supervision_plan", "draw", "verify", "assign_inspectors", "violation_rates", "monitor",
+                  "policy_frontier", "write_report"):
+        assert stage in names, stage
+    for name in sorted(names - {"__version__"}):
+        obj = getattr(yiwu_credit, name)
+        assert (obj.__doc__ or "").strip(), f"yiwu_credit.{name} has no docstring"
+    with pytest.raises(AttributeError):
+        yiwu_credit.no_such_name  # noqa: B018
