@@ -19,13 +19,13 @@ pytestmark = pytest.mark.slow    # a 200,000-entity world on a local cluster
 import dask.dataframe as dd  # noqa: E402
 from distributed import Client, LocalCluster  # noqa: E402
 
+from yiwu_credit import supervision as S  # noqa: E402
 from yiwu_credit.data import synth  # noqa: E402
 from yiwu_credit.data.contract import TABLES  # noqa: E402
 from yiwu_credit.distributed import engine as D  # noqa: E402
 from yiwu_credit.errors import ConfigError, PlanError  # noqa: E402
 from yiwu_credit.features.build import build_features  # noqa: E402
 from yiwu_credit.pipeline.scoring import score_entities  # noqa: E402
-from yiwu_credit.supervision import sampling as S  # noqa: E402
 
 AS_OF = "2026-01-01"
 N_ENTITIES = 200_000

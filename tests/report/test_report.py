@@ -248,7 +248,7 @@ def test_clear_error_without_matplotlib(monkeypatch, bundle, scoring):
 
 
 def test_with_the_real_supervision_plan(bundle, scoring):
-    sampling = pytest.importorskip("yiwu_credit.supervision.sampling")
+    sampling = pytest.importorskip("yiwu_credit.supervision")
     if not hasattr(sampling, "supervision_plan"):
         pytest.skip("sampling.supervision_plan not available")
     plan = sampling.supervision_plan(scoring.scored)

@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from yiwu_credit import supervision as S
 from yiwu_credit.data.contract import INSPECTION_RESULTS
 from yiwu_credit.errors import DataValidationError, PlanError
-from yiwu_credit.supervision import sampling as S
 from yiwu_credit.supervision.estimates import (
     RESULT_LABELS_ZH,
     ht_rate,

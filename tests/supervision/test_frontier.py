@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from yiwu_credit import supervision as S
 from yiwu_credit.errors import ConfigError, PlanError
-from yiwu_credit.supervision import sampling as S
 from yiwu_credit.supervision.frontier import Candidate, candidate_grid, in_force, policy_frontier
 from yiwu_credit.supervision.policy import load_policy
 

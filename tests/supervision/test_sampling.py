@@ -15,8 +15,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binomtest
 
+from yiwu_credit import supervision as S
 from yiwu_credit.errors import ConfigError, PlanError
-from yiwu_credit.supervision import sampling as S
 from yiwu_credit.supervision.joint import (
     microstrata_select,
     origin_from_seed,

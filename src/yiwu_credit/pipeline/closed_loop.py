@@ -58,9 +58,9 @@ from ..features.catalogue import Catalogue, load_catalogue
 from ..model.bundle import Bundle, load_bundle
 from ..model.estimator import TieredRiskModel
 from ..model.labels import build_labels
+from ..supervision import draw, supervision_plan
 from ..supervision.frontier import Candidate
 from ..supervision.policy import TIERS, Policy, load_policy
-from ..supervision.sampling import draw, supervision_plan
 from .scoring import score_entities
 
 __all__ = ["Drift", "LoopResult", "STRATEGIES", "burden_table", "frontier_outcomes", "simulate_loop"]

@@ -11,9 +11,9 @@ from ..data.dataset import load_dataset
 from ..data.io import write_table
 from ..model.bundle import load_bundle
 from ..model.labels import build_labels
+from ..supervision import draw, save_audit, supervision_plan, verify
 from ..supervision.estimates import publication_summary, results_table, tie_results, violation_rates
 from ..supervision.inspectors import assign_inspectors, inspectors_by_entity
-from ..supervision.sampling import draw, save_audit, supervision_plan, verify
 from .scoring import score_entities
 
 __all__ = ["SCORE_AS_OF", "EVAL_AS_OF", "CAMPAIGN_WINDOW", "run_demo"]
