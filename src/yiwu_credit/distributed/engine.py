@@ -78,14 +78,16 @@ if TYPE_CHECKING:  # pragma: no cover
     from dask.delayed import Delayed
 
 __all__ = [
-    "BUCKET", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed", "features_distributed",
-    "key_range", "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned", "score_distributed",
-    "write_partitioned",
+    "BUCKET", "ENTITIES_PER_TASK", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed",
+    "features_distributed", "key_range", "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned",
+    "score_distributed", "write_partitioned",
 ]
 
 BUCKET = "bucket"                              # index name of the partitioned tables
 PARTITION_SEED = "yiwu-credit/partition/v1"     # PRN seed of the bucket hash (never change: files depend on it)
 MANIFEST = "_yiwu_partitioned.json"
+#: entities scored per task when reading from files (whole buckets are grouped up to about this)
+ENTITIES_PER_TASK = 250_000
 FORMAT = "yiwu-credit/partitioned/1"
 _INSTALL = "yiwu_credit.distributed.engine needs dask and distributed: pip install 'yiwu-credit[dask]'"
 _U64 = np.uint64
@@ -149,10 +151,18 @@ def _divisions(npartitions: int) -> tuple[int, ...]:
 
 @dataclass(frozen=True)
 class DistributedDataset:
-    """The seven tables as co-partitioned Dask DataFrames (index ``bucket``, one bucket per partition)."""
+    """The seven tables as co-partitioned Dask DataFrames (index ``bucket``, one bucket per partition).
+
+    ``source``: the directories when the tables are read lazily from :func:`write_partitioned`
+    files (:func:`read_partitioned`); scoring then reads them inside its own tasks, several
+    buckets at a time, instead of shipping the seven frames of every bucket between tasks.
+    ``entity_rows``: the number of entities in those files (from the manifests).
+    """
 
     tables: dict[str, dd.DataFrame]
     npartitions: int
+    source: tuple[str, ...] | None = None
+    entity_rows: int | None = None
 
     def __getitem__(self, name: str) -> dd.DataFrame:
         return self.tables[name]
@@ -339,11 +349,20 @@ def _prepare_dir(path: Path, npartitions: int) -> None:
 
 def _read_bucket(paths: tuple[str, ...], name: str, bucket: int) -> pd.DataFrame:
     """Bucket ``bucket`` of table ``name``: its file in every directory, concatenated, contract dtypes."""
-    t = pa.concat_tables([pq.read_table(_file(Path(p), name, bucket)) for p in paths])
+    return _read_buckets(paths, name, (bucket,))
+
+
+def _read_buckets(paths: tuple[str, ...], name: str, buckets: Sequence[int]) -> pd.DataFrame:
+    """Buckets ``buckets`` of table ``name`` (each: its file in every directory), concatenated in
+    one Arrow table and converted once, contract dtypes, bucket index."""
+    parts = [pq.read_table(_file(Path(p), name, b)) for b in buckets for p in paths]
+    t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     df = t.to_pandas(types_mapper=_TO_PANDAS)
     kinds = {c.name: c.kind for c in TABLES[name].columns}
     df = df.astype({c: _PANDAS[kinds[c]] for c in df.columns if c in kinds})
-    return df.set_axis(pd.Index(np.full(len(df), bucket, np.int64), name=BUCKET))
+    lens = [len(x) for x in parts]
+    idx = np.repeat(np.repeat(np.asarray(buckets, np.int64), len(paths)), lens)
+    return df.set_axis(pd.Index(idx, name=BUCKET))
 
 
 def _manifest(path: Path) -> dict[str, Any]:
@@ -374,13 +393,14 @@ def read_partitioned(path: str | os.PathLike | Sequence[str | os.PathLike]) -> D
         raise ConfigError(f"read_partitioned: the directories have different bucket counts {sorted(counts)}")
     B = counts.pop()
     key = tuple(str(p) for p in paths)
+    entity_rows = sum(int(_manifest(p)["tables"]["entities"]["rows"]) for p in paths)
     tables = {}
     with _no_string_conversion():
         for name in TABLES:
             tables[name] = dd.from_map(functools.partial(_read_bucket, key, name), list(range(B)),
                                        meta=_empty(name), divisions=_divisions(B), label=f"read-{name}",
                                        enforce_metadata=False)
-    return DistributedDataset(tables, B)
+    return DistributedDataset(tables, B, source=key, entity_rows=entity_rows)
 
 
 def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: int) -> Dataset:
@@ -447,38 +467,65 @@ def _meta(fn: Any, ddata: DistributedDataset) -> pd.DataFrame:
     return out.iloc[:0]
 
 
-def _map_tables(fn: Any, ddata: DistributedDataset) -> dd.DataFrame:
+def _from_files(buckets: Sequence[int], *, fn: Any, paths: tuple[str, ...], empty: pd.DataFrame) -> pd.DataFrame:
+    """``fn`` on buckets ``buckets`` read from the files inside the task (no frames travel)."""
+    return fn(*[_read_buckets(paths, n, buckets) for n in TABLES], empty=empty)
+
+
+def _bucket_groups(npartitions: int, entity_rows: int | None, entities_per_task: int | None) -> list[tuple[int, ...]]:
+    """Contiguous groups of buckets holding about ``entities_per_task`` entities each (whole
+    buckets; one bucket per group when either count is None)."""
+    g = 1
+    if entity_rows and entities_per_task:
+        g = max(1, min(npartitions, round(entities_per_task * npartitions / entity_rows)))
+    return [tuple(range(b, min(b + g, npartitions))) for b in range(0, npartitions, g)]
+
+
+def _map_tables(fn: Any, ddata: DistributedDataset, entities_per_task: int | None = None) -> dd.DataFrame:
     _, dd, _ = _dask()
     empty = _meta(fn, ddata)
     with _no_string_conversion():
+        if ddata.source is not None:     # read inside the task: one task per group of buckets
+            groups = _bucket_groups(ddata.npartitions, ddata.entity_rows, entities_per_task)
+            return dd.from_map(functools.partial(_from_files, fn=fn, paths=ddata.source, empty=empty), groups,
+                               meta=empty, label=getattr(fn, "func", fn).__name__.strip("_"),
+                               enforce_metadata=False)
         return dd.map_partitions(functools.partial(fn, empty=empty), *[ddata.tables[n] for n in TABLES],
                                  meta=empty, align_dataframes=False, enforce_metadata=False)
 
 
 def features_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp, catalogue: Any = None,
-                         policy: Any = None) -> dd.DataFrame:
+                         policy: Any = None, *, entities_per_task: int | None = ENTITIES_PER_TASK) -> dd.DataFrame:
     """:func:`~yiwu_credit.features.build.build_features` per partition (lazy).
 
     One row per entity alive at ``as_of``, index entity_id (sorted within a partition); after
     ``.compute().sort_index()`` identical to ``build_features`` on the whole dataset.
+    ``entities_per_task``: see :func:`score_distributed`.
     """
     fn = functools.partial(_features_part, as_of=as_of, catalogue=catalogue, policy=policy)
-    return _map_tables(fn, ddata)
+    return _map_tables(fn, ddata, entities_per_task)
 
 
 def score_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp,
-                      bundle: Bundle | str | os.PathLike | None = None, reasons: str = "CD") -> dd.DataFrame:
+                      bundle: Bundle | str | os.PathLike | None = None, reasons: str = "CD", *,
+                      entities_per_task: int | None = ENTITIES_PER_TASK) -> dd.DataFrame:
     """:func:`~yiwu_credit.pipeline.scoring.score_entities` per partition (lazy): the ``scored`` frame.
 
     Same columns and dtypes; after ``.compute().sort_index()`` identical (probabilities, tiers,
     overrides, reason texts) to the single-machine ``score_entities(...).scored``. ``bundle``:
     a Bundle (shipped to the workers) or a path/name each worker loads once (default: shipped).
     The excluded list is not produced (see docs/distributed.md).
+
+    Read from files (:func:`read_partitioned`), each task reads and scores a group of whole
+    buckets of about ``entities_per_task`` entities (None: one bucket per task), so the result
+    has about ``entities / entities_per_task`` partitions (unknown divisions). Every call of
+    ``score_entities`` has a fixed cost; fewer, larger calls cost less in total.
+    An in-memory or persisted dataset is scored one partition per task.
     """
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
     fn = functools.partial(_score_part, as_of=as_of, bundle=_bundle_spec(bundle), reasons=reasons)
-    return _map_tables(fn, ddata)
+    return _map_tables(fn, ddata, entities_per_task)
 
 
 # ============================================================== the plan: group_counts → solve_groups → apply
