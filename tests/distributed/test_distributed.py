@@ -232,3 +232,35 @@ def test_read_partitioned_needs_the_manifest_and_equal_bucket_counts(small, tmp_
     D.write_partitioned(small, tmp_path / "b3", 3)
     with pytest.raises(ConfigError, match="different bucket counts"):
         D.read_partitioned([tmp_path / "b2", tmp_path / "b3"])
+
+
+def test_reading_tasks_group_buckets_and_score_plan_draw_identically(client, small, bundle, tmp_path):
+    """From files, each task reads and scores a group of whole buckets; any grouping gives the same
+    scores, plan and draw as the single machine."""
+    want = score_entities(small, AS_OF, bundle).scored
+    want_draw = S.draw(S.supervision_plan(want, n=400), 400, "grouped")
+    D.write_partitioned(small, tmp_path / "six", 6)
+    ddata = D.read_partitioned(tmp_path / "six")
+    assert ddata.source == (str(tmp_path / "six"),) and ddata.entity_rows == len(small.entities)
+    for per_task, nparts in ((None, 6), (4_000, 3), (6_000, 2), (10**9, 1)):
+        scored = D.score_distributed(ddata, AS_OF, bundle, entities_per_task=per_task)
+        assert scored.npartitions == nparts
+        _exact(scored.compute().sort_index(), want)
+        got = D.draw_distributed(D.plan_distributed(scored, n=400), 400, "grouped")
+        assert got.selected.equals(want_draw.selected) and got.audit == want_draw.audit
+    _exact(D.features_distributed(ddata, AS_OF, entities_per_task=4_000).compute().sort_index(),
+           build_features(small, AS_OF))
+    # persisted tables are scored partition by partition, as before
+    kept = ddata.persist()
+    assert kept.source is None and D.score_distributed(kept, AS_OF, bundle).npartitions == 6
+
+
+def test_model_threads_share_the_cores_among_the_workers_of_a_host(client):
+    import os
+
+    hosts = D._worker_threads_per_host()
+    assert sum(hosts.values()) == 2                                  # the fixture: 2 workers x 1 thread
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    assert client.submit(D._model_threads, hosts, pure=False).result() == max(1, cores // 2)
+    assert D._model_threads(hosts) is None                           # not inside a worker
+    assert D._model_threads(None) is None

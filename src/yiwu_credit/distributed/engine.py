@@ -420,12 +420,45 @@ def _dataset_of(tables: Sequence[pd.DataFrame]) -> Dataset:
 
 
 @functools.lru_cache(maxsize=4)
-def _cached_bundle(path: str | None) -> Bundle:
-    return load_bundle(path)
+def _cached_bundle(path: str | None, threads: int | None = None) -> Bundle:
+    """The bundle at ``path``, loaded once per process (and thread count): this process's own copy,
+    so its LightGBM thread count may be set to ``threads`` without touching anyone else's model."""
+    b = load_bundle(path)
+    params = getattr(getattr(b.model, "learner_", None), "params", None)
+    if threads is not None and isinstance(params, dict) and "num_threads" in params:
+        params["num_threads"] = int(threads)
+    return b
 
 
-def _bundle(spec: Bundle | str | None) -> Bundle:
-    return spec if isinstance(spec, Bundle) else _cached_bundle(spec)
+def _bundle(spec: Bundle | str | None, threads: int | None = None) -> Bundle:
+    return spec if isinstance(spec, Bundle) else _cached_bundle(spec, threads)
+
+
+def _worker_threads_per_host() -> dict[str, int] | None:
+    """Worker threads on each host of the active distributed cluster (None without one)."""
+    client = _client()
+    if client is None:
+        return None
+    hosts: dict[str, int] = {}
+    for addr, w in client.scheduler_info(n_workers=-1).get("workers", {}).items():
+        host = addr.rsplit(":", 1)[0]
+        hosts[host] = hosts.get(host, 0) + int(w.get("nthreads", 1))
+    return hosts or None
+
+
+def _model_threads(hosts: Mapping[str, int] | None) -> int | None:
+    """LightGBM threads for a task on this worker: this machine's cores shared among the worker
+    threads on it (2 workers × 1 thread on 2 cores → 1 each; 1 worker → 2). None outside a worker."""
+    if not hosts:
+        return None
+    try:
+        from distributed import get_worker
+
+        k = hosts.get(get_worker().address.rsplit(":", 1)[0])
+    except (ImportError, ValueError):
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // k) if k else None
 
 
 def _bundle_spec(bundle: Bundle | str | os.PathLike | None) -> Bundle | str | None:
@@ -440,8 +473,9 @@ def _features_part(*tables: pd.DataFrame, as_of: Any, catalogue: Any, policy: An
 
 
 def _score_part(*tables: pd.DataFrame, as_of: Any, bundle: Bundle | str | None, reasons: str,
-                empty: pd.DataFrame | None) -> pd.DataFrame:
-    out = score_entities(_dataset_of(tables), as_of, _bundle(bundle), reasons=reasons).scored
+                hosts: Mapping[str, int] | None = None, empty: pd.DataFrame | None) -> pd.DataFrame:
+    b = _bundle(bundle, _model_threads(hosts))
+    out = score_entities(_dataset_of(tables), as_of, b, reasons=reasons).scored
     return empty if empty is not None and len(out) == 0 else out
 
 
@@ -513,7 +547,9 @@ def score_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp,
 
     Same columns and dtypes; after ``.compute().sort_index()`` identical (probabilities, tiers,
     overrides, reason texts) to the single-machine ``score_entities(...).scored``. ``bundle``:
-    a Bundle (shipped to the workers) or a path/name each worker loads once (default: shipped).
+    a Bundle (shipped to the workers, used as is) or a path/name each worker loads once (default:
+    the shipped bundle); a loaded-by-path model predicts with this machine's cores divided among
+    the worker threads on it (LightGBM threads × worker threads ≤ cores: no oversubscription).
     The excluded list is not produced (see docs/distributed.md).
 
     Read from files (:func:`read_partitioned`), each task reads and scores a group of whole
@@ -524,7 +560,8 @@ def score_distributed(ddata: DistributedDataset, as_of: str | pd.Timestamp,
     """
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
-    fn = functools.partial(_score_part, as_of=as_of, bundle=_bundle_spec(bundle), reasons=reasons)
+    fn = functools.partial(_score_part, as_of=as_of, bundle=_bundle_spec(bundle), reasons=reasons,
+                           hosts=_worker_threads_per_host())
     return _map_tables(fn, ddata, entities_per_task)
 
 
