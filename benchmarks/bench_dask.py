@@ -339,8 +339,9 @@ def _commit() -> str | None:
     try:
         r = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True,
                            cwd=Path(__file__).parent)
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
-                               text=True, check=True, cwd=Path(__file__).parent).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":(exclude)benchmarks/results"], capture_output=True, text=True, check=True,
+                               cwd=Path(__file__).parent.parent).stdout.strip()
         return r.stdout.strip() + ("+changes" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
