@@ -13,6 +13,11 @@ from collections.abc import Iterable
 import numpy as np
 import pandas as pd
 
+__all__ = [
+    "CHARSET", "WEIGHTS", "ENTITY_TYPE_PREFIX", "YIWU_DIVISION", "check_char",
+    "is_valid", "invalid_reasons", "generate",
+]
+
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
 _VALUE = {c: i for i, c in enumerate(CHARSET)}
@@ -22,7 +27,6 @@ for _c, _v in _VALUE.items():
 
 #: Positions 1-2 for market entities (工商): enterprise, individual business, farmers' co-operative.
 ENTITY_TYPE_PREFIX = {"enterprise": "91", "individual": "92", "cooperative": "93"}
-PREFIX_ENTITY_TYPE = {v: k for k, v in ENTITY_TYPE_PREFIX.items()}
 YIWU_DIVISION = "330782"
 
 
