@@ -161,7 +161,7 @@ class _Findings:
     def __init__(self) -> None:
         self.items: list[tuple[str, str | None, str, np.ndarray]] = []
         self.fatal: list[Problem] = []
-        self.rows: dict[str, np.ndarray] = {}
+        self.rows: dict[str, np.ndarray | None] = {}  # None: rows 1..n
         self.malformed: dict[str, list[tuple[int, str | None, str]]] = {}
         self.notes: list[str] = []
         self.files: dict[str, RawTable] = {}
@@ -661,8 +661,7 @@ def _check_entities(df: pd.DataFrame, f: _Findings, as_of: pd.Timestamp | None, 
 
 def _duplicated(key: _RunKeys, year: pd.Series) -> np.ndarray:
     """Rows whose (entity, year) occurs more than once; a missing year equals a missing year."""
-    y = year.to_numpy(dtype="float64", na_value=np.nan)
-    ycode = np.where(np.isnan(y), 0, y - 1947).astype(np.int64)  # years are 1949..2100 by now
+    ycode = year.to_numpy(dtype="int64", na_value=1947) - 1947  # years are 1949..2100 by now; missing is 0
     n = len(ycode)
     if key.lengths is not None and n and np.bincount(key.keys).max() == 1:
         # each entity is one run: duplicates can only sit inside a run; none if years rise there
@@ -681,13 +680,10 @@ def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np
                   f: _Findings, as_of: pd.Timestamp | None, pos: np.ndarray, key: _RunKeys) -> None:
     table = TABLES[name]
     has_id = df["entity_id"].notna().to_numpy()
-    ok_pos = pos >= 0
-    f.add(name, "entity_id", "entity_id not in entities", has_id & ~ok_pos)
-    rejected_entity = np.zeros(len(df), dtype=bool)
-    rejected_entity[ok_pos] = ~known[pos[ok_pos]]
-    f.add(name, "entity_id", "its entity was rejected", rejected_entity)
-    est = np.full(len(df), np.datetime64("NaT"), dtype="datetime64[s]")
-    est[ok_pos] = entities["established_on"].to_numpy()[pos[ok_pos]]
+    f.add(name, "entity_id", "entity_id not in entities", has_id & (pos < 0))
+    # one gather each; position -1 (no entity) reads the appended last element
+    f.add(name, "entity_id", "its entity was rejected", np.append(~known, False)[pos])
+    est = np.append(entities["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))[pos]
     dcol = table.date_column
     if dcol is not None:
         d = df[dcol].to_numpy()
