@@ -34,7 +34,11 @@ from .sources.profile import Profile, load_profile
 __all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
 
 MAX_ROWS_SHOWN = 5
-_MIN_DAY, _MAX_DAY = np.datetime64(MIN_DATE.date(), "D"), np.datetime64(MAX_DATE.date(), "D")
+_MIN_DAY, _MAX_DAY = (int(np.datetime64(d.date(), "D").astype(np.int64)) for d in (MIN_DATE, MAX_DATE))
+_NAT = np.iinfo(np.int64).min  # NaT as int64
+_TICKS_PER_DAY = {"s": 86_400, "ms": 86_400_000, "us": 86_400_000_000, "ns": 86_400_000_000_000}
+#: 1 January of the year after 1900 + i, in seconds since 1970 (report years are 1949..2100)
+_NEXT_JAN1 = (np.arange(1901, 2103) - 1970).astype("datetime64[Y]").astype("datetime64[s]").view(np.int64)
 _TRUE = {"true", "1", "yes", "y", "t", "是"}
 _FALSE = {"false", "0", "no", "n", "f", "否"}
 REJECT_COLUMNS = ["table", "row", "entity_id", "column", "reason", "file", "header"]
@@ -328,6 +332,20 @@ def _normalise_ids(arr: pa.Array) -> pa.Array:
     return _blank_to_null(arr)
 
 
+def _printable_ascii(arr: pa.Array) -> bool | None:
+    """For values that are all printable ASCII (no spaces, so nothing to trim or normalise):
+    whether any has a lower-case letter; None when some are not."""
+    if not len(arr):
+        return None
+    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0]: off[-1]] if arr.buffers()[2] is not None \
+        else np.zeros(0, np.uint8)
+    if len(data) and (data.min() <= 0x20 or data.max() >= 0x7F):
+        return None
+    return bool(((data >= ord("a")) & (data <= ord("z"))).any())
+
+
 def _ids(raw: pd.Series, grouped: bool = True) -> tuple[pd.Series, np.ndarray, int, _Runs]:
     """Normalised ids, which cells held a value, how many normalising changed, and the column
     as runs (``grouped``: look for runs; event tables usually come grouped by entity).
@@ -342,17 +360,22 @@ def _ids(raw: pd.Series, grouped: bool = True) -> tuple[pd.Series, np.ndarray, i
     starts = _run_starts(arr) if grouped else None
     lengths = None if starts is None else np.diff(np.flatnonzero(starts), append=len(arr))
     u = _one(arr if starts is None else arr.filter(pa.array(starts)))
-    trimmed = _blank_to_null(pc.utf8_trim_whitespace(u))
+    plain = _printable_ascii(u)
+    trimmed = u if plain is not None and u.null_count == 0 and (_byte_lengths(u) > 0).all() \
+        else _blank_to_null(pc.utf8_trim_whitespace(u))
     present = trimmed.is_valid().to_numpy(zero_copy_only=False)
-    norm = _normalise_ids(trimmed)
-    same = pc.or_kleene(pc.equal(norm, u), pc.and_(norm.is_null(), u.is_null())).fill_null(False)
-    same = same.to_numpy(zero_copy_only=False)
-    changed = ~same & norm.is_valid().to_numpy(zero_copy_only=False) & u.is_valid().to_numpy(zero_copy_only=False)
-    n_changed = int(changed.sum() if lengths is None else lengths[changed].sum())
-    if same.all():
-        out = arr
+    norm = trimmed if plain is False else _normalise_ids(trimmed)
+    if norm is u:  # printable ASCII, upper case: nothing to change
+        n_changed, out = 0, arr
     else:
-        out = norm if lengths is None else norm.take(pa.array(np.repeat(np.arange(len(u)), lengths)))
+        same = pc.or_kleene(pc.equal(norm, u), pc.and_(norm.is_null(), u.is_null())).fill_null(False)
+        same = same.to_numpy(zero_copy_only=False)
+        changed = ~same & norm.is_valid().to_numpy(zero_copy_only=False) & u.is_valid().to_numpy(zero_copy_only=False)
+        n_changed = int(changed.sum() if lengths is None else lengths[changed].sum())
+        if same.all():
+            out = arr
+        else:
+            out = norm if lengths is None else norm.take(pa.array(np.repeat(np.arange(len(u)), lengths)))
     runs = _Runs(norm, lengths)
     if trimmed.null_count == u.null_count:  # no blank cells: present wherever the raw cell is
         present = pc.is_valid(arr).to_numpy(zero_copy_only=False)
@@ -408,15 +431,27 @@ def _dates(table: Table, col: Column, raw: pd.Series, f: _Findings | None,
         if f is not None:
             f.note(table.name, col.name, f"with a time zone converted to {LOCAL_TZ} dates",
                    _expand(converted, codes, False))
-    days = v.astype("datetime64[D]")  # floor to the calendar day (what Series.dt.normalize does)
-    bad = present & np.isnat(days)
-    out_of_range = ~np.isnat(days) & ((days < _MIN_DAY) | (days > _MAX_DAY))
+    days, nat = _day_numbers(v)
+    bad = present & nat
+    out_of_range = ~nat & ((days < _MIN_DAY) | (days > _MAX_DAY))
     if f is not None:
         f.add(table.name, col.name, "not an ISO date (YYYY-MM-DD)", bad)
         f.add(table.name, col.name, f"implausible date (outside {MIN_DATE.date()}..{MAX_DATE.date()})", out_of_range)
-    out = days.astype("datetime64[s]")
-    out[out_of_range] = np.datetime64("NaT")
-    return pd.Series(out, index=raw.index, copy=False), present
+    with np.errstate(over="ignore"):
+        secs = days * 86_400
+    secs[nat | out_of_range] = _NAT
+    return pd.Series(secs.view("datetime64[s]"), index=raw.index, copy=False), present
+
+
+def _day_numbers(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Days since 1970-01-01 (int64, floored: what ``Series.dt.normalize`` does) of a datetime64
+    array, and where it is NaT. Integer division: numpy's unit casts are several times slower."""
+    unit, count = np.datetime_data(v.dtype)
+    i = v.view(np.int64)
+    nat = i == _NAT
+    per_day = _TICKS_PER_DAY.get(unit) if count == 1 else None
+    days = i // per_day if per_day else v.astype("datetime64[D]").view(np.int64)
+    return days, nat
 
 
 def _numbers(table: Table, col: Column, raw: pd.Series, f: _Findings | None) -> tuple[pd.Series, np.ndarray]:
@@ -559,18 +594,21 @@ _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dt
 
 
 def _words(arr: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """Strings of exactly 18 bytes as three integers each (bytes 0-7, 8-15, 16-17)."""
+    """Strings of exactly 18 bytes as three integers each (bytes 0-7, 8-15, 16-17): strided,
+    unaligned views of the Arrow data buffer, no copy."""
     b = uscc.fixed_width(arr, 18)
     if b is None:
         return None
-    return (np.ascontiguousarray(b[:, :8]).view(np.uint64).ravel(),
-            np.ascontiguousarray(b[:, 8:16]).view(np.uint64).ravel(),
-            np.ascontiguousarray(b[:, 16:]).view(np.uint16).ravel().astype(np.uint64))
+    if not len(b):
+        return np.zeros(0, np.uint64), np.zeros(0, np.uint64), np.zeros(0, np.uint16)
+    flat = b.reshape(-1)  # contiguous: the values lie end to end
+    return tuple(np.ndarray((len(b),), dtype=t, buffer=flat, offset=o, strides=(18,))
+                 for t, o in ((np.uint64, 0), (np.uint64, 8), (np.uint16, 16)))
 
 
 def _hash(w: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return (w[0] * _MIX[0]) ^ (w[1] * _MIX[1]) ^ (w[2] * _MIX[2])
+        return (w[0] * _MIX[0]) ^ (w[1] * _MIX[1]) ^ (w[2].astype(np.uint64) * _MIX[2])
 
 
 def _byte_lengths(arr: pa.Array) -> np.ndarray:
@@ -588,6 +626,7 @@ def _lookup_fixed(runs: dict[str, _Runs]) -> _Lookup | None:
     we = _words(ent.values)
     if we is None:
         return None
+    we = tuple(np.ascontiguousarray(w) for w in we)  # gathered at random below: aligned and dense
     index = pd.Index(_hash(we))
     if not index.is_unique:  # duplicate ids (or, once in 2**64, a collision): the general path
         return None
@@ -600,9 +639,10 @@ def _lookup_fixed(runs: dict[str, _Runs]) -> _Lookup | None:
         at = np.flatnonzero(fixed)
         wv = _words(v if len(at) == len(v) else v.filter(pa.array(fixed)))
         p = index.get_indexer(_hash(wv)).astype(np.int64)
-        q = np.maximum(p, 0)
-        same = (we[0][q] == wv[0]) & (we[1][q] == wv[1]) & (we[2][q] == wv[2])
-        p[~same] = -1
+        hit = np.flatnonzero(p >= 0)
+        q = p[hit]
+        same = (we[0][q] == wv[0][hit]) & (we[1][q] == wv[1][hit]) & (we[2][q] == wv[2][hit])
+        p[hit[~same]] = -1
         pos_run = np.full(len(v), -1, dtype=np.int64)
         pos_run[at] = p
         key_run = pos_run.copy()
@@ -641,9 +681,10 @@ def _lookup_dictionary(runs: dict[str, _Runs]) -> _Lookup:
     return _Lookup(dup, pos, key)
 
 
-def _check_entities(df: pd.DataFrame, f: _Findings, as_of: pd.Timestamp | None, dup: np.ndarray) -> None:
+def _check_entities(df: pd.DataFrame, f: _Findings, as_of: pd.Timestamp | None, dup: np.ndarray,
+                    ids_arrow: pa.Array) -> None:
     ids = df["entity_id"]
-    reasons = uscc.reason_codes(_arrow(ids) if len(ids) else pa.array([], pa.large_string()))
+    reasons = uscc.reason_codes(ids_arrow)
     found, first = np.unique(reasons, return_index=True)
     for r in found[np.argsort(first)]:
         if r > 1:  # 1 is missing, reported as a missing value
@@ -676,14 +717,13 @@ def _duplicated(key: _RunKeys, year: pd.Series) -> np.ndarray:
     return np.isin(k, twice) if len(twice) else np.zeros(n, dtype=bool)
 
 
-def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np.ndarray,
+def _check_events(name: str, df: pd.DataFrame, known: np.ndarray, established: np.ndarray,
                   f: _Findings, as_of: pd.Timestamp | None, pos: np.ndarray, key: _RunKeys) -> None:
     table = TABLES[name]
     has_id = df["entity_id"].notna().to_numpy()
     f.add(name, "entity_id", "entity_id not in entities", has_id & (pos < 0))
-    # one gather each; position -1 (no entity) reads the appended last element
-    f.add(name, "entity_id", "its entity was rejected", np.append(~known, False)[pos])
-    est = np.append(entities["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))[pos]
+    f.add(name, "entity_id", "its entity was rejected", ~known[pos])
+    est = established[pos]
     dcol = table.date_column
     if dcol is not None:
         d = df[dcol].to_numpy()
@@ -695,9 +735,9 @@ def _check_events(name: str, df: pd.DataFrame, entities: pd.DataFrame, known: np
     if name == "list_records":
         f.add(name, "removed_on", "before entered_on", (df["removed_on"] < df["entered_on"]).to_numpy())
     if name == "annual_reports":
-        year = df["year"].to_numpy(dtype="float64", na_value=1970).astype(np.int64)
-        next_year = (year - 1969).astype("datetime64[Y]").astype("datetime64[s]")  # 1 January of year + 1
-        f.add(name, "filed_on", "filed before the report year ended", df["filed_on"].to_numpy() < next_year)
+        year = np.clip(df["year"].to_numpy(dtype="int64", na_value=1970), 1900, 2101)
+        filed = df["filed_on"].to_numpy(dtype="datetime64[s]").view(np.int64)
+        f.add(name, "filed_on", "filed before the report year ended", (filed != _NAT) & (filed < _NEXT_JAN1[year - 1900]))
         f.add(name, "year", "duplicate (entity_id, year)", _duplicated(key, df["year"]))
     if name == "tax_ratings":
         f.add(name, "year", "duplicate (entity_id, year)", _duplicated(key, df["year"]))
@@ -797,10 +837,12 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     for name in TABLES:  # tables without rows have no runs yet
         f.runs.setdefault(name, _Runs(pa.array([], pa.large_string()), None))
     match = _lookup(f.runs)
-    _check_entities(ent, f, as_of_ts, match.dup)
-    ent_bad = f.bad_rows("entities", len(ent))
+    _check_entities(ent, f, as_of_ts, match.dup, f.runs["entities"].values)
+    # position -1 (no entity) reads the appended last element: not a rejected entity, no date
+    known = np.append(~f.bad_rows("entities", len(ent)), True)
+    est = np.append(ent["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))
     for name in EVENT_TABLES:
-        _check_events(name, typed[name], ent, ~ent_bad, f, as_of_ts, match.pos[name], match.key[name])
+        _check_events(name, typed[name], known, est, f, as_of_ts, match.pos[name], match.key[name])
     positions = match.pos
     problems = f.problems()
     if strict and problems:
