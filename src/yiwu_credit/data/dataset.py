@@ -13,7 +13,9 @@ by standard), blank cells are missing, zoned timestamps become Asia/Shanghai dat
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,7 +30,14 @@ from . import uscc
 from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
 from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, ZONED, parse_as_of
 from .io import write_table
-from .sources.files import RawTable, Unreadable, apply_headers, find_table, read_table_file
+from .sources.files import (
+    EXTENSIONS,
+    RawTable,
+    Unreadable,
+    apply_headers,
+    find_table,
+    read_table_file,
+)
 from .sources.profile import Profile, load_profile
 
 __all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
@@ -583,13 +592,6 @@ class _RunKeys:
     lengths: np.ndarray | None
 
 
-def _lookup(runs: dict[str, _Runs]) -> _Lookup:
-    """Match entity ids across tables: by a 64-bit hash of the 18 bytes when every entity id is
-    18 bytes long and distinct (a USCC; each match verified byte for byte), else by Arrow's
-    dictionary encoding of every distinct id."""
-    return _lookup_fixed(runs) or _lookup_dictionary(runs)
-
-
 _MIX = np.array([0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9], dtype=np.uint64)
 
 
@@ -619,26 +621,34 @@ def _byte_lengths(arr: pa.Array) -> np.ndarray:
     return np.diff(off)
 
 
-def _lookup_fixed(runs: dict[str, _Runs]) -> _Lookup | None:
-    ent = runs["entities"]
-    if not len(ent.values) or ent.values.null_count:
-        return None
-    we = _words(ent.values)
-    if we is None:
-        return None
-    we = tuple(np.ascontiguousarray(w) for w in we)  # gathered at random below: aligned and dense
-    index = pd.Index(_hash(we))
-    if not index.is_unique:  # duplicate ids (or, once in 2**64, a collision): the general path
-        return None
-    n_ent = len(ent.values)
-    pos, key = {}, {}
-    for name in EVENT_TABLES:
-        r = runs[name]
-        v = r.values
+class _HashedIndex:
+    """Entity ids that are all 18 bytes long and distinct (USCCs), matched by a 64-bit hash of
+    their bytes, each match verified byte for byte. :meth:`build` gives None otherwise (then
+    :func:`_lookup_dictionary` matches every table at once)."""
+
+    def __init__(self, words: tuple[np.ndarray, ...], index: pd.Index) -> None:
+        self.words, self.index = words, index
+
+    @classmethod
+    def build(cls, ent: _Runs) -> _HashedIndex | None:
+        if not len(ent.values) or ent.values.null_count:
+            return None
+        we = _words(ent.values)
+        if we is None:
+            return None
+        we = tuple(np.ascontiguousarray(w) for w in we)  # gathered at random below: aligned and dense
+        index = pd.Index(_hash(we))
+        if not index.is_unique:  # duplicate ids (or, once in 2**64, a collision): the general path
+            return None
+        return cls(we, index)
+
+    def match(self, r: _Runs) -> tuple[np.ndarray, _RunKeys]:
+        """Each row's entity position (-1: none) and the integer keys of its id."""
+        we, v, n_ent = self.words, r.values, len(self.index)
         fixed = v.is_valid().to_numpy(zero_copy_only=False) & (_byte_lengths(v) == 18)
         at = np.flatnonzero(fixed)
         wv = _words(v if len(at) == len(v) else v.filter(pa.array(fixed)))
-        p = index.get_indexer(_hash(wv)).astype(np.int64)
+        p = self.index.get_indexer(_hash(wv)).astype(np.int64)
         hit = np.flatnonzero(p >= 0)
         q = p[hit]
         same = (we[0][q] == wv[0][hit]) & (we[1][q] == wv[1][hit]) & (we[2][q] == wv[2][hit])
@@ -650,11 +660,12 @@ def _lookup_fixed(runs: dict[str, _Runs]) -> _Lookup | None:
         if unmatched.any():  # ids not among the entities: numbered after them, null included
             enc = pc.dictionary_encode(v.filter(pa.array(unmatched)), null_encoding="encode")
             key_run[unmatched] = n_ent + enc.indices.to_numpy(zero_copy_only=False)
-        pos[name], key[name] = r.expand(pos_run), _RunKeys(key_run, r.lengths)
-    return _Lookup(np.zeros(n_ent, dtype=bool), pos, key)
+        return r.expand(pos_run), _RunKeys(key_run, r.lengths)
 
 
 def _lookup_dictionary(runs: dict[str, _Runs]) -> _Lookup:
+    """Match entity ids across all tables at once with Arrow's dictionary encoding of every
+    distinct id (the general path: any ids, duplicates included)."""
     ent = runs["entities"]  # never in runs: one value per row
     parts = [ent.values, *(runs[n].values for n in EVENT_TABLES)]
     enc = pc.dictionary_encode(pa.concat_arrays([a.cast(pa.large_string()) for a in parts]), null_encoding="encode")
@@ -743,26 +754,76 @@ def _check_events(name: str, df: pd.DataFrame, known: np.ndarray, established: n
         f.add(name, "year", "duplicate (entity_id, year)", _duplicated(key, df["year"]))
 
 
-def _read_directory(path: Path, prof: Profile, encoding: str | None, f: _Findings) -> dict[str, RawTable]:
-    """Each table's file in ``path``; problems that stop loading go to ``f.fatal``."""
-    if not path.is_dir():
-        raise DataValidationError([Problem("dataset", None, f"directory not found: {path}")])
-    out: dict[str, RawTable] = {}
-    for name, table in TABLES.items():
-        names = prof.tables[name].names
-        p = find_table(path, names, name, f.fatal)
-        if p is None:
-            if table.required and not any(pr.table == name for pr in f.fatal):
-                f.fatal.append(Problem(name, None, f"file not found: {' or '.join(names)} "
-                                                   f"(.csv, .csv.gz, .xlsx or .parquet) in {path}"))
-            continue
+def _read_file(path: Path, name: str, prof: Profile, encoding: str | None) -> tuple[RawTable | None, list[Problem]]:
+    """Table ``name``'s file in directory ``path``, and the problems that stop loading."""
+    fatal: list[Problem] = []
+    names = prof.tables[name].names
+    p = find_table(path, names, name, fatal)
+    if p is None:
+        if TABLES[name].required and not fatal:
+            fatal.append(Problem(name, None, f"file not found: {' or '.join(names)} "
+                                             f"(.csv, .csv.gz, .xlsx or .parquet) in {path}"))
+        return None, fatal
+    try:
+        return read_table_file(p, name, prof, encoding), fatal
+    except Unreadable as e:
+        fatal.append(Problem(name, None, f"cannot read {p.name}: {e}"))
+    except Exception as e:  # a corrupt file: name it and what the reader said
+        fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
+    return None, fatal
+
+
+def _file_size(path: Path, name: str, prof: Profile) -> int:
+    sizes = [(path / f"{n}{ext}").stat().st_size for n in prof.tables[name].names for ext in EXTENSIONS
+             if (path / f"{n}{ext}").is_file()]
+    return max(sizes, default=0)
+
+
+def _workers() -> int:
+    try:
+        n = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        n = os.cpu_count() or 1
+    return max(1, min(n, 4))
+
+
+@dataclass
+class _Prepared:
+    """One table read and typed in a worker; its findings merge in table order afterwards."""
+
+    raw: RawTable | None
+    fatal: list[Problem]
+    typed: pd.DataFrame | None = None
+    findings: _Findings = field(default_factory=lambda: _Findings())
+    error: Exception | None = None
+
+
+def _prepare_tables(read: Callable[[str], tuple[RawTable | None, list[Problem]]], prof: Profile,
+                    order: list[str]) -> dict[str, _Prepared]:
+    """Read and type every table, the largest first, on up to one thread per core (Arrow and numpy
+    release the GIL). Deterministic: each table has its own findings, merged by the caller."""
+
+    def one(name: str) -> _Prepared:
+        r, fatal = read(name)
+        out = _Prepared(r, fatal)
+        if r is None or fatal or (name == "entities" and len(r.df) == 0 and not r.malformed):
+            return out
         try:
-            out[name] = read_table_file(p, name, prof, encoding)
-        except Unreadable as e:
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {e}"))
-        except Exception as e:  # a corrupt file: name it and what the reader said
-            f.fatal.append(Problem(name, None, f"cannot read {p.name}: {type(e).__name__}: {e}"))
-    return out
+            out.typed = _coerce(TABLES[name], r.df, out.findings, prof)
+        except Exception as e:  # raised by the caller, unless loading stops on a fatal problem anyway
+            out.error = e
+        return out
+
+    return _in_parallel(one, order)
+
+
+def _in_parallel(fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
+    """``{name: fn(name)}``, computed on up to one thread per core in the order given."""
+    workers = min(_workers(), len(names))
+    if workers <= 1:
+        return {name: fn(name) for name in names}
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="yiwu-load") as pool:
+        return dict(zip(names, pool.map(fn, names), strict=True))
 
 
 def _read_database(url: str, prof: Profile, f: _Findings) -> dict[str, RawTable]:
@@ -816,34 +877,65 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     as_of_ts = parse_as_of(as_of) if as_of is not None else None
     prof = load_profile(profile)
     f = _Findings()
-    tables = _read_database(location, prof, f) if "://" in location else _read_directory(Path(path), prof, encoding, f)
-    raw: dict[str, pd.DataFrame] = {}
+    if "://" in location:
+        tables = _read_database(location, prof, f)
+        read, order = (lambda name: (tables.get(name), [])), list(TABLES)
+    else:
+        directory = Path(path)
+        if not directory.is_dir():
+            raise DataValidationError([Problem("dataset", None, f"directory not found: {directory}")])
+        read = lambda name: _read_file(directory, name, prof, encoding)  # noqa: E731
+        order = sorted(TABLES, key=lambda name: -_file_size(directory, name, prof))
+    prepared = _prepare_tables(read, prof, order)
+    for name in TABLES:
+        f.fatal += prepared[name].fatal
+    typed: dict[str, pd.DataFrame] = {}
     for name, table in TABLES.items():
-        r = tables.get(name)
+        t = prepared[name]
+        r = t.raw
         if r is None:
-            raw[name] = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.column_names})
+            empty = pd.DataFrame({c: pd.Series([], dtype=object) for c in table.column_names})
+            typed[name] = _coerce(table, empty, t.findings, prof)
             continue
         if name == "entities" and len(r.df) == 0 and not r.malformed:
             f.fatal.append(Problem(name, None, f"no rows: {r.file} has a header but no data"))
             continue
-        raw[name], f.rows[name], f.files[name] = r.df, r.rows, r
+        f.rows[name], f.files[name] = r.rows, r
         if r.malformed:
             f.malformed[name] = r.malformed
     if f.fatal:
         raise DataValidationError(f.fatal)
+    for name in TABLES:
+        t = prepared[name]
+        if t.error is not None:
+            raise t.error
+        typed.setdefault(name, t.typed)
+        f.items += t.findings.items
+        f.notes += t.findings.notes
+        f.runs.update(t.findings.runs)
 
-    typed = {name: _coerce(TABLES[name], raw[name], f, prof) for name in TABLES}
     ent = typed["entities"]
     for name in TABLES:  # tables without rows have no runs yet
         f.runs.setdefault(name, _Runs(pa.array([], pa.large_string()), None))
-    match = _lookup(f.runs)
-    _check_entities(ent, f, as_of_ts, match.dup, f.runs["entities"].values)
+    hashed = _HashedIndex.build(f.runs["entities"])
+    match = None if hashed is not None else _lookup_dictionary(f.runs)
+    _check_entities(ent, f, as_of_ts, np.zeros(len(ent), dtype=bool) if match is None else match.dup,
+                    f.runs["entities"].values)
     # position -1 (no entity) reads the appended last element: not a rejected entity, no date
     known = np.append(~f.bad_rows("entities", len(ent)), True)
     est = np.append(ent["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))
+
+    def check(name: str) -> tuple[np.ndarray, _Findings]:
+        pos, key = hashed.match(f.runs[name]) if hashed is not None else (match.pos[name], match.key[name])
+        sub = _Findings()
+        _check_events(name, typed[name], known, est, sub, as_of_ts, pos, key)
+        return pos, sub
+
+    checked = _in_parallel(check, sorted(EVENT_TABLES, key=lambda name: -len(typed[name])))
+    positions = {}
     for name in EVENT_TABLES:
-        _check_events(name, typed[name], known, est, f, as_of_ts, match.pos[name], match.key[name])
-    positions = match.pos
+        positions[name], sub = checked[name]
+        f.items += sub.items
     problems = f.problems()
     if strict and problems:
         raise DataValidationError(problems)
