@@ -8,7 +8,7 @@ on disk by ``common.world_dir``) it times, interleaved so that machine load hits
 * ``load_dataset``: the validated :class:`Dataset` (strict, no ``as_of``);
 
 and reports medians, minima, the ratio ``load_dataset / pyarrow_read`` and the peak RSS each
-step adds. ``--profile`` adds the top functions of one load (cProfile) and, when ``py-spy`` is
+step adds. ``--profile`` adds the top functions of one load on one thread (cProfile) and, when ``py-spy`` is
 on PATH, a flame graph ``results/loading_flame_<n>.svg``. Results: ``results/loading.{md,json}``
 and a row per figure in ``results/history.csv``.
 
@@ -75,10 +75,17 @@ def run_size(n: int, repeat: int, profile: bool) -> dict:
 
 
 def _profile(d: Path, n: int) -> dict:
-    prof = cProfile.Profile()
-    prof.enable()
-    load_dataset(d)
-    prof.disable()
+    from yiwu_credit.data import dataset
+
+    workers = dataset._workers
+    dataset._workers = lambda: 1  # cProfile sees only its own thread: profile the work on one
+    try:
+        prof = cProfile.Profile()
+        prof.enable()
+        load_dataset(d)
+        prof.disable()
+    finally:
+        dataset._workers = workers
     out = io.StringIO()
     pstats.Stats(prof, stream=out).sort_stats("tottime").print_stats(15)
     text = out.getvalue()
@@ -110,7 +117,8 @@ def markdown(results: list[dict], info: dict) -> str:
         lines += ["", "Ratios: " + ", ".join(f"{k} = {v:.2f}" for k, v in r["ratios"].items()), ""]
         if "profile" in r:
             p = r["profile"]
-            lines += ["Where one load spends its time (cProfile, top 15 by own time):", "", "```",
+            lines += ["Where one load spends its time (cProfile of a load on one thread, top 15 by own time; "
+                      "the flame graph samples the real, threaded load):", "", "```",
                       p["cprofile_top_tottime"], "```", ""]
             if p["flame_graph"]:
                 lines += [f"Flame graph (py-spy): [{p['flame_graph']}]({p['flame_graph']})", ""]

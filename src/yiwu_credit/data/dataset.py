@@ -346,10 +346,8 @@ def _printable_ascii(arr: pa.Array) -> bool | None:
     whether any has a lower-case letter; None when some are not."""
     if not len(arr):
         return None
-    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset: arr.offset + len(arr) + 1]
-    data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0]: off[-1]] if arr.buffers()[2] is not None \
-        else np.zeros(0, np.uint8)
+    off, data = uscc.string_buffers(arr)
+    data = data[off[0]: off[-1]]
     if len(data) and (data.min() <= 0x20 or data.max() >= 0x7F):
         return None
     return bool(((data >= ord("a")) & (data <= ord("z"))).any())
@@ -614,11 +612,7 @@ def _hash(w: tuple[np.ndarray, np.ndarray, np.ndarray]) -> np.ndarray:
 
 
 def _byte_lengths(arr: pa.Array) -> np.ndarray:
-    if not len(arr):
-        return np.zeros(0, dtype=np.int64)
-    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    off = np.frombuffer(arr.buffers()[1], dtype=kind)[arr.offset: arr.offset + len(arr) + 1]
-    return np.diff(off)
+    return np.diff(uscc.string_buffers(arr)[0])
 
 
 class _HashedIndex:

@@ -106,43 +106,21 @@ def _as_arrow(codes: Iterable[str] | pd.Series | pa.Array | pa.ChunkedArray) -> 
     return pa.array([x if isinstance(x, str) else None for x in values], type=pa.large_string())
 
 
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's value offsets (n + 1) and the bytes they index, as numpy views (no copy)."""
+    if not len(arr):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    bufs = arr.buffers()
+    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=kind)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return off, data
+
+
 def fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
     """The bytes of a string array whose values are all ``width`` bytes long, as an (n, width)
     uint8 view of its data buffer; None when they are not (non-ASCII characters take more bytes)."""
-    if not len(arr):
-        return np.zeros((0, width), dtype=np.uint8)
-    offsets_type = np.int64 if pa.types.is_large_string(arr.type) else np.int32
-    bufs = arr.buffers()
-    off = np.frombuffer(bufs[1], dtype=offsets_type)[arr.offset: arr.offset + len(arr) + 1]
+    off, data = string_buffers(arr)
     if off[-1] - off[0] != width * len(arr):
         return None
-    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
     return data[off[0]: off[-1]].reshape(-1, width)
-
-
-def generate(
-    n: int,
-    rng: np.random.Generator,
-    entity_type: Iterable[str] | str = "enterprise",
-    division: str = YIWU_DIVISION,
-) -> np.ndarray:
-    """Generate ``n`` valid, distinct-with-high-probability codes for a division.
-
-    ``entity_type`` (one per code, or one for all) sets positions 1-2 (91/92/93). The 9-char
-    organisation part is random from the charset. Returns an array of str, shape (n,).
-    """
-    if isinstance(entity_type, str):
-        types = np.full(n, entity_type, dtype=object)
-    else:
-        types = np.asarray(list(entity_type), dtype=object)
-    prefix = np.array([ENTITY_TYPE_PREFIX[t] for t in pd.unique(types)])
-    lookup = dict(zip(pd.unique(types), prefix, strict=True))
-    pre = np.array([[_VALUE[c] for c in lookup[t] + division] for t in lookup], dtype=np.int64)
-    pre_idx = pd.Categorical(types, categories=list(lookup)).codes
-    body = np.empty((n, 17), dtype=np.int64)
-    body[:, :8] = pre[pre_idx]
-    body[:, 8:] = rng.integers(0, 31, size=(n, 9))
-    check = (31 - (body @ WEIGHTS) % 31) % 31
-    chars = np.frombuffer(CHARSET.encode(), dtype=np.uint8)
-    full = np.concatenate([chars[body], chars[check][:, None]], axis=1)
-    return full.view("S18").ravel().astype(str)
