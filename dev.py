@@ -3,7 +3,7 @@
 
     python3 dev.py demo    # create .venv, install, run the main job on built-in defaults
     python3 dev.py test    # create .venv, install with test extras, lint and run the tests
-    python3 dev.py bench   # run the benchmarks (writes benchmarks/results/)
+    python3 dev.py bench   # run the benchmarks (writes benchmarks/results/, appends history.csv)
 """
 
 from __future__ import annotations
@@ -45,9 +45,10 @@ def main(argv: list[str]) -> int:
             install("test")
             run(PY, "-m", "ruff", "check", "src", "tests", "benchmarks", "notebooks", "dev.py")
             run(PY, "-m", "pytest", *rest)
-        elif task == "bench":
+        elif task == "bench":  # each appends its key figures to benchmarks/results/history.csv
             install("test,dask")
             run(PY, "benchmarks/run.py", *rest)
+            run(PY, "benchmarks/bench_loading.py", "--profile")
         else:
             print(__doc__)
             return 0 if task in ("help", "-h", "--help") else 2

@@ -1,12 +1,17 @@
-"""Shared benchmark helpers: timing with medians, CPU time, per-stage peak RSS, machine info."""
+"""Shared benchmark helpers: timing with medians, CPU time, per-stage peak RSS, machine info,
+cached synthetic worlds and the results history (``results/history.csv``)."""
 
 from __future__ import annotations
 
+import csv
+import datetime
 import json
 import os
 import platform
 import resource
+import shutil
 import statistics
+import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -90,3 +95,61 @@ def save(name: str, payload: dict) -> Path:
     tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False) + "\n")
     os.replace(tmp, p)
     return p
+
+
+#: Where generated worlds are kept between runs (``YIWU_BENCH_CACHE`` overrides); generating 3M
+#: entities takes minutes, reading them back seconds.
+CACHE = Path(os.environ.get("YIWU_BENCH_CACHE", "/tmp/yiwu_worlds"))
+HISTORY = RESULTS / "history.csv"
+HISTORY_COLUMNS = ["date", "commit", "bench", "n_entities", "metric", "value"]
+
+
+def world_dir(n: int, cache: Path = CACHE, seed: int = 2022) -> Path:
+    """The Parquet dataset of ``synth.generate(n, seed)``, generated once and cached on disk
+    (written to a temporary folder, then renamed, so a half-written world is never reused)."""
+    from yiwu_credit.data import synth
+
+    out = cache / (f"w{n}" if seed == 2022 else f"w{n}_s{seed}")
+    if (out / "entities.parquet").is_file():
+        return out
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = cache / f".{out.name}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    synth.generate(n, seed=seed).dataset.save(tmp, format="parquet")
+    shutil.rmtree(out, ignore_errors=True)
+    os.replace(tmp, out)
+    return out
+
+
+def git_commit() -> str:
+    """Short commit of the working tree, with ``+dirty`` when it has uncommitted changes."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True,
+                             check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                ":!benchmarks/results"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def record_history(bench: str, figures: dict[int, dict[str, float]]) -> Path:
+    """Append one row per (size, metric) to ``results/history.csv`` (date, commit, bench,
+    n_entities, metric, value), so that a regression shows against earlier runs."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    date = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    commit = git_commit()
+    old = HISTORY.read_text(encoding="utf-8") if HISTORY.is_file() else ""
+    tmp = HISTORY.with_suffix(".csv.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as fh:  # rewritten whole, then renamed: atomic
+        fh.write(old)
+        w = csv.writer(fh)
+        if not old:
+            w.writerow(HISTORY_COLUMNS)
+        for n, metrics in figures.items():
+            for metric, value in metrics.items():
+                w.writerow([date, commit, bench, n, metric, f"{value:.6g}"])
+    os.replace(tmp, HISTORY)
+    return HISTORY

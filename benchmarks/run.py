@@ -4,10 +4,13 @@ For each size (default 100,000 and 1,000,000 entities) it measures, as the media
 runs: load (Parquet → validated Dataset), features, the model stage, tiers and overrides, reason
 codes for the entities that need them, plan and draw — wall seconds, CPU seconds, throughput
 and peak RSS — and in the same run the baselines: raw LightGBM ``Booster.predict`` on the same
-matrix, and a plain pandas groupby-per-window feature build. Results go to
-``benchmarks/results/hotpath_<n>.json`` and a markdown table ``benchmarks/results/hotpath.md``.
+matrix, a plain pandas groupby-per-window feature build, and a plain ``pyarrow.parquet.read_table``
+of the same files that ``load`` validates (ratio ``load_over_pyarrow_read``). Results go to
+``benchmarks/results/hotpath_<n>.json``, a markdown table ``benchmarks/results/hotpath.md`` and a
+row per key figure in ``benchmarks/results/history.csv`` (date, commit, figure), so a regression
+shows against earlier runs. ``--fresh`` generates the worlds anew instead of the disk cache.
 
-    python benchmarks/run.py [--sizes 100000 1000000] [--repeat 3]
+    python benchmarks/run.py [--sizes 100000 1000000] [--repeat 3] [--fresh]
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, machine, measure, save  # noqa: E402
+from common import RESULTS, machine, measure, record_history, save, world_dir  # noqa: E402
 
 from yiwu_credit.data import synth  # noqa: E402
 from yiwu_credit.data.dataset import load_dataset  # noqa: E402
@@ -86,16 +89,24 @@ def single_entity(ds, bundle, k: int = 500) -> dict:
             "events_per_entity_mean": float(np.mean([sum(map(len, ev.values())) for _, ev in cases]))}
 
 
-def run_size(n: int, repeat: int, work: Path, latency: bool = False) -> dict:
+def run_size(n: int, repeat: int, work: Path, latency: bool = False, fresh: bool = False) -> dict:
+    import pyarrow.parquet as pq
+
     res: dict = {"n_entities": n}
     stages: dict = {}
-    stages["synth_generate"], world = measure(lambda: synth.generate(n, seed=2022), 1)
-    res["n_event_rows"] = int(sum(v[0] for k, v in world.dataset.counts.items() if k != "entities"))
-    data_dir = world.dataset.save(work / f"ds{n}", format="parquet")
-    del world
+    if fresh:
+        stages["synth_generate"], world = measure(lambda: synth.generate(n, seed=2022), 1)
+        data_dir = world.dataset.save(work / f"ds{n}", format="parquet")
+        del world
+    else:
+        data_dir = world_dir(n)  # generated once, then cached on disk
     bundle = load_bundle()
 
-    stages["load"], ds = measure(lambda: load_dataset(data_dir), repeat=1)
+    files = sorted(data_dir.glob("*.parquet"))
+    # row counts only: the tables are freed at once, so the next stage's peak RSS is its own
+    stages["baseline_pyarrow_read"], _ = measure(lambda: sum(pq.read_table(p).num_rows for p in files), repeat)
+    stages["load"], ds = measure(lambda: load_dataset(data_dir), repeat)
+    res["n_event_rows"] = int(sum(v[0] for k, v in ds.counts.items() if k != "entities"))
     stages["features"], X = measure(lambda: build_features(ds, AS_OF, bundle.catalogue, bundle.policy), repeat)
     stages["baseline_groupby_per_window"], _ = measure(lambda: baseline_features(ds, AS_OF, bundle.catalogue), repeat)
     model = bundle.model
@@ -134,6 +145,7 @@ def run_size(n: int, repeat: int, work: Path, latency: bool = False) -> dict:
         st["throughput_per_s"] = n / st["wall_s"] if st["wall_s"] > 0 else None
     res["stages"] = stages
     res["ratios"] = {
+        "load_over_pyarrow_read": stages["load"]["wall_s"] / stages["baseline_pyarrow_read"]["wall_s"],
         "model_stage_over_raw_predict": stages["model_stage"]["wall_s"] / stages["baseline_raw_booster_predict"]["wall_s"],
         "baseline_groupby_over_features": stages["baseline_groupby_per_window"]["wall_s"] / stages["features"]["wall_s"],
         "reasons_over_raw_predict_per_entity": (stages["reasons"]["wall_s"] / max(int(need.sum()), 1))
@@ -146,7 +158,12 @@ def run_size(n: int, repeat: int, work: Path, latency: bool = False) -> dict:
 def markdown(results: list[dict], info: dict) -> str:
     lines = ["# Hot-path benchmarks", "",
              f"Medians of several runs (end-to-end rows: one run). Machine: {info['cpu_count']} cores, {info['platform']}, Python {info['python']}; "
-             f"versions {info['versions']}; threads {info['threads']}.", ""]
+             f"versions {info['versions']}; threads {info['threads']}.",
+             "", "`load` is validated loading (`load_dataset`); `baseline_pyarrow_read` is a plain "
+             "`pyarrow.parquet.read_table` of the same files in the same run (target: load ≤ 2× that read). "
+             "The machine is shared: compare ratios measured in the same run, not absolute seconds across runs. "
+             "Every run appends its key figures to [history.csv](history.csv) (date, commit, bench, "
+             "n_entities, metric, value); see also [loading.md](loading.md) and [cost_curve.md](cost_curve.md).", ""]
     for r in results:
         lines += [f"## {r['n_entities']:,} entities, {r['n_event_rows']:,} event rows, campaign of "
                   f"{r['campaign_n']:,}", "",
@@ -167,16 +184,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--fresh", action="store_true", help="generate the worlds anew (and time it)")
     a = ap.parse_args(argv)
     info = machine()
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for n in a.sizes:
-            r = run_size(n, a.repeat, Path(tmp), latency=(n == min(a.sizes)))
+            r = run_size(n, a.repeat, Path(tmp), latency=(n == min(a.sizes)), fresh=a.fresh)
             results.append(r)
             save(f"hotpath_{n}", {"machine": info, **r})
             print(f"{n:,} entities: " + ", ".join(f"{k} {v['wall_s']:.2f}s" for k, v in r["stages"].items()), flush=True)
     (RESULTS / "hotpath.md").write_text(markdown(results, info))
+    record_history("hotpath", {r["n_entities"]: {
+        "load_s": r["stages"]["load"]["wall_s"], "pyarrow_read_s": r["stages"]["baseline_pyarrow_read"]["wall_s"],
+        "load_over_pyarrow_read": r["ratios"]["load_over_pyarrow_read"],
+        "features_s": r["stages"]["features"]["wall_s"], "end_to_end_score_s": r["stages"]["end_to_end_score"]["wall_s"],
+        "load_to_draw_s": r["stages"]["end_to_end_load_to_draw"]["wall_s"],
+        "load_to_draw_peak_rss_gib": r["stages"]["end_to_end_load_to_draw"]["peak_rss_gib"]} for r in results})
     print(f"results in {RESULTS}")
     return 0
 

@@ -22,15 +22,19 @@ import signal
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from ..errors import OutputError
 
+if TYPE_CHECKING:  # pragma: no cover
+    from matplotlib.figure import Figure
+
 __all__ = [
     "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas", "parse_toml", "read_table",
-    "restore_formulas", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text", "write_xlsx",
+    "restore_formulas", "save_figure", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text", "write_xlsx",
 ]
 
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
@@ -106,6 +110,20 @@ def parse_toml(text: str, source: str) -> dict:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{source}: not valid TOML: {e}") from None
+
+
+def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:
+    """Write a matplotlib figure atomically (format from the suffix) and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=path.suffix.lstrip(".") or "png", dpi=dpi)
+    finally:
+        plt.close(fig)
+    return path
 
 
 def write_text(path: str | os.PathLike, text: str, encoding: str = "utf-8") -> Path:

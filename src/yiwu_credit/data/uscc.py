@@ -12,6 +12,13 @@ from collections.abc import Iterable
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+__all__ = [
+    "CHARSET", "WEIGHTS", "ENTITY_TYPE_PREFIX", "YIWU_DIVISION", "check_char",
+    "is_valid", "invalid_reasons", "generate",
+]
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 WEIGHTS = np.array([pow(3, i, 31) for i in range(17)], dtype=np.int64)
@@ -19,10 +26,10 @@ _VALUE = {c: i for i, c in enumerate(CHARSET)}
 _LUT = np.full(256, -1, dtype=np.int64)
 for _c, _v in _VALUE.items():
     _LUT[ord(_c)] = _v
+_LUT8 = _LUT.astype(np.int8)
 
 #: Positions 1-2 for market entities (工商): enterprise, individual business, farmers' co-operative.
 ENTITY_TYPE_PREFIX = {"enterprise": "91", "individual": "92", "cooperative": "93"}
-PREFIX_ENTITY_TYPE = {v: k for k, v in ENTITY_TYPE_PREFIX.items()}
 YIWU_DIVISION = "330782"
 
 
@@ -44,36 +51,83 @@ def is_valid(code: str) -> bool:
     return check_char(code[:17]) == code[17]
 
 
-def invalid_reasons(codes: Iterable[str] | pd.Series) -> np.ndarray:
-    """Vectorised validation. Returns an object array: ``None`` for a valid code, else the reason.
+#: Why a code is invalid; :func:`reason_codes` returns 1-based positions in this tuple (0 = valid).
+REASONS = ("missing", "not 18 characters", "character outside the USCC set (no I, O, S, V, Z; upper case)",
+           "wrong check character")
 
-    Runs in O(n) numpy work (about 1 s per 10M codes), so it can check a city in one pass.
+
+def reason_codes(codes: Iterable[str] | pd.Series | pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Vectorised validation in Arrow and numpy: int8 per code, 0 if valid, else ``k`` for
+    ``REASONS[k - 1]``. Anything that is not a string is missing.
+
+    ASCII codes of 18 characters are checked as one (n, 18) byte matrix read straight from the
+    Arrow buffer (about 0.1 s per 10M codes); only codes with non-ASCII characters go one by one.
     """
-    s = pd.Series(codes, dtype=object)
-    out = np.full(len(s), None, dtype=object)
-    is_str = s.map(lambda x: isinstance(x, str)).to_numpy(dtype=bool)
-    out[~is_str] = "missing"
-    lens = np.zeros(len(s), dtype=np.int64)
-    lens[is_str] = s[is_str].str.len().to_numpy()
-    bad_len = is_str & (lens != 18)
-    out[bad_len] = "not 18 characters"
-    ok = is_str & ~bad_len
-    if ok.any():
-        joined = "".join(s[ok].tolist())
-        try:
-            raw = np.frombuffer(joined.encode("ascii"), dtype=np.uint8).reshape(-1, 18)
-            vals = _LUT[raw]
-            idx = np.flatnonzero(ok)
-        except UnicodeEncodeError:  # non-ASCII somewhere: fall back to the per-code path
-            idx = np.flatnonzero(ok)
-            vals = np.array([[_LUT[ord(c)] if ord(c) < 256 else -1 for c in x] for x in s[ok]], dtype=np.int64)
-        bad_char = (vals < 0).any(axis=1)
-        out[idx[bad_char]] = "character outside the USCC set (no I, O, S, V, Z; upper case)"
-        good = ~bad_char
-        check = (31 - (vals[good, :17] @ WEIGHTS) % 31) % 31
-        wrong = check != vals[good, 17]
-        out[idx[good][wrong]] = "wrong check character"
+    arr = _as_arrow(codes)
+    n = len(arr)
+    out = np.zeros(n, dtype=np.int8)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    lens = pc.utf8_length(arr).fill_null(0).to_numpy(zero_copy_only=False)
+    out[~valid] = 1
+    bad_len = valid & (lens != 18)
+    out[bad_len] = 2
+    ok = valid & ~bad_len
+    idx = np.flatnonzero(ok)
+    if not len(idx):
+        return out
+    sub = arr if len(idx) == n else arr.filter(pa.array(ok))
+    raw = fixed_width(sub, 18)
+    if raw is not None:
+        vals = _LUT8[raw]
+    else:  # non-ASCII somewhere: the characters one by one
+        vals = np.array([[_LUT[ord(c)] if ord(c) < 256 else -1 for c in x] for x in sub.to_pylist()],
+                        dtype=np.int8).reshape(-1, 18)
+    bad_char = (vals < 0).any(axis=1)
+    out[idx[bad_char]] = 3
+    total = np.zeros(len(vals), dtype=np.int32)
+    for i, w in enumerate(WEIGHTS.tolist()):  # column by column: no (n, 17) int64 temporaries
+        total += vals[:, i].astype(np.int32) * w
+    check = (31 - total % 31) % 31
+    out[idx[~bad_char & (check != vals[:, 17])]] = 4
     return out
+
+
+def invalid_reasons(codes: Iterable[str] | pd.Series | pa.Array) -> np.ndarray:
+    """Vectorised validation. Returns an object array: ``None`` for a valid code, else the reason."""
+    lookup = np.array([None, *REASONS], dtype=object)
+    return lookup[reason_codes(codes)]
+
+
+def _as_arrow(codes: Iterable[str] | pd.Series | pa.Array | pa.ChunkedArray) -> pa.Array:
+    """Codes as one Arrow string array; values that are not strings become nulls."""
+    if isinstance(codes, pa.ChunkedArray):
+        codes = codes.combine_chunks()
+    if isinstance(codes, pa.Array) and (pa.types.is_string(codes.type) or pa.types.is_large_string(codes.type)):
+        return codes
+    if isinstance(codes, pd.Series) and isinstance(codes.dtype, pd.StringDtype) and codes.dtype.storage == "pyarrow":
+        return _as_arrow(pa.array(codes))
+    values = codes.to_pylist() if isinstance(codes, pa.Array) else list(codes)
+    return pa.array([x if isinstance(x, str) else None for x in values], type=pa.large_string())
+
+
+def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string array's value offsets (n + 1) and the bytes they index, as numpy views (no copy)."""
+    if not len(arr):
+        return np.zeros(1, dtype=np.int64), np.zeros(0, dtype=np.uint8)
+    bufs = arr.buffers()
+    kind = np.int64 if pa.types.is_large_string(arr.type) else np.int32
+    off = np.frombuffer(bufs[1], dtype=kind)[arr.offset: arr.offset + len(arr) + 1]
+    data = np.frombuffer(bufs[2], dtype=np.uint8) if bufs[2] is not None else np.zeros(0, np.uint8)
+    return off, data
+
+
+def fixed_width(arr: pa.Array, width: int) -> np.ndarray | None:
+    """The bytes of a string array whose values are all ``width`` bytes long, as an (n, width)
+    uint8 view of its data buffer; None when they are not (non-ASCII characters take more bytes)."""
+    off, data = string_buffers(arr)
+    if off[-1] - off[0] != width * len(arr):
+        return None
+    return data[off[0]: off[-1]].reshape(-1, width)
 
 
 def generate(

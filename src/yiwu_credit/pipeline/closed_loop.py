@@ -51,7 +51,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
-from ..data.io import markdown_table
+from ..data.io import markdown_table, save_figure
 from ..data.synth import generate, simulate_results
 from ..features.build import NAT, build_features, day_array, pool, to_day
 from ..features.catalogue import Catalogue, load_catalogue
@@ -229,11 +229,7 @@ class LoopResult:
         fig.suptitle(f"Closed loop: {p['n_entities']:,} entities, budget {p['budget_rate']:.0%}/yr, "
                      f"seed {p['seed']}", fontsize=11)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 # ============================================================== the loop

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.io import markdown_table
+from ..data.io import markdown_table, save_figure
 from ..errors import PlanError
 from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
 from .policy import TIERS, Policy, load_policy, policy_from_raw
@@ -179,11 +179,7 @@ class Frontier:
             return None
         ax.set_title(f"Policy frontier: {self.params['population']:,} entities, n = {self.params['n']:,}", fontsize=10)
         fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
-        return path
+        return save_figure(fig, path)
 
 
 def candidate_plan(scored: pd.DataFrame, candidate: Candidate, budget: float | None = None, *,

@@ -38,7 +38,7 @@ class RawTable:
     """One table as read, before typing (see the module docstring)."""
 
     df: pd.DataFrame
-    rows: np.ndarray
+    rows: np.ndarray | None  # None: rows 1..n in order (nothing skipped)
     malformed: list[tuple[int, str | None, str]]
     file: str
     headers: dict[str, str] = field(default_factory=dict)  # contract column → source header
@@ -130,7 +130,8 @@ def _read_csv(p: Path, encoding: str | None, id_headers: tuple[str, ...] = ("ent
         raise
     df = pd.DataFrame({c: t.column(i).to_pandas() for i, c in enumerate(names)}) if names else pd.DataFrame()
     bad_rows = np.array(sorted(b[0] for b in bad), dtype=np.int64)
-    rows = np.setdiff1d(np.arange(1, len(df) + len(bad) + 1, dtype=np.int64), bad_rows, assume_unique=True)
+    rows = np.setdiff1d(np.arange(1, len(df) + len(bad) + 1, dtype=np.int64), bad_rows, assume_unique=True) \
+        if bad else None
     return RawTable(df, rows, bad, p.name, encoding="UTF-8" if enc == "utf-8" else enc.upper())
 
 
@@ -165,7 +166,7 @@ def _read_xlsx(p: Path, sheet: str | None) -> RawTable:
     width = len(names)
     body = [[_cell(v) for v in r[:width]] + [None] * (width - len(r)) for r in rows[1:]]
     df = pd.DataFrame(body, columns=names, dtype=object) if body else pd.DataFrame({c: [] for c in names}, dtype=object)
-    return RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), [], p.name, detail=f"xlsx, sheet {ws.name!r}")
+    return RawTable(df, None, [], p.name, detail=f"xlsx, sheet {ws.name!r}")
 
 
 def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None = None) -> RawTable:
@@ -174,8 +175,7 @@ def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None 
     Raises :class:`Unreadable` for a file that cannot be read, has missing or ambiguous
     columns, or (with ``strict_headers``) headers the profile does not know."""
     if p.suffix == ".parquet":
-        df = pd.read_parquet(p)
-        raw = RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), [], p.name, detail="parquet")
+        raw = RawTable(pd.read_parquet(p), None, [], p.name, detail="parquet")
     elif p.suffix == ".xlsx":
         raw = _read_xlsx(p, profile.tables[table].sheet)
     else:
