@@ -656,9 +656,12 @@ def _draw_prepare(part: pd.DataFrame, seed: Any, nranges: int) -> dict[str, Any]
     pi = plan_pi(df)
     ids = id_bytes(df.index)
     prep = prepare(pi, key_range(keys_of(ids, seed), nranges), nranges)
-    taken = ids.take(prep.order)
+    taken = ids.take(prep.order).to_arrow()
     b = prep.bounds
-    pieces = [(taken.to_arrow().slice(b[k], b[k + 1] - b[k]), prep.q[b[k]:b[k + 1]]) for k in range(nranges)]
+    # concat_arrays copies each slice into its own buffers: a pickled Arrow slice carries the whole
+    # parent buffer, so without it every piece sent to another worker held all the partition's ids
+    pieces = [(pa.concat_arrays([taken.slice(b[k], b[k + 1] - b[k])]), prep.q[b[k]:b[k + 1]].copy())
+              for k in range(nranges)]
     return {"stats": prep.stats, "pieces": pieces}
 
 
