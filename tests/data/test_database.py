@@ -23,6 +23,8 @@ from yiwu_credit.data.sources.dburl import sqlite_path
 from yiwu_credit.errors import OutputError, UsageError
 from yiwu_credit.features.build import build_features
 
+pytestmark = pytest.mark.slow   # a PostgreSQL server per session
+
 ALL = {n: n for n in TABLES}
 
 

@@ -55,6 +55,7 @@ def _first_position(ids: list[str | None], value: str | None) -> int:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ents=st.lists(ID_TEXT, min_size=1, max_size=12), events=st.lists(ID_TEXT, max_size=40),
        repeat=st.integers(1, 4))
+@pytest.mark.slow
 def test_entity_matching_equals_a_per_row_lookup(ents, events, repeat):
     events = [e for e in events for _ in range(repeat)]  # runs of equal ids, as tables come grouped
     ent_s, ent_runs = _runs(ents, grouped=False)
@@ -151,6 +152,7 @@ def _assert_same(a: dict, b: dict) -> None:
         assert np.array_equal(a["codes"][n], b["codes"][n])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("clean_entities", [False, True])
 def test_fast_paths_equal_the_general_path(world, tmp_path, monkeypatch, shuffle, clean_entities):
