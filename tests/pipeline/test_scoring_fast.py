@@ -199,7 +199,8 @@ def test_single_entity_reasons_equal_batch(world, bundle, scored):
 def test_timings_name_every_stage(world, bundle):
     t: dict = {}
     score_entities(world.dataset, AS_OF, bundle, reasons="none", timings=t)
-    assert set(t) == {"features", "model", "tiers_overrides", "reasons", "assemble"}
+    stages = {"features", "model", "tiers_overrides", "reasons", "assemble"}
+    assert set(t) == stages | {f"{s}_cpu" for s in stages}
     assert all(v >= 0 for v in t.values())
 
 
@@ -265,3 +266,16 @@ def test_compiled_without_the_extra_says_how_to_install(bundle, monkeypatch):
     monkeypatch.setattr(compiled, "available", lambda: False)
     with pytest.raises(ImportError, match=r"yiwu-credit\[fast\]"):
         CompiledTrees(bundle.model.learner_.booster)
+
+
+def test_reason_arrays_of_some_rows_equal_those_of_the_subset(bundle, X):
+    m = bundle.model
+    rows = np.arange(1, len(X), 3)
+    want = m.reason_arrays(X.iloc[rows])
+    for got in (m.reason_arrays(X, matrix=m.feature_matrix(X), rows=rows), m.reason_arrays(X, rows=rows)):
+        assert set(got) == set(want)
+        for c in want:
+            if c.endswith("_contrib"):
+                np.testing.assert_array_equal(got[c], want[c])
+            else:
+                assert list(got[c]) == list(want[c]), c

@@ -487,28 +487,32 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return pd.DataFrame(self.reason_arrays(X, k, method, matrix=matrix), index=index)
 
     def reason_arrays(self, X: Any, k: int | None = None, method: str = "path", *,
-                      matrix: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                      matrix: np.ndarray | None = None, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """:meth:`explain`'s columns as numpy arrays (texts and names as object arrays), for
-        callers that place them in a frame of their own."""
+        callers that place them in a frame of their own. ``rows``: explain only these row
+        positions of X (and of ``matrix``, its :meth:`feature_matrix`), without copying X."""
         k = self.n_reasons if k is None else k
-        vals = self.learner_.contrib(self._prepare(X, fitting=False) if matrix is None else matrix, method)
+        M = self._prepare(X, fitting=False) if matrix is None else matrix
+        if rows is not None:
+            M = M[rows] if matrix is not None else self._prepare(as_frame(X).iloc[rows], fitting=False)
+        vals = self.learner_.contrib(M, method)
         order, positive = top_reasons(vals, k)
         cat = load_catalogue(self.catalogue)
         feats = {f.name: f for f in cat.features}
         names = np.array(self.feature_names_in_, dtype=object)
         Xf = as_frame(X, list(self.feature_names_in_))
         out: dict[str, Any] = {}
-        rows = np.arange(len(vals))
+        at = np.arange(len(vals))
         for i in range(order.shape[1]):
             j, pos = order[:, i], positive[:, i]
-            contrib = vals[rows, j]
+            contrib = vals[at, j]
             zh = np.full(len(vals), None, dtype=object)
             en = np.full(len(vals), None, dtype=object)
             for fj in np.unique(j[pos]):
                 r = np.flatnonzero(pos & (j == fj))
                 f = names[fj]
                 # texts are per value: build them for the distinct values only
-                codes, uniques = pd.factorize(Xf[f].iloc[r], use_na_sentinel=False)
+                codes, uniques = pd.factorize(Xf[f].iloc[r if rows is None else rows[r]], use_na_sentinel=False)
                 if f in feats:
                     zh[r] = feats[f].reasons(uniques, "zh")[codes]
                     en[r] = feats[f].reasons(uniques, "en")[codes]

@@ -133,8 +133,9 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     tier_policy_sha256. ``warnings`` lists doubts about the run (stale data, partial histories).
     ``compiled``: predict with the trees compiled to native code (extra ``fast``, see
     :mod:`yiwu_credit.model.compiled`; the same probabilities to 1e-9); None: as the environment
-    variable ``YIWU_CREDIT_COMPILED`` says (off by default). ``timings``: a dict that receives the wall seconds of each stage (features, model,
-    tiers_overrides, reasons, assemble; for benchmarks).
+    variable ``YIWU_CREDIT_COMPILED`` says (off by default). ``timings``: a dict that receives
+    the wall seconds of each stage (features, model, tiers_overrides, reasons, assemble) and
+    their CPU seconds (``<stage>_cpu``), for benchmarks.
     """
     day = Day.parse(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
@@ -166,7 +167,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
             np.isin(rank, [TIERS.index(t) for t in REASON_TIERS]) | (overrides != ""))
         if need.any():
             rows = np.flatnonzero(need)
-            ex = m.reason_arrays(X.iloc[rows], k, matrix=M[rows])
+            ex = m.reason_arrays(X, k, matrix=M, rows=rows)
             for c in rcols:
                 if c in ex:
                     texts[c][need] = ex[c]
@@ -210,17 +211,19 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
 
 
 class _Clock:
-    """Wall seconds per stage into ``timings`` (a no-op without it): each call closes a stage."""
+    """Wall and CPU seconds per stage into ``timings`` (``stage`` and ``stage_cpu``; a no-op
+    without it): each call closes a stage."""
 
     def __init__(self, timings: dict[str, float] | None):
         self.timings = timings
-        self.t = time.perf_counter()
+        self.t, self.c = time.perf_counter(), time.process_time()
 
     def __call__(self, stage: str) -> None:
         if self.timings is not None:
-            now = time.perf_counter()
+            now, cpu = time.perf_counter(), time.process_time()
             self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
-            self.t = now
+            self.timings[stage + "_cpu"] = self.timings.get(stage + "_cpu", 0.0) + cpu - self.c
+            self.t, self.c = now, cpu
 
 
 class Scorer:
