@@ -503,25 +503,23 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         Xf = as_frame(X, list(self.feature_names_in_))
         out: dict[str, Any] = {}
         at = np.arange(len(vals))
+        zh = np.full(order.shape, None, dtype=object)
+        en = np.full(order.shape, None, dtype=object)
+        for fj in np.unique(order[positive]):  # texts per feature, for its distinct values only
+            r, i = np.nonzero(positive & (order == fj))
+            f = names[fj]
+            codes, uniques = pd.factorize(Xf[f].iloc[r if rows is None else rows[r]], use_na_sentinel=False)
+            if f in feats:
+                zh[r, i] = feats[f].reasons(uniques, "zh")[codes]
+                en[r, i] = feats[f].reasons(uniques, "en")[codes]
+            else:
+                zh[r, i] = en[r, i] = (f + "=" + pd.Series(uniques).astype(object).map(str)).to_numpy(dtype=object)[codes]
         for i in range(order.shape[1]):
             j, pos = order[:, i], positive[:, i]
-            contrib = vals[at, j]
-            zh = np.full(len(vals), None, dtype=object)
-            en = np.full(len(vals), None, dtype=object)
-            for fj in np.unique(j[pos]):
-                r = np.flatnonzero(pos & (j == fj))
-                f = names[fj]
-                # texts are per value: build them for the distinct values only
-                codes, uniques = pd.factorize(Xf[f].iloc[r if rows is None else rows[r]], use_na_sentinel=False)
-                if f in feats:
-                    zh[r] = feats[f].reasons(uniques, "zh")[codes]
-                    en[r] = feats[f].reasons(uniques, "en")[codes]
-                else:
-                    zh[r] = en[r] = (f + "=" + pd.Series(uniques).astype(object).map(str)).to_numpy(dtype=object)[codes]
             out[f"reason_{i + 1}"] = np.where(pos, names[j], None)
-            out[f"reason_{i + 1}_zh"] = zh
-            out[f"reason_{i + 1}_en"] = en
-            out[f"reason_{i + 1}_contrib"] = np.where(pos, contrib, np.nan)
+            out[f"reason_{i + 1}_zh"] = zh[:, i]
+            out[f"reason_{i + 1}_en"] = en[:, i]
+            out[f"reason_{i + 1}_contrib"] = np.where(pos, vals[at, j], np.nan)
         return out
 
     def feature_importance(self) -> pd.Series:

@@ -24,6 +24,7 @@ __all__ = ["SMALL_BATCH", "LGBLearner", "ScorecardLearner", "nonneg_logistic"]
 
 SMALL_BATCH = 20_000  # below this many rows, one thread: starting threads costs more than it saves
 _BLOCK = 4096  # rows per block of the path attribution
+_LEAF_BLOCK = 65_536  # rows per call for leaf indices (keeps the float64 (rows × trees) output small)
 
 
 class LGBLearner:
@@ -72,7 +73,12 @@ class LGBLearner:
             return self.booster.predict(X, pred_contrib=True, num_threads=nt)[:, :-1]
         if method != "path":
             raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
-        return self.contrib_from_leaves(self.leaves(X))
+        out = np.empty((len(X), len(self.names)))
+        for s in range(0, len(X), _LEAF_BLOCK):  # leaf indices a block at a time: no (n × trees) array
+            block = X[s:s + _LEAF_BLOCK]
+            leaves = self.booster.predict(block, pred_leaf=True, num_threads=nt)
+            out[s:s + _LEAF_BLOCK] = self.contrib_from_leaves(leaves[:, None] if leaves.ndim == 1 else leaves)
+        return out
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """Leaf index of each row in each tree, shape (n, n_trees) (int32, as LightGBM gives it)."""
