@@ -76,12 +76,13 @@ def run_current(data: Path, repeat: int) -> dict:
         p_default = res.scored["probability"].to_numpy()
         if fast:
             row["compiled_margin_s"] = _timed(lambda M=M: m.learner_.margin(M, compiled=True))[0]
+        del res, M  # each run's peak RSS is its own
+        if fast:
             tf: dict[str, float] = {}
             fw, _, frss, fres = _timed(lambda tf=tf: score_entities(ds, AS_OF, b, compiled=True, timings=tf))
             row.update({"compiled_total_s": fw, "compiled_model_s": tf["model"], "compiled_peak_rss_gib": frss})
             p_fast = fres.scored["probability"].to_numpy()
             del fres
-        del res, M
         runs.append(row)
         print(f"repeat {r + 1}/{repeat}: " + ", ".join(f"{k} {v:.3f}" for k, v in row.items()
                                                       if isinstance(v, float)), flush=True)

@@ -11,6 +11,7 @@ it less a constant (:meth:`base_margin`), and importances.
 from __future__ import annotations
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import lightgbm as lgb
 import numpy as np
@@ -24,7 +25,7 @@ __all__ = ["SMALL_BATCH", "LGBLearner", "ScorecardLearner", "nonneg_logistic"]
 
 SMALL_BATCH = 20_000  # below this many rows, one thread: starting threads costs more than it saves
 _BLOCK = 4096  # rows per block of the path attribution
-_LEAF_BLOCK = 65_536  # rows per call for leaf indices (keeps the float64 (rows × trees) output small)
+_LEAF_BLOCK = 32_768  # rows per call for leaf indices (keeps the float64 (rows × trees) output small)
 
 
 class LGBLearner:
@@ -74,10 +75,19 @@ class LGBLearner:
         if method != "path":
             raise ValueError(f"method must be 'path' or 'shap', got {method!r}")
         out = np.empty((len(X), len(self.names)))
-        for s in range(0, len(X), _LEAF_BLOCK):  # leaf indices a block at a time: no (n × trees) array
-            block = X[s:s + _LEAF_BLOCK]
-            leaves = self.booster.predict(block, pred_leaf=True, num_threads=nt)
+        self._tree_paths()  # built once, before any thread reads it
+
+        def block(s: int) -> None:  # leaf indices a block at a time: no (n × trees) array
+            leaves = self.booster.predict(X[s:s + _LEAF_BLOCK], pred_leaf=True, num_threads=1)
             out[s:s + _LEAF_BLOCK] = self.contrib_from_leaves(leaves[:, None] if leaves.ndim == 1 else leaves)
+
+        starts = range(0, len(X), _LEAF_BLOCK)
+        if nt > 1 and len(starts) > 1:  # blocks on the learner's threads (LightGBM and numpy release the GIL)
+            with ThreadPoolExecutor(max_workers=nt) as pool:
+                list(pool.map(block, starts))
+        else:
+            for s in starts:
+                block(s)
         return out
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
