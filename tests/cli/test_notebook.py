@@ -8,6 +8,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 
 
+@pytest.mark.slow
 def test_retrain_notebook_executes():
     path = Path(__file__).parents[2] / "notebooks" / "retrain.ipynb"
     nb = nbformat.read(path, as_version=4)

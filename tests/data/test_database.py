@@ -15,13 +15,15 @@ import pandas as pd
 import pytest
 
 from yiwu_credit import DataValidationError, load_dataset, synth
+from yiwu_credit.data.checks import coerce
 from yiwu_credit.data.contract import TABLES
-from yiwu_credit.data.dataset import _coerce
 from yiwu_credit.data.io import write_table
 from yiwu_credit.data.sources import database as db
 from yiwu_credit.data.sources.dburl import sqlite_path
 from yiwu_credit.errors import OutputError, UsageError
 from yiwu_credit.features.build import build_features
+
+pytestmark = pytest.mark.slow   # a PostgreSQL server per session
 
 ALL = {n: n for n in TABLES}
 
@@ -105,7 +107,7 @@ def _assert_same_tables(got: dict, frames) -> None:
         want = frames.table(n) if hasattr(frames, "table") else frames[n]
         assert got[n] is not None, n
         assert list(got[n].columns) == TABLES[n].column_names, n
-        pd.testing.assert_frame_equal(_coerce(TABLES[n], got[n]), _coerce(TABLES[n], want), obj=n)
+        pd.testing.assert_frame_equal(coerce(TABLES[n], got[n]), coerce(TABLES[n], want), obj=n)
 
 
 def test_postgres_round_trip_native_types(postgres_url, small):
@@ -174,7 +176,7 @@ def test_timestamptz_keeps_its_zone(postgres_url):
     col = got["received_on"]
     assert isinstance(col.dtype, pd.DatetimeTZDtype)
     assert col.iloc[0] == pd.Timestamp("2024-01-02 01:00", tz="UTC")
-    typed = _coerce(TABLES["complaints"], got)  # the loader's rule: Asia/Shanghai calendar days
+    typed = coerce(TABLES["complaints"], got)  # the loader's rule: Asia/Shanghai calendar days
     assert typed["received_on"].tolist() == [pd.Timestamp("2024-01-02"), pd.Timestamp("2024-03-01")]
 
 

@@ -17,6 +17,8 @@ from yiwu_credit.data.contract import TABLES
 from yiwu_credit.features.build import build_features
 from yiwu_credit.pipeline.scoring import score_entities
 
+pytestmark = pytest.mark.slow   # a PostgreSQL server per session
+
 AS_OF = "2026-01-01"
 pytest.importorskip("adbc_driver_postgresql")
 

@@ -12,9 +12,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from yiwu_credit import load_dataset
-from yiwu_credit.data import dataset as D
+from yiwu_credit.data import checks as C
+from yiwu_credit.data import dataset as dataset_module
 from yiwu_credit.data import uscc
-from yiwu_credit.data.contract import TABLES
+from yiwu_credit.data.contract import EVENT_TABLES, TABLES
+from yiwu_credit.data.dates import MAX_DATE, MIN_DATE
+from yiwu_credit.errors import DataValidationError
 
 CODES = uscc.generate(6, np.random.default_rng(1)).tolist()
 ID_TEXT = st.one_of(st.sampled_from(CODES), st.sampled_from([c.lower() for c in CODES]),
@@ -40,8 +43,8 @@ def test_uscc_reason_codes_match_the_per_code_rule(values):
     assert uscc.reason_codes(pa.array(values, pa.large_string())).tolist() == got.tolist()
 
 
-def _runs(values: list[str | None], grouped: bool) -> tuple[pd.Series, D._Runs]:
-    s, _, _, runs = D._ids(pd.Series(values, dtype="str"), grouped=grouped)
+def _runs(values: list[str | None], grouped: bool) -> tuple[pd.Series, C.Runs]:
+    s, _, _, runs = C._ids(pd.Series(values, dtype="str"), grouped=grouped)
     return s, runs
 
 
@@ -52,20 +55,21 @@ def _first_position(ids: list[str | None], value: str | None) -> int:
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(ents=st.lists(ID_TEXT, min_size=1, max_size=12), events=st.lists(ID_TEXT, max_size=40),
        repeat=st.integers(1, 4))
+@pytest.mark.slow
 def test_entity_matching_equals_a_per_row_lookup(ents, events, repeat):
     events = [e for e in events for _ in range(repeat)]  # runs of equal ids, as tables come grouped
     ent_s, ent_runs = _runs(ents, grouped=False)
     norm_ents = [None if pd.isna(x) else x for x in ent_s]
     runs = {"entities": ent_runs}
-    for name in D.EVENT_TABLES:
+    for name in EVENT_TABLES:
         runs[name] = _runs(events, grouped=True)[1]
     ev_s = _runs(events, grouped=False)[0]
     want = np.array([_first_position(norm_ents, None if pd.isna(x) else x) for x in ev_s], dtype=np.int64)
-    general = D._lookup_dictionary(runs)
+    general = C.lookup_dictionary(runs)
     want_dup = pd.Series(norm_ents, dtype=object).duplicated(keep=False).to_numpy() & ent_s.notna().to_numpy()
     assert np.array_equal(general.dup & ent_s.notna().to_numpy(), want_dup)  # as _check_entities uses it
-    hashed = D._HashedIndex.build(ent_runs)
-    for name in D.EVENT_TABLES:
+    hashed = C.HashedIndex.build(ent_runs)
+    for name in EVENT_TABLES:
         assert np.array_equal(general.pos[name], want)
         if hashed is not None:
             pos, key = hashed.match(runs[name])
@@ -85,11 +89,11 @@ def test_duplicate_entity_years_equal_pandas_duplicated(rows):
     years = pd.Series([r[1] for r in rows], dtype="Int64")
     want = pd.DataFrame({"e": ent, "y": years}).duplicated(["e", "y"], keep=False).to_numpy()
     keys = np.array(ent, dtype=np.int64)
-    assert np.array_equal(D._duplicated(D._RunKeys(keys, None), years), want)
+    assert np.array_equal(C._duplicated(C._RunKeys(keys, None), years), want)
     if rows:  # as runs: consecutive equal keys collapsed
         starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
         lengths = np.diff(starts, append=len(keys))
-        assert np.array_equal(D._duplicated(D._RunKeys(keys[starts], lengths), years), want)
+        assert np.array_equal(C._duplicated(C._RunKeys(keys[starts], lengths), years), want)
 
 
 @settings(max_examples=100, deadline=None)
@@ -101,9 +105,9 @@ def test_dates_floor_to_the_day_like_pandas_normalize(millis, unit):
     raw = pd.Series(np.array([np.datetime64("NaT") if v is None else np.datetime64(v, unit) for v in vals],
                              dtype=f"datetime64[{unit}]"))
     col = TABLES["penalties"].column("decided_on")
-    got, present = D._dates(TABLES["penalties"], col, raw, None)
+    got, present = C._dates(TABLES["penalties"], col, raw, None)
     ref = raw.astype("datetime64[s]").dt.normalize()
-    ref[(ref < D.MIN_DATE) | (ref > D.MAX_DATE)] = pd.NaT
+    ref[(ref < MIN_DATE) | (ref > MAX_DATE)] = pd.NaT
     pd.testing.assert_series_equal(got, ref.astype("datetime64[s]"), check_names=False)
     assert np.array_equal(present, raw.notna().to_numpy())
 
@@ -136,7 +140,7 @@ def _dirty(world, path, shuffle: bool):
 
 def _snapshot(ds) -> dict:
     return {"tables": {n: ds.table(n) for n in TABLES}, "rejects": ds.rejects, "counts": ds.counts,
-            "notes": ds.notes, "codes": {n: ds.entity_codes(n) for n in D.EVENT_TABLES}}
+            "notes": ds.notes, "codes": {n: ds.entity_codes(n) for n in EVENT_TABLES}}
 
 
 def _assert_same(a: dict, b: dict) -> None:
@@ -144,10 +148,11 @@ def _assert_same(a: dict, b: dict) -> None:
         pd.testing.assert_frame_equal(a["tables"][n], b["tables"][n], check_exact=True)
     pd.testing.assert_frame_equal(a["rejects"], b["rejects"], check_exact=True)
     assert a["counts"] == b["counts"] and a["notes"] == b["notes"]
-    for n in D.EVENT_TABLES:
+    for n in EVENT_TABLES:
         assert np.array_equal(a["codes"][n], b["codes"][n])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shuffle", [False, True])
 @pytest.mark.parametrize("clean_entities", [False, True])
 def test_fast_paths_equal_the_general_path(world, tmp_path, monkeypatch, shuffle, clean_entities):
@@ -157,10 +162,10 @@ def test_fast_paths_equal_the_general_path(world, tmp_path, monkeypatch, shuffle
     for as_of in (None, "2024-06-30"):
         fast = _snapshot(load_dataset(tmp_path, as_of=as_of, strict=False))
         with monkeypatch.context() as m:
-            m.setattr(D, "_run_starts", lambda arr: None)
-            m.setattr(D, "_printable_ascii", lambda arr: None)
-            m.setattr(D._HashedIndex, "build", classmethod(lambda cls, ent: None))
-            m.setattr(D, "_workers", lambda: 1)
+            m.setattr(C, "_run_starts", lambda arr: None)
+            m.setattr(C, "_printable_ascii", lambda arr: None)
+            m.setattr(C.HashedIndex, "build", classmethod(lambda cls, ent: None))
+            m.setattr(dataset_module, "_workers", lambda: 1)
             general = _snapshot(load_dataset(tmp_path, as_of=as_of, strict=False))
         _assert_same(fast, general)
         assert len(fast["rejects"]) > 0
@@ -168,9 +173,9 @@ def test_fast_paths_equal_the_general_path(world, tmp_path, monkeypatch, shuffle
 
 def test_strict_message_is_the_same_on_one_thread(world, tmp_path, monkeypatch):
     _dirty(world, tmp_path, shuffle=True)
-    with pytest.raises(D.DataValidationError) as threaded:
+    with pytest.raises(DataValidationError) as threaded:
         load_dataset(tmp_path)
-    monkeypatch.setattr(D, "_workers", lambda: 1)
-    with pytest.raises(D.DataValidationError) as single:
+    monkeypatch.setattr(dataset_module, "_workers", lambda: 1)
+    with pytest.raises(DataValidationError) as single:
         load_dataset(tmp_path)
     assert str(threaded.value) == str(single.value)

@@ -118,6 +118,7 @@ def test_binning_report_iv_and_selection(card, world_xy):
         TieredRiskModel(n_estimators=5).fit(X, y).binning_table("age_days")
 
 
+@pytest.mark.slow
 def test_generic_data_directions_special_codes_and_quality(generic):
     X, y, m = generic
     tr = {c: m.learner_.binnings[j].trend for j, c in enumerate(m.feature_names_in_)}
@@ -192,6 +193,7 @@ def test_text_and_category_columns_score_the_same(generic):
     np.testing.assert_array_equal(mn.predict_proba(Xn), mn.predict_proba(Xn.assign(k=Xn["k"].astype(str))))
 
 
+@pytest.mark.slow
 def test_deterministic_and_pickles(generic):
     X, y, m = generic
     again = TieredRiskModel(**m.get_params()).fit(X, y)

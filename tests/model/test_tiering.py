@@ -145,6 +145,7 @@ def test_bundle_whose_cutoffs_cannot_be_reproduced_is_refused(tmp_path):
     assert sha256_file(t / "model.joblib") == man["files"]["model.joblib"]
 
 
+@pytest.mark.slow
 def test_estimator_tiers_with_its_policy_parameter_without_refit(tmp_path, other_shares):
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=3000), "b": rng.uniform(size=3000)})

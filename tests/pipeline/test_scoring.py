@@ -39,6 +39,7 @@ def test_every_entity_is_scored_or_excluded(world, batch):
                                              "revoked/cancelled before as_of (out of the supervision pool)"}
 
 
+@pytest.mark.slow
 def test_single_entity_path_matches_batch(world, batch, bundle):
     sc = Scorer(bundle)
     rng = np.random.default_rng(0)

@@ -19,6 +19,8 @@ from yiwu_credit.pipeline.scoring import score_entities
 from yiwu_credit.report.html import SECTIONS, build_report, write_report
 from yiwu_credit.supervision.policy import TIERS
 
+pytestmark = pytest.mark.slow   # the report fixtures score and render whole populations
+
 AS_OF = "2025-01-01"  # outcomes observed in 2025 (the synthetic data runs to 2025-12-31)
 PNG = b"\x89PNG\r\n\x1a\n"
 CHROMIUM = "/usr/bin/chromium"

@@ -120,6 +120,7 @@ def test_every_design_satisfies_the_protocol_and_verify_dispatches():
     assert verify(j, {"a": plan}).ok and not verify(j, plan).ok
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", MODULES)
 def test_importing_supervision_loads_no_ml_stack(module):
     code = (f"import yiwu_credit.supervision.{module}; import sys; "

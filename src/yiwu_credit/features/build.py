@@ -591,7 +591,7 @@ def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Map
 
 def override_facts(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Policy | str | None = None,
                    catalogue: Catalogue | str | None = None, *,
-                   events: Mapping[str, Events] | None = None) -> pd.DataFrame:
+                   events: Mapping[str, Events] | None = None, index: pd.Index | None = None) -> pd.DataFrame:
     """Point-in-time facts behind the policy overrides, one row per entity alive at as_of.
 
     Columns (bool): ``serious_dishonest`` and ``abnormal_operation`` (currently listed),
@@ -602,7 +602,8 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Po
     ``recent_fines_cny`` (general-procedure penalties decided within ``heavy_penalties_days`` and
     still publicly shown, and their fines). Index entity_id, sorted like build_features.
     ``events``: Events from :func:`pool_events` with the same as_of, this policy's ``[repair]``
-    and catalogue (built here when not given).
+    and catalogue (built here when not given). ``index``: the pool's entity_id index when the
+    caller has it (``build_features(...).index`` at the same as_of), to skip rebuilding it.
     """
     pol = load_policy(policy)
     cat = load_catalogue(catalogue)
@@ -625,8 +626,11 @@ def override_facts(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Po
         history[p[p >= 0]] = True
     age = a - day_array(ent["established_on"]).take(idx)
     facts = override_core(lr, ins, history, age, n, pol, pen)
-    return pd.DataFrame(facts, index=pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str),
-                                              name="entity_id"))
+    if index is None:
+        index = pd.Index(ent["entity_id"].to_numpy(dtype=object)[idx].astype(str), name="entity_id")
+    elif len(index) != n:
+        raise ValueError(f"index has {len(index)} entries, the pool at {a} has {n}")
+    return pd.DataFrame(facts, index=index)
 
 
 def override_core(lr: Events, ins: Events, history: np.ndarray, age_days: np.ndarray, n: int,

@@ -48,9 +48,10 @@ from ..features.catalogue import Catalogue, load_catalogue
 from ..supervision.policy import Policy
 from ..tiering.cutoffs import TierCutoffs, tier_cutoffs
 from .binning import MISSING_POLICIES, TRENDS, fit_binning
-from .inputs import as_categorical, as_frame, is_categorical
+from .inputs import as_categorical, as_frame, is_categorical, row_major
 from .learners import LGBLearner, ScorecardLearner
 from .points import PointsScale
+from .reasons import top_reasons
 
 __all__ = ["BASE_COLUMN", "TieredRiskModel"]
 
@@ -223,20 +224,22 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 missing = [c for c in self.feature_names_in_ if c not in Xf.columns]
                 if missing:
                     raise ValueError(f"X is missing feature column(s) {missing}")
-        M = np.empty((len(Xf), len(self.feature_names_in_)), dtype=np.float64)
-        for j, c in enumerate(self.feature_names_in_):
+        cols = []
+        for c in self.feature_names_in_:
             s = Xf[c]
             if c in self.categories_:
                 codes = as_categorical(s, self.categories_[c]).codes
-                M[:, j] = np.where(codes < 0, np.nan, codes)
+                cols.append(np.where(codes < 0, np.nan, codes))
             else:
-                try:
-                    M[:, j] = pd.to_numeric(s, errors="raise").to_numpy(dtype="float64", na_value=np.nan)
+                try:  # numeric columns are read in place (to_numeric would copy them)
+                    num = s if pd.api.types.is_numeric_dtype(s.dtype) else pd.to_numeric(s, errors="raise")
+                    col = num.to_numpy(dtype="float64", na_value=np.nan)
                 except (ValueError, TypeError):
                     raise ValueError(f"feature {c!r} is not numeric and was not categorical at fit time") from None
-                if np.isinf(M[:, j]).any():
+                if np.isinf(col).any():
                     raise ValueError(f"Input X contains infinity in feature {c!r}.")
-        return M
+                cols.append(col)
+        return row_major(cols, len(Xf))
 
     def _resolve_monotone(self, M: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
         """``monotone_`` (trend per column), ``monotone_constraints_`` (LightGBM signs) and
@@ -447,6 +450,12 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return pd.DataFrame({"probability": p, "credit_score": self.credit_points(p),
                              "tier": self.tiers_from_proba(p, policy)}, index=self._index(X))
 
+    def feature_matrix(self, X: Any) -> np.ndarray:
+        """The float64 matrix (n, p) the learner sees: ``feature_names_in_`` order, categorical
+        columns as category codes (NaN for missing or unseen). For callers that predict and
+        explain the same rows without preparing them twice."""
+        return self._prepare(X, fitting=False)
+
     def contributions(self, X: Any, method: str = "path") -> pd.DataFrame:
         """Per-feature contributions to the margin, shape (n, p), indexed like X.
 
@@ -460,47 +469,58 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return pd.DataFrame(self.learner_.contrib(Xf, method), index=self._index(X),
                             columns=list(self.feature_names_in_))
 
-    def explain(self, X: Any, k: int | None = None, method: str = "path") -> pd.DataFrame:
-        """Reason codes: the top ``k`` features pushing each entity's risk up.
+    def explain(self, X: Any, k: int | None = None, method: str = "path", *,
+                matrix: np.ndarray | None = None) -> pd.DataFrame:
+        """Reason codes: the top ``k`` features pushing each entity's risk up
+        (:func:`~.reasons.top_reasons`).
 
         Returns a frame indexed like X with, for i = 1..k: ``reason_i`` (feature name),
         ``reason_i_zh``/``reason_i_en`` (catalogue texts with the entity's value; the feature
         name and value for columns not in the catalogue) and ``reason_i_contrib`` (margin units).
         ``method`` as in :meth:`contributions` (path attribution by default: exact TreeSHAP is
-        ~100× plain scoring). ``score_entities`` explains tiers C and D and overrides by default.
+        ~100× plain scoring). ``matrix``: :meth:`feature_matrix` of X, when the caller has it.
+        ``score_entities`` explains tiers C and D and overrides by default.
         """
-        k = self.n_reasons if k is None else k
+        index = self._index(X)
         if len(X) == 0:
-            return pd.DataFrame(index=self._index(X))
-        C = self.contributions(X, method)
-        vals = C.to_numpy()
-        order = np.argsort(-vals, axis=1, kind="stable")[:, :k]
+            return pd.DataFrame(index=index)
+        return pd.DataFrame(self.reason_arrays(X, k, method, matrix=matrix), index=index)
+
+    def reason_arrays(self, X: Any, k: int | None = None, method: str = "path", *,
+                      matrix: np.ndarray | None = None, rows: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """:meth:`explain`'s columns as numpy arrays (texts and names as object arrays), for
+        callers that place them in a frame of their own. ``rows``: explain only these row
+        positions of X (and of ``matrix``, its :meth:`feature_matrix`), without copying X."""
+        k = self.n_reasons if k is None else k
+        M = self._prepare(X, fitting=False) if matrix is None else matrix
+        if rows is not None:
+            M = M[rows] if matrix is not None else self._prepare(as_frame(X).iloc[rows], fitting=False)
+        vals = self.learner_.contrib(M, method)
+        order, positive = top_reasons(vals, k)
         cat = load_catalogue(self.catalogue)
         feats = {f.name: f for f in cat.features}
-        names = np.array(C.columns)
+        names = np.array(self.feature_names_in_, dtype=object)
         Xf = as_frame(X, list(self.feature_names_in_))
         out: dict[str, Any] = {}
-        rows = np.arange(len(C))
-        for i in range(min(k, len(names))):
-            j = order[:, i]
-            contrib = vals[rows, j]
-            pos = contrib > 1e-9
-            zh = np.full(len(C), None, dtype=object)
-            en = np.full(len(C), None, dtype=object)
-            for fj in np.unique(j[pos]):
-                r = np.flatnonzero(pos & (j == fj))
-                f = names[fj]
-                v = Xf[f].iloc[r]
-                if f in feats:
-                    zh[r] = feats[f].reasons(v, "zh")
-                    en[r] = feats[f].reasons(v, "en")
-                else:
-                    zh[r] = en[r] = (f + "=" + v.astype(object).map(str)).to_numpy(dtype=object)
+        at = np.arange(len(vals))
+        zh = np.full(order.shape, None, dtype=object)
+        en = np.full(order.shape, None, dtype=object)
+        for fj in np.unique(order[positive]):  # texts per feature, for its distinct values only
+            r, i = np.nonzero(positive & (order == fj))
+            f = names[fj]
+            codes, uniques = pd.factorize(Xf[f].iloc[r if rows is None else rows[r]], use_na_sentinel=False)
+            if f in feats:
+                zh[r, i] = feats[f].reasons(uniques, "zh")[codes]
+                en[r, i] = feats[f].reasons(uniques, "en")[codes]
+            else:
+                zh[r, i] = en[r, i] = (f + "=" + pd.Series(uniques).astype(object).map(str)).to_numpy(dtype=object)[codes]
+        for i in range(order.shape[1]):
+            j, pos = order[:, i], positive[:, i]
             out[f"reason_{i + 1}"] = np.where(pos, names[j], None)
-            out[f"reason_{i + 1}_zh"] = zh
-            out[f"reason_{i + 1}_en"] = en
-            out[f"reason_{i + 1}_contrib"] = np.where(pos, contrib, np.nan)
-        return pd.DataFrame(out, index=C.index)
+            out[f"reason_{i + 1}_zh"] = zh[:, i]
+            out[f"reason_{i + 1}_en"] = en[:, i]
+            out[f"reason_{i + 1}_contrib"] = np.where(pos, vals[at, j], np.nan)
+        return out
 
     def feature_importance(self) -> pd.Series:
         """Gain (LightGBM) or coef × WOE standard deviation (scorecard) per feature, descending."""

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["as_categorical", "as_frame", "is_categorical"]
+__all__ = ["as_categorical", "as_frame", "is_categorical", "row_major"]
 
 
 def as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
@@ -49,3 +49,17 @@ def as_categorical(s: pd.Series, categories: list) -> pd.Categorical:
 
 def is_categorical(s: pd.Series) -> bool:
     return isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
+
+
+def row_major(columns: list[np.ndarray], n: int, block: int = 4096) -> np.ndarray:
+    """Columns (each of length ``n``) as one C-ordered float64 matrix (n, len(columns)).
+
+    Filled ``block`` rows at a time, so each block stays in cache while its columns are
+    written (column-by-column writes into a row-major matrix of millions of rows are ~3× slower).
+    """
+    M = np.empty((n, len(columns)), dtype=np.float64)
+    for s in range(0, n, block):
+        rows = M[s:s + block]
+        for j, col in enumerate(columns):
+            rows[:, j] = col[s:s + block]
+    return M

@@ -13,6 +13,7 @@ refit. The output records which policy tiered it (columns ``tier_policy`` and
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +42,11 @@ from ..features.build import (
 )
 from ..features.ranges import range_check
 from ..model.bundle import Bundle, load_bundle
+from ..model.compiled import wanted
+from ..model.reasons import top_reasons
 from ..supervision.policy import TIERS, Policy, load_policy
 from ..tiering.cutoffs import TierCutoffs
-from ..tiering.overrides import apply_overrides, override_ranks
+from ..tiering.overrides import fact_arrays, override_ranks
 
 __all__ = ["REASON_TIERS", "STALE_DATA_DAYS", "ScoreResult", "Scorer", "data_warnings", "last_event_date",
            "rejects_table", "score_entities", "tiering_policy"]
@@ -113,7 +116,8 @@ def tiering_policy(bundle: Bundle, policy: Policy | str | None) -> tuple[Policy,
 
 
 def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bundle | str | None = None,
-                   reasons: str = "CD", policy: Policy | str | None = None) -> ScoreResult:
+                   reasons: str = "CD", policy: Policy | str | None = None, *,
+                   compiled: bool | None = None, timings: dict[str, float] | None = None) -> ScoreResult:
     """Score every entity alive at ``as_of``.
 
     ``policy`` (default: the bundle's) tiers the run: its ``[tiers]`` give the cut-offs on the
@@ -127,43 +131,63 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     entity_type, town, industry, data_issues (quarantined event rows of the entity),
     reason_1..k (name, _zh, _en), model_version, tier_policy (name@version) and
     tier_policy_sha256. ``warnings`` lists doubts about the run (stale data, partial histories).
+    ``compiled``: predict with the trees compiled to native code (extra ``fast``, see
+    :mod:`yiwu_credit.model.compiled`; the same probabilities to 1e-9); None: as the environment
+    variable ``YIWU_CREDIT_COMPILED`` says (off by default). ``timings``: a dict that receives
+    the wall seconds of each stage (features, model, tiers_overrides, reasons, assemble) and
+    their CPU seconds (``<stage>_cpu``), for benchmarks.
     """
     day = Day.parse(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
+    clock = _Clock(timings)
+    m = b.model
     pol, notes = tiering_policy(b, policy)
     cut = b.tiering(pol)
     events = pool_events(dataset, day, b.policy, b.catalogue)
     X = build_features(dataset, day, b.catalogue, b.policy, events=events)
+    clock("features")
+    M = m.feature_matrix(X)
+    p = m.proba_from_margin(m.learner_.margin(M, compiled=wanted(compiled)))
+    clock("model")
     fact_events = events if pol.repair == b.policy.repair else {
         **events, **pool_events(dataset, day, pol, b.catalogue, tables=("penalties",))}
-    facts = override_facts(dataset, day, pol, b.catalogue, events=fact_events)
-    p = b.model.predict_proba(X)[:, 1]
-    model_tier = pd.Series(cut.tiers(p), index=X.index)
-    final = apply_overrides(model_tier, facts, pol)
-    idx, remap = pool(dataset, day)
-    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx).set_axis(X.index)
-    out = pd.DataFrame({
-        "probability": p, "credit_score": b.model.credit_points(p).round(1), "model_tier": model_tier,
-        "tier": final["tier"],
-        "tier_zh": final["tier"].map({t: pol.tier_label(t, "zh") for t in TIERS}),
-        "tier_en": final["tier"].map({t: pol.tier_label(t, "en") for t in TIERS}),
-        "overrides": final["overrides"], **{c: facts[c] for c in facts.columns},
-        "out_of_range": range_check(b).frame_flags(X[list(b.model.feature_names_in_)]),
-        "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
-        "data_issues": dataset.issue_counts().reindex(X.index, fill_value=0).to_numpy(dtype=np.int64),
-    }, index=X.index)
-    k = b.model.n_reasons
+    facts = override_facts(dataset, day, pol, b.catalogue, events=fact_events, index=X.index)
+    model_rank = cut.ranks(p)
+    rank, overrides = override_ranks(model_rank, fact_arrays(facts), pol)
+    letters = np.array(TIERS, dtype=object)
+    tier = letters[rank]
+    clock("tiers_overrides")
+    k = m.n_reasons
     rcols = [f"reason_{i}{s}" for i in range(1, k + 1) for s in ("", "_zh", "_en")]
     texts = {c: np.full(len(X), None, dtype=object) for c in rcols}
     if reasons != "none" and len(X):
         need = np.ones(len(X), dtype=bool) if reasons == "all" else (
-            np.isin(final["tier"].to_numpy(dtype=object), REASON_TIERS) | (final["overrides"] != "").to_numpy())
+            np.isin(rank, [TIERS.index(t) for t in REASON_TIERS]) | (overrides != ""))
         if need.any():
-            ex = b.model.explain(X.iloc[np.flatnonzero(need)], k)
+            rows = np.flatnonzero(need)
+            ex = m.reason_arrays(X, k, matrix=M, rows=rows)
             for c in rcols:
-                texts[c][need] = ex[c].to_numpy(dtype=object)
+                if c in ex:
+                    texts[c][need] = ex[c]
+    clock("reasons")
+    idx, remap = pool(dataset, day)
+    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx).set_axis(X.index)
+    ranges = range_check(b)
+    same_codes = all(list(f.categories or ()) == list(m.categories_.get(f.name, f.categories or ()))
+                     for f in b.catalogue.features if f.is_categorical)
+    out = pd.DataFrame({
+        "probability": p, "credit_score": m.credit_points(p).round(1), "model_tier": letters[model_rank],
+        "tier": tier,
+        "tier_zh": np.array([pol.tier_label(t, "zh") for t in TIERS], dtype=object)[rank],
+        "tier_en": np.array([pol.tier_label(t, "en") for t in TIERS], dtype=object)[rank],
+        "overrides": overrides, **{c: facts[c] for c in facts.columns},
+        # the model's matrix holds category codes as the range check reads them when the categories agree
+        "out_of_range": ranges.flags(M) if same_codes else ranges.frame_flags(X[list(m.feature_names_in_)]),
+        "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
+        "data_issues": dataset.issue_counts().reindex(X.index, fill_value=0).to_numpy(dtype=np.int64),
+    }, index=X.index)
     out = pd.concat([out, pd.DataFrame(texts, index=out.index, dtype=object)], axis=1)  # object: no string re-encoding
     out["model_version"] = b.version
     out["tier_policy"] = str(cut.policy)
@@ -182,7 +206,24 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
         top = out.loc[out["out_of_range"] != "", "out_of_range"].str.split(";").explode().value_counts().head(3)
         warnings.append(f"{n_oor:,} entities have feature values beyond the training range (column out_of_range; "
                         f"most often {', '.join(f'{k} {v:,}' for k, v in top.items())}): the model extrapolates there")
+    clock("assemble")
     return ScoreResult(out, excluded, X, warnings, cut)
+
+
+class _Clock:
+    """Wall and CPU seconds per stage into ``timings`` (``stage`` and ``stage_cpu``; a no-op
+    without it): each call closes a stage."""
+
+    def __init__(self, timings: dict[str, float] | None):
+        self.timings = timings
+        self.t, self.c = time.perf_counter(), time.process_time()
+
+    def __call__(self, stage: str) -> None:
+        if self.timings is not None:
+            now, cpu = time.perf_counter(), time.process_time()
+            self.timings[stage] = self.timings.get(stage, 0.0) + now - self.t
+            self.timings[stage + "_cpu"] = self.timings.get(stage + "_cpu", 0.0) + cpu - self.c
+            self.t, self.c = now, cpu
 
 
 class Scorer:
@@ -249,11 +290,9 @@ class Scorer:
             "tier_policy": str(self.tiering.policy), "tier_policy_sha256": self.tiering.policy.sha256,
         }
         contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
-        order = np.argsort(-contrib, kind="stable")[: self.n_reasons]
+        order, positive = top_reasons(contrib[None, :], self.n_reasons)
         reasons = []
-        for j in order:
-            if contrib[j] <= 1e-9:
-                break
+        for j in order[0][positive[0]]:
             name = self.names[j]
             v = row[0, j]
             f = self._feats.get(name)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..supervision.policy import FACT_FLAGS, FACT_NUMBERS, TIERS, Policy, load_policy
 
-__all__ = ["apply_overrides", "override_ranks"]
+__all__ = ["apply_overrides", "fact_arrays", "override_ranks"]
 
 
 def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy | str | None = None
@@ -28,11 +28,17 @@ def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy |
     """
     rank = {t: i for i, t in enumerate(TIERS)}
     r = model_tier.map(rank).to_numpy().astype(int)
+    r, notes = override_ranks(r, fact_arrays(facts), load_policy(policy))
+    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)
+
+
+def fact_arrays(facts: pd.DataFrame) -> dict[str, np.ndarray]:
+    """The fact columns :func:`override_ranks` reads, as numpy arrays (flags bool, numbers
+    float); a missing column counts as False / 0."""
     n = len(facts)
     f = {c: facts[c].to_numpy(dtype=bool) if c in facts else np.zeros(n, dtype=bool) for c in FACT_FLAGS}
     f.update({c: facts[c].to_numpy(dtype=float) if c in facts else np.zeros(n) for c in FACT_NUMBERS})
-    r, notes = override_ranks(r, f, load_policy(policy))
-    return pd.DataFrame({"tier": np.array(TIERS)[r], "overrides": notes}, index=model_tier.index)
+    return f
 
 
 def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tuple[np.ndarray, np.ndarray]:
@@ -42,15 +48,16 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
     o = pol.overrides
     rank = {t: i for i, t in enumerate(TIERS)}
     r = np.array(r, dtype=int)
-    notes = np.full(len(r), "", dtype=object)
+    changed_by = np.zeros(len(r), dtype=np.int64)  # bit i: rule i changed the tier
+    labels: list[str] = []
     none = np.zeros(len(r), dtype=bool)
 
     def rule(mask: np.ndarray, new_rank: np.ndarray, label: str) -> None:
+        labels.append(label)
         if not mask.any():
             return
-        changed = mask & (new_rank != r)
+        changed_by[mask & (new_rank != r)] |= 1 << (len(labels) - 1)
         r[mask] = new_rank[mask]
-        notes[changed] = np.where(notes[changed] == "", label, notes[changed] + ";" + label)
 
     nt = o.new_entity_tier
     rule(f["is_new"], np.full(len(r), rank[nt]), f"new_entity->{nt}")
@@ -70,4 +77,8 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
         rule(severe, np.maximum(r, rank[st]), f"severe_penalties_{days}d->{st}+")
     rule(f["serious_dishonest"], np.full(len(r), rank[o.serious_dishonest_tier]),
          f"serious_dishonest->{o.serious_dishonest_tier}")
-    return r, notes
+    # the notes: the labels of the rules that changed the tier, in rule order, one string per combination
+    text = np.full(1 << len(labels), "", dtype=object)
+    for bits in np.flatnonzero(np.bincount(changed_by, minlength=1)):
+        text[bits] = ";".join(lb for i, lb in enumerate(labels) if bits >> i & 1)
+    return r, text[changed_by]
