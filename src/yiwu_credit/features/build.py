@@ -32,7 +32,7 @@ __all__ = [
     "AR_STATUS", "BOOL_CODES", "EXCLUSION_REASONS", "FACT_TABLES", "NAT", "TABLE_DATE", "Day", "Events",
     "EntityStatus", "alive", "build_features", "code_array", "compute_columns", "day_array", "entity_arrays",
     "entity_events", "entity_features", "entity_status", "events_at", "events_from_arrays", "override_core",
-    "override_facts", "pool", "pool_events", "sort_ids", "table_arrays", "to_day",
+    "override_facts", "pool", "pool_events", "pool_index", "sort_ids", "table_arrays", "to_day",
 ]
 
 _EPOCH = np.datetime64("1970-01-01", "D")
@@ -197,14 +197,17 @@ def code_array(s: pd.Series, codes: tuple) -> np.ndarray:
 
 def _year_date(y: np.ndarray, month: int, day: int) -> np.ndarray:
     """Day number of (year + 1)-month-day for each year (float array; the publication or filing
-    deadline)."""
+    deadline). Computed once per distinct year (a table holds millions of rows of a few years)."""
     ok = ~np.isnan(y)
     out = np.full(len(y), NAT, dtype=np.int64)
     if ok.any():
-        yi = y[ok].astype(np.int64) + 1
-        months = (yi - 1970) * 12 + (month - 1)
+        yi = y[ok].astype(np.int64)
+        lo, hi = int(yi.min()), int(yi.max())
+        years = np.arange(lo, hi + 2, dtype=np.int64)  # hi - lo is small for real data; +1: the year after
+        months = (years - 1970) * 12 + (month - 1)
         d = months.astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(day - 1, "D")
-        out[ok] = (d - _EPOCH).astype(np.int64)
+        table = (d - _EPOCH).astype(np.int64)
+        out[ok] = table[yi + 1 - lo]
     return out
 
 
@@ -496,17 +499,26 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp | Day, catalogue:
     pol = load_policy(policy)
     as_of_day = Day.parse(as_of)
     idx, remap = pool(dataset, as_of_day)
-    needed = ["entity_id"] + sorted({f.spec.column for f in cat.features if f.spec.table == "entities"})
-    ent_live = dataset.entities[needed].take(idx).reset_index(drop=True)
     tables = sorted({f.spec.table for f in cat.features if f.spec.table != "entities"})
     events = {t: events[t] if events is not None and t in events else events_at(dataset, t, as_of_day, remap, pol, cat)
               for t in tables}
-    cols = compute_columns(entity_arrays(ent_live, cat), events, len(idx), as_of_day, cat)
+    # the entity attributes of every entity, once per dataset and catalogue; the pool's rows by position
+    every = dataset.derived(("entity_arrays", cat.sha256), ("entities",), lambda: entity_arrays(dataset.entities, cat))
+    cols = compute_columns({k: v[idx] for k, v in every.items()}, events, len(idx), as_of_day, cat)
     for f in cat.features:
         if f.is_categorical:
             cols[f.name] = pd.Categorical.from_codes(cols[f.name], categories=list(f.categories))
-    out = pd.DataFrame(cols, index=pd.Index(ent_live["entity_id"].astype("str"), name="entity_id"))
+    out = pd.DataFrame(cols, index=pool_index(dataset, as_of_day))
     return out[cat.names]
+
+
+def pool_index(dataset: Dataset, as_of_day: int) -> pd.Index:
+    """The pool's entity ids in :func:`pool` order (``str`` Index named entity_id), cached."""
+    def make() -> pd.Index:
+        idx, _ = pool(dataset, as_of_day)
+        return pd.Index(dataset.entities["entity_id"].take(idx).astype("str"), name="entity_id")
+
+    return dataset.derived(("pool_index", as_of_day), ("entities",), make)
 
 
 def _record_arrays(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:

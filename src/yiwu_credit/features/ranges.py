@@ -64,9 +64,9 @@ class RangeCheck:
                 self.lo[j] = -np.inf if r.get("min") is None else float(r["min"])
                 self.hi[j] = np.inf if r.get("max") is None else float(r["max"])
 
-    def flags(self, M: np.ndarray) -> np.ndarray:
+    def beyond(self, M: np.ndarray) -> np.ndarray:
         """For a (n, k) float matrix (categorical columns as category codes, missing = NaN or < 0):
-        an object array of ';'-joined feature names beyond the ranges ('' when none)."""
+        which values are beyond the ranges (bool, shape (n, k))."""
         M = np.asarray(M, dtype=np.float64)
         with np.errstate(invalid="ignore"):
             bad = (M < self.lo) | (M > self.hi)
@@ -75,14 +75,38 @@ class RangeCheck:
             known = ~np.isnan(col) & (col >= 0) & (col < len(ok))
             code = np.where(known, col, 0).astype(np.intp)
             bad[:, j] = known & ~ok[code]
-        out = np.full(len(M), "", dtype=object)
-        for j in np.flatnonzero(bad.any(axis=0)):
-            m = bad[:, j]
-            out[m] = np.where(out[m] == "", self.names[j], out[m] + ";" + self.names[j])
-        return out
+        return bad
+
+    def flag_codes(self, bad: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """:meth:`beyond`'s matrix as one text per row: the index of each row's text (int64,
+        shape (n,)) in the list of texts, ';'-joined feature names in column order, '' (no flag)
+        first."""
+        codes = np.zeros(len(bad), dtype=np.int64)
+        cols = np.flatnonzero(bad.any(axis=0))
+        rows = np.flatnonzero(bad[:, cols].any(axis=1)) if len(cols) else np.zeros(0, dtype=np.int64)
+        labels = [""]
+        if len(rows):
+            sub = bad[np.ix_(rows, cols)]
+            packed = np.ascontiguousarray(np.packbits(sub, axis=1))
+            keys = packed.view(np.dtype((np.void, packed.shape[1]))).ravel()
+            _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
+            labels += [";".join(self.names[j] for j in cols[sub[i]]) for i in first]
+            codes[rows] = inverse.ravel() + 1
+        return codes, labels
+
+    def flags(self, M: np.ndarray) -> np.ndarray:
+        """For a (n, k) float matrix (categorical columns as category codes, missing = NaN or < 0):
+        an object array of ';'-joined feature names beyond the ranges ('' when none)."""
+        codes, labels = self.flag_codes(self.beyond(M))
+        return np.array(labels, dtype=object)[codes]
 
     def frame_flags(self, X: pd.DataFrame) -> np.ndarray:
         """:meth:`flags` for a feature DataFrame (categorical columns are pandas categoricals)."""
+        return self.flags(self.matrix(X))
+
+    def matrix(self, X: pd.DataFrame) -> np.ndarray:
+        """The (n, k) float matrix :meth:`beyond` reads, from a feature DataFrame (categorical
+        columns as category codes, missing as NaN)."""
         cols = []
         for name in self.names:
             s = X[name]
@@ -91,7 +115,7 @@ class RangeCheck:
                 cols.append(np.where(c < 0, np.nan, c))
             else:
                 cols.append(s.to_numpy(dtype="float64", na_value=np.nan))
-        return self.flags(np.column_stack(cols) if cols else np.zeros((len(X), 0)))
+        return np.column_stack(cols) if cols else np.zeros((len(X), 0))
 
 
 def bundle_ranges(bundle: Any) -> dict[str, Any] | None:

@@ -51,7 +51,7 @@ from .binning import MISSING_POLICIES, TRENDS, fit_binning
 from .inputs import as_categorical, as_frame, is_categorical, row_major
 from .learners import LGBLearner, ScorecardLearner
 from .points import PointsScale
-from .reasons import top_reasons
+from .reasons import reason_texts, top_reasons
 
 __all__ = ["BASE_COLUMN", "TieredRiskModel"]
 
@@ -503,17 +503,21 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         Xf = as_frame(X, list(self.feature_names_in_))
         out: dict[str, Any] = {}
         at = np.arange(len(vals))
-        zh = np.full(order.shape, None, dtype=object)
-        en = np.full(order.shape, None, dtype=object)
-        for fj in np.unique(order[positive]):  # texts per feature, for its distinct values only
-            r, i = np.nonzero(positive & (order == fj))
-            f = names[fj]
-            codes, uniques = pd.factorize(Xf[f].iloc[r if rows is None else rows[r]], use_na_sentinel=False)
+
+        def values(j: int, r: np.ndarray) -> Any:
+            f = names[j]
+            if f in feats and not feats[f].is_categorical:  # numbers: the matrix holds them as they are
+                return M[r, j]
+            return Xf[f].iloc[r if rows is None else rows[r]]  # categories (and other columns) as given
+
+        def texts(j: int, uniques: Any) -> tuple[np.ndarray, np.ndarray]:
+            f = names[j]
             if f in feats:
-                zh[r, i] = feats[f].reasons(uniques, "zh")[codes]
-                en[r, i] = feats[f].reasons(uniques, "en")[codes]
-            else:
-                zh[r, i] = en[r, i] = (f + "=" + pd.Series(uniques).astype(object).map(str)).to_numpy(dtype=object)[codes]
+                return feats[f].reasons(uniques, "zh"), feats[f].reasons(uniques, "en")
+            t = (f + "=" + pd.Series(uniques).astype(object).map(str)).to_numpy(dtype=object)
+            return t, t
+
+        zh, en = reason_texts(order, positive, values, texts)
         for i in range(order.shape[1]):
             j, pos = order[:, i], positive[:, i]
             out[f"reason_{i + 1}"] = np.where(pos, names[j], None)

@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ..data.columns import constant_strings, string_column
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
 from ..features.build import (
@@ -46,7 +47,7 @@ from ..model.compiled import wanted
 from ..model.reasons import top_reasons
 from ..supervision.policy import TIERS, Policy, load_policy
 from ..tiering.cutoffs import TierCutoffs
-from ..tiering.overrides import fact_arrays, override_ranks
+from ..tiering.overrides import fact_arrays, override_codes, override_ranks
 
 __all__ = ["REASON_TIERS", "STALE_DATA_DAYS", "ScoreResult", "Scorer", "data_warnings", "last_event_date",
            "rejects_table", "score_entities", "tiering_policy"]
@@ -155,16 +156,14 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
         **events, **pool_events(dataset, day, pol, b.catalogue, tables=("penalties",))}
     facts = override_facts(dataset, day, pol, b.catalogue, events=fact_events, index=X.index)
     model_rank = cut.ranks(p)
-    rank, overrides = override_ranks(model_rank, fact_arrays(facts), pol)
-    letters = np.array(TIERS, dtype=object)
-    tier = letters[rank]
+    rank, note_codes, note_texts = override_codes(model_rank, fact_arrays(facts), pol)
     clock("tiers_overrides")
     k = m.n_reasons
     rcols = [f"reason_{i}{s}" for i in range(1, k + 1) for s in ("", "_zh", "_en")]
     texts = {c: np.full(len(X), None, dtype=object) for c in rcols}
     if reasons != "none" and len(X):
         need = np.ones(len(X), dtype=bool) if reasons == "all" else (
-            np.isin(rank, [TIERS.index(t) for t in REASON_TIERS]) | (overrides != ""))
+            np.isin(rank, [TIERS.index(t) for t in REASON_TIERS]) | (note_codes != 0))
         if need.any():
             rows = np.flatnonzero(need)
             ex = m.reason_arrays(X, k, matrix=M, rows=rows)
@@ -173,25 +172,29 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
                     texts[c][need] = ex[c]
     clock("reasons")
     idx, remap = pool(dataset, day)
-    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx).set_axis(X.index)
+    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx)
     ranges = range_check(b)
     same_codes = all(list(f.categories or ()) == list(m.categories_.get(f.name, f.categories or ()))
                      for f in b.catalogue.features if f.is_categorical)
+    # the model's matrix holds category codes as the range check reads them when the categories agree
+    beyond = ranges.beyond(M if same_codes else ranges.matrix(X[list(m.feature_names_in_)]))
+    oor_codes, oor_labels = ranges.flag_codes(beyond)
+    n = len(X)
     out = pd.DataFrame({
-        "probability": p, "credit_score": m.credit_points(p).round(1), "model_tier": letters[model_rank],
-        "tier": tier,
-        "tier_zh": np.array([pol.tier_label(t, "zh") for t in TIERS], dtype=object)[rank],
-        "tier_en": np.array([pol.tier_label(t, "en") for t in TIERS], dtype=object)[rank],
-        "overrides": overrides, **{c: facts[c] for c in facts.columns},
-        # the model's matrix holds category codes as the range check reads them when the categories agree
-        "out_of_range": ranges.flags(M) if same_codes else ranges.frame_flags(X[list(m.feature_names_in_)]),
-        "entity_type": ent["entity_type"], "town": ent["town"], "industry": ent["industry"],
-        "data_issues": dataset.issue_counts().reindex(X.index, fill_value=0).to_numpy(dtype=np.int64),
+        "probability": p, "credit_score": m.credit_points(p).round(1), "model_tier": string_column(TIERS, model_rank),
+        "tier": string_column(TIERS, rank),
+        "tier_zh": string_column([pol.tier_label(t, "zh") for t in TIERS], rank),
+        "tier_en": string_column([pol.tier_label(t, "en") for t in TIERS], rank),
+        "overrides": string_column(note_texts, note_codes), **{c: facts[c].to_numpy() for c in facts.columns},
+        "out_of_range": string_column(oor_labels, oor_codes),
+        **{c: ent[c].array for c in ent.columns},
+        "data_issues": _issue_counts(dataset, X.index),
+        # reason texts stay object arrays (mostly None): no string inference over a million rows
+        **{c: pd.Series(v, index=X.index, dtype=object, copy=False) for c, v in texts.items()},
+        "model_version": constant_strings(b.version, n),
+        "tier_policy": constant_strings(str(cut.policy), n),
+        "tier_policy_sha256": constant_strings(cut.policy.sha256, n),
     }, index=X.index)
-    out = pd.concat([out, pd.DataFrame(texts, index=out.index, dtype=object)], axis=1)  # object: no string re-encoding
-    out["model_version"] = b.version
-    out["tier_policy"] = str(cut.policy)
-    out["tier_policy_sha256"] = cut.policy.sha256
     out.attrs["tiering"] = cut.to_dict()
     # entities not in the pool, with the reason
     gone = remap < 0
@@ -201,13 +204,23 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     excluded = pd.DataFrame({"entity_id": dataset.entities["entity_id"][gone].to_numpy(dtype=object),
                              "reason": reason})
     warnings = data_warnings(dataset, day) + notes
-    n_oor = int((out["out_of_range"] != "").sum())
+    n_oor = int((oor_codes != 0).sum())
     if n_oor:
-        top = out.loc[out["out_of_range"] != "", "out_of_range"].str.split(";").explode().value_counts().head(3)
+        per = beyond.sum(axis=0)
+        top = [j for j in np.argsort(-per, kind="stable")[:3] if per[j]]
         warnings.append(f"{n_oor:,} entities have feature values beyond the training range (column out_of_range; "
-                        f"most often {', '.join(f'{k} {v:,}' for k, v in top.items())}): the model extrapolates there")
+                        f"most often {', '.join(f'{ranges.names[j]} {int(per[j]):,}' for j in top)}): "
+                        "the model extrapolates there")
     clock("assemble")
     return ScoreResult(out, excluded, X, warnings, cut)
+
+
+def _issue_counts(dataset: Dataset, index: pd.Index) -> np.ndarray:
+    """Quarantined event rows of each entity of ``index`` (int64, shape (n,))."""
+    counts = dataset.issue_counts()
+    if not len(counts):
+        return np.zeros(len(index), dtype=np.int64)
+    return counts.reindex(index, fill_value=0).to_numpy(dtype=np.int64)
 
 
 class _Clock:

@@ -268,10 +268,7 @@ def _unique_cells(gid: np.ndarray, p: np.ndarray | None, weights: np.ndarray | N
                   ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, np.ndarray]:
     """Distinct (gid, p) keys, their p, the inverse map and the (weighted) counts."""
     if p is not None:
-        key = np.stack([gid, p.view(np.int64)], axis=1)
-        # a structured view: np.unique on rows without axis=1 overhead
-        kv = np.ascontiguousarray(key).view(np.dtype((np.void, 16))).ravel()
-        _, first, inv, cnt = np.unique(kv, return_index=True, return_inverse=True, return_counts=True)
+        first, inv, cnt = _unique_pairs(gid, p)
         g, pk = gid[first], p[first]
     else:
         g, inv, cnt = np.unique(gid, return_inverse=True, return_counts=True)
@@ -280,6 +277,31 @@ def _unique_cells(gid: np.ndarray, p: np.ndarray | None, weights: np.ndarray | N
     if weights is not None:
         cnt = np.bincount(inv, weights=weights, minlength=len(g))
     return g, pk, inv, cnt.astype(np.int64)
+
+
+def _unique_pairs(gid: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique`` of the 16-byte keys (gid, p's bits) with return_index, inverse and counts,
+    in the same order (bytewise, as a void key sorts) and with the same results, ~2× faster:
+    a stable sort on p's bits, then a stable (radix) sort on the rank of the few group ids."""
+    gid = np.asarray(gid, dtype=np.int64)
+    if len(gid) and 0 <= gid.min() and gid.max() < 1 << 16:  # a few dozen small group ids: no sort
+        groups = np.flatnonzero(np.bincount(gid))
+        lookup = np.zeros(int(groups[-1]) + 1, dtype=np.intp)
+        lookup[groups] = np.arange(len(groups))
+        gcode = lookup[gid]
+    else:
+        groups, gcode = np.unique(gid, return_inverse=True)
+    bytewise = np.argsort(np.argsort(groups.byteswap().view(np.uint64), kind="stable")).astype(np.int16)
+    g = bytewise[gcode.ravel()]
+    pk = np.ascontiguousarray(p, dtype=np.float64).view(np.int64).byteswap().view(np.uint64)
+    by_p = np.argsort(pk, kind="stable")
+    order = by_p[np.argsort(g[by_p], kind="stable")]
+    a, b = g[order], pk[order]
+    start = np.ones(len(order), dtype=bool)
+    start[1:] = (a[1:] != a[:-1]) | (b[1:] != b[:-1])
+    inv = np.empty(len(order), dtype=np.intp)
+    inv[order] = np.cumsum(start) - 1
+    return order[start], inv, np.diff(np.append(np.flatnonzero(start), len(order)))
 
 
 def _cells(gid: np.ndarray, p: np.ndarray | None, count: np.ndarray, inverse: np.ndarray | None, ng: int,

@@ -11,7 +11,7 @@ import pandas as pd
 
 from ..supervision.policy import FACT_FLAGS, FACT_NUMBERS, TIERS, Policy, load_policy
 
-__all__ = ["apply_overrides", "fact_arrays", "override_ranks"]
+__all__ = ["apply_overrides", "fact_arrays", "override_codes", "override_ranks"]
 
 
 def apply_overrides(model_tier: pd.Series, facts: pd.DataFrame, policy: Policy | str | None = None
@@ -45,6 +45,13 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
     """The numpy core of :func:`apply_overrides`: tier ranks (0=A..3=D) and fact arrays in, final
     ranks and the notes (object array of str) out. Every rule but ``new_entity`` only raises a
     tier, and more penalties never trigger fewer rules."""
+    ranks, codes, texts = override_codes(r, f, pol)
+    return ranks, np.array(texts, dtype=object)[codes]
+
+
+def override_codes(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """:func:`override_ranks` with the notes as codes: final ranks, the index of each entity's
+    note (int64) and the list of notes (index 0 is '', no rule changed the tier)."""
     o = pol.overrides
     rank = {t: i for i, t in enumerate(TIERS)}
     r = np.array(r, dtype=int)
@@ -78,7 +85,10 @@ def override_ranks(r: np.ndarray, f: dict[str, np.ndarray], pol: Policy) -> tupl
     rule(f["serious_dishonest"], np.full(len(r), rank[o.serious_dishonest_tier]),
          f"serious_dishonest->{o.serious_dishonest_tier}")
     # the notes: the labels of the rules that changed the tier, in rule order, one string per combination
-    text = np.full(1 << len(labels), "", dtype=object)
-    for bits in np.flatnonzero(np.bincount(changed_by, minlength=1)):
-        text[bits] = ";".join(lb for i, lb in enumerate(labels) if bits >> i & 1)
-    return r, text[changed_by]
+    used = np.flatnonzero(np.bincount(changed_by, minlength=1))
+    code_of = np.zeros(1 << len(labels), dtype=np.int64)
+    code_of[used] = np.arange(len(used))  # used[0] is 0 whenever some entity kept its tier
+    texts = [";".join(lb for i, lb in enumerate(labels) if bits >> i & 1) for bits in used]
+    if not texts or texts[0] != "":
+        texts, code_of = ["", *texts], code_of + 1
+    return r, code_of[changed_by], texts
