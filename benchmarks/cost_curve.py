@@ -34,12 +34,12 @@ SUPERLINEAR = 1.5
 def one(n: int, repeat: int = 1) -> dict:
     """All steps for one size, in this process (run as a child by :func:`main`)."""
     import numpy as np
-    from yiwu_credit.supervision.sampling import draw, supervision_plan
 
     from yiwu_credit.data.dataset import load_dataset
     from yiwu_credit.features.build import build_features
     from yiwu_credit.model.bundle import load_bundle
     from yiwu_credit.pipeline.scoring import score_entities
+    from yiwu_credit.supervision import draw, supervision_plan
 
     np.seterr(all="ignore")
     d = world_dir(n)

@@ -279,3 +279,73 @@ def test_reason_arrays_of_some_rows_equal_those_of_the_subset(bundle, X):
                 np.testing.assert_array_equal(got[c], want[c])
             else:
                 assert list(got[c]) == list(want[c]), c
+
+
+# ----------------------------------------------------------- fast paths of the hot path (issue 14)
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from yiwu_credit.data.columns import constant_strings, string_column  # noqa: E402
+from yiwu_credit.features.build import NAT, day_array, sort_ids  # noqa: E402
+from yiwu_credit.features.build import events_from_arrays as _events  # noqa: E402
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.text(alphabet="019AZ中-", min_size=0, max_size=6), max_size=60),
+       st.booleans())
+def test_sort_ids_is_arrows_stable_bytewise_sort(ids, fixed):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if fixed:  # one length, as USCCs: the radix path
+        ids = [(s + "000000")[:6] for s in ids]
+    s = pd.Series(ids, dtype="str")
+    want = pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy()
+    np.testing.assert_array_equal(sort_ids(s), want)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 5), max_size=200), st.lists(st.text(max_size=4), min_size=1, max_size=6))
+def test_string_column_equals_pandas_inference(codes, labels):
+    codes = np.array([c % len(labels) for c in codes], dtype=np.int64)
+    got = pd.Series(string_column(labels, codes))
+    want = pd.Series(np.array(labels, dtype=object)[codes] if len(codes) else np.array([], dtype=object), dtype="str")
+    pd.testing.assert_series_equal(got, want)
+    assert pd.Series(constant_strings("政策@1.2", 3)).tolist() == ["政策@1.2"] * 3
+
+
+def test_year_deadlines_equal_calendar_arithmetic(bundle):
+    """Annual-report deadlines from a per-year table equal pandas' calendar for every row."""
+    years = np.array([1949.0, 2020.0, np.nan, 2100.0, 2020.0, 2023.0])
+    filed = np.full(len(years), NAT, dtype=np.int64)
+    ev = _events("annual_reports", {"year": years, "filed_on": filed}, np.arange(len(years)),
+                 int(day_array(pd.Series(pd.to_datetime(["2200-01-01"])))[0]), bundle.policy, bundle.catalogue)
+    src = bundle.catalogue.sources["annual_reports"]["date_from_year"]
+    ok = ~np.isnan(years)
+    want = pd.to_datetime({"year": years[ok].astype(int) + 1, "month": src["month"], "day": src["day"]})
+    as_of = int(day_array(pd.Series(pd.to_datetime(["2200-01-01"])))[0])
+    np.testing.assert_array_equal(as_of - ev.age, day_array(want))  # rows without a year have no date
+
+
+def test_plan_cells_equal_numpy_unique_on_the_byte_keys():
+    """The cells of a plan (distinct (group, must, probability) keys) come in the order, with the
+    inverse map and counts, of np.unique over the 16-byte keys, as before the radix path."""
+    from yiwu_credit.supervision.plan import plan_cells
+
+    rng = np.random.default_rng(3)
+    n = 5000
+    p = np.round(rng.random(n), 3)  # many ties
+    p[:50] = 0.0
+    scored = pd.DataFrame({"tier": rng.choice(list(TIERS), n), "probability": p,
+                           "entity_type": rng.choice(["enterprise", "individual", "cooperative"], n),
+                           "serious_dishonest": rng.random(n) < 0.05},
+                          index=pd.Index([f"E{i:05d}" for i in range(n)], name="entity_id"))
+    c = plan_cells(scored, ("enterprise", "individual", "cooperative"), ("serious_dishonest",), True)
+    gid = (c.group.astype(np.int64) * 2 + c.must)[c.inverse]
+    key = np.ascontiguousarray(np.stack([gid, c.p[c.inverse].view(np.int64)], axis=1))
+    _, first, inv, cnt = np.unique(key.view(np.dtype((np.void, 16))).ravel(), return_index=True,
+                                   return_inverse=True, return_counts=True)
+    np.testing.assert_array_equal(c.inverse, inv.ravel())
+    np.testing.assert_array_equal(c.count, cnt)
+    np.testing.assert_array_equal(c.p, p[first])
+    assert len(c.count) < n  # ties were merged

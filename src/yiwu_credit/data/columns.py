@@ -13,8 +13,9 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
-__all__ = ["constant_strings", "string_column"]
+__all__ = ["constant_strings", "dictionary_take", "encode_strings", "string_column"]
 
 _STR = pd.StringDtype(na_value=np.nan)  # what pandas infers for text: ``str``, Arrow large_string
 
@@ -35,3 +36,17 @@ def constant_strings(value: str, n: int) -> pd.api.extensions.ExtensionArray:
     offsets = np.arange(n + 1, dtype=np.int64) * len(b)
     arr = pa.LargeStringArray.from_buffers(n, pa.py_buffer(offsets), pa.py_buffer(b * n))
     return pd.array(arr, dtype=_STR)
+
+
+def encode_strings(values: pd.Series) -> tuple[pa.Array, pa.Array]:
+    """A text column as Arrow (dictionary of distinct values, int32 indices; nulls stay null)."""
+    enc = pc.dictionary_encode(pa.array(values, type=pa.large_string()))
+    enc = enc.combine_chunks() if isinstance(enc, pa.ChunkedArray) else enc
+    return enc.dictionary, enc.indices
+
+
+def dictionary_take(encoded: tuple[pa.Array, pa.Array], rows: np.ndarray) -> pd.api.extensions.ExtensionArray:
+    """The ``str`` array of rows ``rows`` of an :func:`encode_strings` column: the indices are
+    gathered, then the few distinct strings (~3× a gather of the strings themselves)."""
+    dictionary, indices = encoded
+    return pd.array(dictionary.take(indices.take(pa.array(np.asarray(rows, dtype=np.int64)))), dtype=_STR)

@@ -108,14 +108,29 @@ def day_array(s: pd.Series) -> np.ndarray:
 
 
 def sort_ids(ids: pd.Series) -> np.ndarray:
-    """Stable order (int64 positions) that sorts entity ids (Arrow's sort: ~10× numpy's on objects)."""
-    try:
-        import pyarrow as pa
-        import pyarrow.compute as pc
+    """Stable order (int64 positions) that sorts entity ids bytewise (UTF-8), as Arrow's sort does.
 
-        return pc.sort_indices(pa.array(ids, type=pa.string())).to_numpy().astype(np.int64)
-    except ImportError:  # pragma: no cover
-        return np.argsort(ids.to_numpy(dtype=object), kind="stable")
+    Ids of one length (a USCC is 18 characters) are sorted by a least-significant-byte radix
+    sort over the byte positions that vary (a city's ids share their leading bytes): ~3× Arrow's
+    comparison sort, the same order. Other ids go to Arrow's sort.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    arr = pa.array(ids, type=pa.large_string())
+    arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
+    n = len(arr)
+    if n and not arr.null_count:
+        off = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + n + 1]
+        width = int(off[1] - off[0])
+        if 0 < width <= 64 and int(off[-1] - off[0]) == width * n and np.all(np.diff(off) == width):
+            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0]:off[-1]].reshape(n, width)
+            order = np.arange(n, dtype=np.int64)
+            for col in np.ascontiguousarray(data.T)[::-1]:  # last byte first; each pass stable
+                if col.min() != col.max():
+                    order = order[np.argsort(col[order], kind="stable")]
+            return order
+    return pc.sort_indices(arr).to_numpy().astype(np.int64)
 
 
 class EntityStatus:
@@ -317,14 +332,18 @@ def _lut(codes: tuple, vals: tuple) -> np.ndarray:
 def _windowed_counts(pos: np.ndarray, age: np.ndarray, windows: tuple[int, ...], n: int,
                      weights: np.ndarray | None = None) -> np.ndarray:
     """Sums over nested windows, shape (n, len(windows)): each row goes to its smallest window
-    once, then a cumulative sum over windows (one bincount instead of one per window)."""
+    once, then a cumulative sum over windows (one bincount instead of one per window). float64;
+    counts are whole numbers, exact."""
     w = np.asarray(windows, dtype=np.int64)
     b = np.searchsorted(w, age, side="left")  # first window with w >= age
     inside = b < len(w)
     k = len(w)
-    flat = np.bincount(pos[inside] * k + b[inside], weights=None if weights is None else weights[inside],
-                       minlength=n * k)
-    return np.cumsum(flat.reshape(n, k), axis=1)
+    # window-major (k, n): each window's column is contiguous, and the running sum adds whole rows
+    sums = np.bincount(b[inside] * n + pos[inside], weights=None if weights is None else weights[inside],
+                       minlength=n * k).astype(np.float64, copy=False).reshape(k, n)
+    for j in range(1, k):
+        sums[j] += sums[j - 1]
+    return sums.T
 
 
 def _per_window(ev: Events, m: np.ndarray, windows: tuple[int, ...], n: int,

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.columns import constant_strings, string_column
+from ..data.columns import constant_strings, dictionary_take, encode_strings, string_column
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
 from ..features.build import (
@@ -172,7 +172,8 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
                     texts[c][need] = ex[c]
     clock("reasons")
     idx, remap = pool(dataset, day)
-    ent = dataset.entities[["entity_type", "town", "industry"]].take(idx)
+    ent = {c: dictionary_take(dataset.derived(("encoded", c), ("entities",), lambda c=c: encode_strings(
+        dataset.entities[c])), idx) for c in ("entity_type", "town", "industry")}
     ranges = range_check(b)
     same_codes = all(list(f.categories or ()) == list(m.categories_.get(f.name, f.categories or ()))
                      for f in b.catalogue.features if f.is_categorical)
@@ -187,7 +188,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
         "tier_en": string_column([pol.tier_label(t, "en") for t in TIERS], rank),
         "overrides": string_column(note_texts, note_codes), **{c: facts[c].to_numpy() for c in facts.columns},
         "out_of_range": string_column(oor_labels, oor_codes),
-        **{c: ent[c].array for c in ent.columns},
+        **ent,
         "data_issues": _issue_counts(dataset, X.index),
         # reason texts stay object arrays (mostly None): no string inference over a million rows
         **{c: pd.Series(v, index=X.index, dtype=object, copy=False) for c, v in texts.items()},
