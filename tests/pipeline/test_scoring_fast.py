@@ -349,3 +349,15 @@ def test_plan_cells_equal_numpy_unique_on_the_byte_keys():
     np.testing.assert_array_equal(c.count, cnt)
     np.testing.assert_array_equal(c.p, p[first])
     assert len(c.count) < n  # ties were merged
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.datetimes(min_value=pd.Timestamp("1800-01-01").to_pydatetime(),
+                                                   max_value=pd.Timestamp("2200-12-31").to_pydatetime())),
+                max_size=40))
+def test_day_array_equals_numpy_calendar_days(values):
+    s = pd.Series(pd.to_datetime(values), dtype="datetime64[s]")
+    a = s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]")
+    want = (a - np.datetime64("1970-01-01", "D")).astype(np.int64)
+    want[np.isnat(a)] = NAT
+    np.testing.assert_array_equal(day_array(s), want)

@@ -101,9 +101,9 @@ class Day(int):
 
 def day_array(s: pd.Series) -> np.ndarray:
     """int64 days since epoch; NaT → a very small sentinel (never 'before as_of' by accident)."""
-    a = s.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT")).astype("datetime64[D]")
-    out = (a - _EPOCH).astype(np.int64)
-    out[np.isnat(a)] = NAT
+    secs = s.to_numpy(dtype="datetime64[s]", na_value=np.datetime64("NaT")).view(np.int64)
+    out = secs // 86_400  # whole days, floored as numpy casts datetime64[s] to [D]
+    out[secs == np.iinfo(np.int64).min] = NAT  # NaT
     return out
 
 
@@ -527,8 +527,7 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp | Day, catalogue:
     for f in cat.features:
         if f.is_categorical:
             cols[f.name] = pd.Categorical.from_codes(cols[f.name], categories=list(f.categories))
-    out = pd.DataFrame(cols, index=pool_index(dataset, as_of_day))
-    return out[cat.names]
+    return pd.DataFrame({name: cols[name] for name in cat.names}, index=pool_index(dataset, as_of_day))
 
 
 def pool_index(dataset: Dataset, as_of_day: int) -> pd.Index:
