@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -203,29 +204,80 @@ class _Prepared:
     typed: pd.DataFrame | None = None
     findings: Findings = field(default_factory=lambda: Findings())
     error: Exception | None = None
+    #: entities: the id index, the entity checks, and per entity position whether it is kept and
+    #: its establishment date (index -1: no entity), made in the same worker right after typing
+    hashed: HashedIndex | None = None
+    checks: Findings | None = None
+    known: np.ndarray | None = None
+    established: np.ndarray | None = None
+    #: event tables: each row's entity position and the row checks, made in the table's worker
+    positions: np.ndarray | None = None
+    row_checks: Findings | None = None
 
 
 def _prepare_tables(read: Callable[[str], tuple[RawTable | None, list[Problem]]], prof: Profile,
-                    order: list[str]) -> dict[str, _Prepared]:
-    """Read and type every table, the largest first, on up to one thread per core (Arrow and numpy
-    release the GIL). Deterministic: each table has its own findings, merged by the caller."""
+                    order: list[str], as_of: pd.Timestamp | None = None) -> dict[str, _Prepared]:
+    """Read, type and check every table on up to one thread per core (Arrow and numpy release the
+    GIL): ``entities`` first (its worker then indexes the ids and checks the entities), then the
+    other tables, the largest first; each event table's worker matches its ids and checks its rows
+    as soon as the entities are done. With ids that are not distinct USCC-shaped strings the
+    matching is left to the caller (:func:`lookup_dictionary` needs every table). Deterministic:
+    each table has its own findings, merged by the caller in table order."""
+    done = threading.Event()
+    box: dict[str, _Prepared] = {}
+
+    def entities(out: _Prepared) -> None:
+        runs = out.findings.runs.get("entities")
+        out.hashed = None if runs is None else HashedIndex.build(runs)
+        if out.hashed is None:  # duplicates or other ids: no duplicates to look up first
+            return
+        out.checks = Findings()
+        n = len(out.typed)
+        check_entities(out.typed, out.checks, as_of, np.zeros(n, dtype=bool), runs.values)
+        bad = out.findings.bad_rows("entities", n) | out.checks.bad_rows("entities", n)
+        # position -1 (no entity) reads the appended last element: not a rejected entity, no date
+        out.known = np.append(~bad, True)
+        out.established = np.append(out.typed["established_on"].to_numpy(dtype="datetime64[s]"),
+                                    np.datetime64("NaT"))
+
+    def events(name: str, out: _Prepared) -> None:
+        done.wait()
+        ent = box.get("entities")
+        runs = out.findings.runs.get(name)
+        if ent is None or ent.known is None or runs is None:
+            return
+        pos, key = ent.hashed.match(runs)
+        out.row_checks = Findings()
+        check_events(name, out.typed, ent.known, ent.established, out.row_checks, as_of, pos, key)
+        out.positions = pos
 
     def one(name: str) -> _Prepared:
-        r, fatal = read(name)
-        out = _Prepared(r, fatal)
-        if r is None or fatal or (name == "entities" and len(r.df) == 0 and not r.malformed):
-            return out
         try:
-            out.typed = coerce(TABLES[name], r.df, out.findings, prof)
-        except Exception as e:  # raised by the caller, unless loading stops on a fatal problem anyway
-            out.error = e
-        return out
+            r, fatal = read(name)
+            out = _Prepared(r, fatal)
+            if r is None or fatal or (name == "entities" and len(r.df) == 0 and not r.malformed):
+                return out
+            try:
+                out.typed = coerce(TABLES[name], r.df, out.findings, prof)
+                if name == "entities":
+                    entities(out)
+                elif name in EVENT_TABLES:
+                    events(name, out)
+            except Exception as e:  # raised by the caller, unless loading stops on a fatal problem anyway
+                out.error = e
+            if name == "entities":
+                box["entities"] = out
+            return out
+        finally:
+            if name == "entities":  # whatever happened: the event tables' workers must not wait forever
+                done.set()
 
+    order = ["entities", *(n for n in order if n != "entities")]
     return _in_parallel(one, order)
 
 
 def _in_parallel(fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
-    """``{name: fn(name)}``, computed on up to one thread per core in the order given."""
+    """``{name: fn(name)}``, computed on up to one thread per core, started in the order given."""
     workers = min(_workers(), len(names))
     if workers <= 1:
         return {name: fn(name) for name in names}
@@ -293,7 +345,7 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
             raise DataValidationError([Problem("dataset", None, f"directory not found: {directory}")])
         read = lambda name: _read_file(directory, name, prof, encoding)  # noqa: E731
         order = sorted(TABLES, key=lambda name: -_file_size(directory, name, prof))
-    prepared = _prepare_tables(read, prof, order)
+    prepared = _prepare_tables(read, prof, order, as_of_ts)
     for name in TABLES:
         f.fatal += prepared[name].fatal
     typed: dict[str, pd.DataFrame] = {}
@@ -324,21 +376,29 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     ent = typed["entities"]
     for name in TABLES:  # tables without rows have no runs yet
         f.runs.setdefault(name, Runs(pa.array([], pa.large_string()), None))
-    hashed = HashedIndex.build(f.runs["entities"])
+    pe = prepared["entities"]
+    hashed = pe.hashed
     match = None if hashed is not None else lookup_dictionary(f.runs)
-    check_entities(ent, f, as_of_ts, np.zeros(len(ent), dtype=bool) if match is None else match.dup,
-                    f.runs["entities"].values)
-    # position -1 (no entity) reads the appended last element: not a rejected entity, no date
-    known = np.append(~f.bad_rows("entities", len(ent)), True)
-    est = np.append(ent["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))
+    if pe.checks is not None:
+        f.items += pe.checks.items
+        known, est = pe.known, pe.established
+    else:
+        check_entities(ent, f, as_of_ts, match.dup, f.runs["entities"].values)
+        known = np.append(~f.bad_rows("entities", len(ent)), True)
+        est = np.append(ent["established_on"].to_numpy(dtype="datetime64[s]"), np.datetime64("NaT"))
 
     def check(name: str) -> tuple[np.ndarray, Findings]:
+        t = prepared[name]
+        if t.positions is not None:  # matched and checked in the table's own worker
+            return t.positions, t.row_checks
         pos, key = hashed.match(f.runs[name]) if hashed is not None else (match.pos[name], match.key[name])
         sub = Findings()
         check_events(name, typed[name], known, est, sub, as_of_ts, pos, key)
         return pos, sub
 
-    checked = _in_parallel(check, sorted(EVENT_TABLES, key=lambda name: -len(typed[name])))
+    todo = [n for n in EVENT_TABLES if prepared[n].positions is None]
+    checked = {**{n: check(n) for n in EVENT_TABLES if n not in todo},
+               **_in_parallel(check, sorted(todo, key=lambda name: -len(typed[name])))}
     positions = {}
     for name in EVENT_TABLES:
         positions[name], sub = checked[name]
