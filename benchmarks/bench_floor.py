@@ -23,7 +23,8 @@ from scipy import stats
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS  # noqa: E402
 
-from yiwu_credit.pipeline.closed_loop import _md_table, simulate_loop  # noqa: E402
+from yiwu_credit.data.io import markdown_table  # noqa: E402
+from yiwu_credit.pipeline.closed_loop import simulate_loop  # noqa: E402
 from yiwu_credit.supervision.frontier import Candidate  # noqa: E402
 
 V12 = (0.1, 1.0, 10.0, 30.0)
@@ -58,7 +59,7 @@ def main() -> None:
                                                              "cycles": c.to_dict("records")}, default=float) + "\n")
     md = ("## What the floor buys (closed loop, 20,000 entities, 4 cycles, 4 % budget, seeds 0–9)\n\n"
           "lift: violations / uniform's, 95 % t-interval over seeds; HT error = HT estimate of the pool's "
-          "campaign violation rate − truth, over all 40 campaigns per strategy.\n\n" + _md_table(out, ".4f"))
+          "campaign violation rate − truth, over all 40 campaigns per strategy.\n\n" + markdown_table(out, ".4f"))
     (RESULTS / "frontier_floor.md").write_text(md + "\n")
     print(md)
 

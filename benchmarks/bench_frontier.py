@@ -28,7 +28,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).parent))
 from common import RESULTS, machine, measure  # noqa: E402
 
-from yiwu_credit.pipeline.closed_loop import Drift, _md_table, frontier_outcomes  # noqa: E402
+from yiwu_credit.data.io import markdown_table  # noqa: E402
+from yiwu_credit.pipeline.closed_loop import Drift, frontier_outcomes  # noqa: E402
 from yiwu_credit.supervision.frontier import Candidate, candidate_grid, policy_frontier  # noqa: E402
 
 V11 = (0.25, 1.0, 5.0, 15.0)       # the 1.1.0 default tier weights (1/4/20/60 %)
@@ -96,7 +97,7 @@ def _loop_md(title: str, summary: pd.DataFrame, params: dict) -> str:
             "turned_violations", "turned_potential", "ht_error", "calib_gap"]
     return (f"## {title} ({time.strftime('%Y-%m-%d')})\n\n`{json.dumps(params, default=str)}`\n\n"
             "lift = realised violations / uniform's in the same world and seed; interval = 95% Student-t over "
-            "seeds.\n\n" + _md_table(summary[[c for c in cols if c in summary.columns]], ".3f"))
+            "seeds.\n\n" + markdown_table(summary[[c for c in cols if c in summary.columns]], ".3f"))
 
 
 def part_loop(seeds: list[int], n: int, drift: bool) -> None:

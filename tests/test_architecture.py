@@ -92,3 +92,36 @@ def test_public_api_names_the_whole_pipeline():
         assert (obj.__doc__ or "").strip(), f"yiwu_credit.{name} has no docstring"
     with pytest.raises(AttributeError):
         yiwu_credit.no_such_name  # noqa: B018
+
+
+@pytest.mark.parametrize("script", sorted((ROOT / "benchmarks").glob("*.py")), ids=lambda p: p.name)
+def test_benchmarks_import_only_names_that_exist(script: Path):
+    """Benchmarks are not run in CI (they take minutes), so at least every ``yiwu_credit`` name they
+    import must exist: a module moved by a refactor must not leave a benchmark broken unseen."""
+    import importlib
+
+    tree = ast.parse(script.read_text("utf-8"))
+    missing = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("yiwu_credit"):
+            try:
+                mod = importlib.import_module(node.module)
+            except ImportError as e:
+                missing.append(f"line {node.lineno}: {node.module} ({e})")
+                continue
+            missing += [f"line {node.lineno}: {node.module}.{a.name}" for a in node.names if not hasattr(mod, a.name)
+                        and not _is_submodule(node.module, a.name)]
+        elif isinstance(node, ast.Import):
+            for a in node.names:
+                if a.name.startswith("yiwu_credit"):
+                    try:
+                        importlib.import_module(a.name)
+                    except ImportError as e:
+                        missing.append(f"line {node.lineno}: {a.name} ({e})")
+    assert not missing, f"{script.name}: " + "; ".join(missing)
+
+
+def _is_submodule(package: str, name: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(f"{package}.{name}") is not None
