@@ -259,3 +259,17 @@ def test_catalogue_file_errors(tmp_path):
     bad.write_text("[catalogue\nname=1")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_catalogue(bad)
+
+
+def test_feature_frames_own_their_columns(world):
+    """Frames are built without a consolidation copy; still, writing into one frame must not
+    change another (shared no-event columns are copied) nor a later build."""
+    ds = world.dataset.replace(penalties=empty_table("penalties"))  # every penalty feature: the no-events path
+    X1 = build_features(ds, AS_OF)
+    X2 = build_features(ds, AS_OF)
+    col = next(c for c in X1.columns if c.startswith("pen_") and X1[c].dtype == float)
+    before = X2[col].copy()
+    X1.loc[X1.index[0], col] = 12345.0
+    X1[col] += 1.0
+    pd.testing.assert_series_equal(X2[col], before)
+    pd.testing.assert_series_equal(build_features(ds, AS_OF)[col], before)

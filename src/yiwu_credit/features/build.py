@@ -527,7 +527,10 @@ def build_features(dataset: Dataset, as_of: str | pd.Timestamp | Day, catalogue:
     for f in cat.features:
         if f.is_categorical:
             cols[f.name] = pd.Categorical.from_codes(cols[f.name], categories=list(f.categories))
-    return pd.DataFrame({name: cols[name] for name in cat.names}, index=pool_index(dataset, as_of_day))
+        elif not cols[f.name].flags.writeable:  # a shared no-events column: the frame gets its own
+            cols[f.name] = cols[f.name].copy()
+    # the columns as they are (copy=False): no consolidation copy of the whole matrix (~0.2 GB at 1M)
+    return pd.DataFrame({name: cols[name] for name in cat.names}, index=pool_index(dataset, as_of_day), copy=False)
 
 
 def pool_index(dataset: Dataset, as_of_day: int) -> pd.Index:

@@ -195,7 +195,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
         "model_version": constant_strings(b.version, n),
         "tier_policy": constant_strings(str(cut.policy), n),
         "tier_policy_sha256": constant_strings(cut.policy.sha256, n),
-    }, index=X.index)
+    }, index=X.index, copy=False)  # fresh arrays: no consolidation copy
     out.attrs["tiering"] = cut.to_dict()
     # entities not in the pool, with the reason
     gone = remap < 0
