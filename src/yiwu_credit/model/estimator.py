@@ -48,7 +48,7 @@ from ..features.catalogue import Catalogue, load_catalogue
 from ..supervision.policy import Policy
 from ..tiering.cutoffs import TierCutoffs, tier_cutoffs
 from .binning import MISSING_POLICIES, TRENDS, fit_binning
-from .inputs import as_categorical, as_frame, is_categorical, row_major
+from .inputs import as_categorical, as_frame, column_major, is_categorical, row_major
 from .learners import LGBLearner, ScorecardLearner
 from .points import PointsScale
 from .reasons import reason_texts, top_reasons
@@ -200,9 +200,10 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return tags
 
     # -------------------------------------------------------------- fitting
-    def _prepare(self, X: Any, fitting: bool) -> np.ndarray:
+    def _prepare(self, X: Any, fitting: bool, order: str = "F") -> np.ndarray:
         """The float64 matrix (n, p) the learners see: categorical columns as category codes
-        (NaN for missing or unseen), in ``feature_names_in_`` order."""
+        (NaN for missing or unseen), in ``feature_names_in_`` order. Row-major ("C") to fit, and
+        when ``order="C"`` (compiled trees read rows); else column-major ("F"), cheaper to build."""
         if fitting:
             Xf = as_frame(X)
             if Xf.shape[1] == 0:
@@ -239,7 +240,9 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 if np.isinf(col).any():
                     raise ValueError(f"Input X contains infinity in feature {c!r}.")
                 cols.append(col)
-        return row_major(cols, len(Xf))
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
+        return row_major(cols, len(Xf)) if fitting or order == "C" else column_major(cols, len(Xf))
 
     def _resolve_monotone(self, M: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
         """``monotone_`` (trend per column), ``monotone_constraints_`` (LightGBM signs) and
@@ -450,11 +453,13 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return pd.DataFrame({"probability": p, "credit_score": self.credit_points(p),
                              "tier": self.tiers_from_proba(p, policy)}, index=self._index(X))
 
-    def feature_matrix(self, X: Any) -> np.ndarray:
+    def feature_matrix(self, X: Any, order: str = "C") -> np.ndarray:
         """The float64 matrix (n, p) the learner sees: ``feature_names_in_`` order, categorical
         columns as category codes (NaN for missing or unseen). For callers that predict and
-        explain the same rows without preparing them twice."""
-        return self._prepare(X, fitting=False)
+        explain the same rows without preparing them twice. ``order``: "C" (row-major, as the
+        compiled trees read it) or "F" (column-major: LightGBM reads it as fast, and it is
+        cheaper to build); the same values either way."""
+        return self._prepare(X, fitting=False, order=order)
 
     def contributions(self, X: Any, method: str = "path") -> pd.DataFrame:
         """Per-feature contributions to the margin, shape (n, p), indexed like X.

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["as_categorical", "as_frame", "is_categorical", "row_major"]
+__all__ = ["as_categorical", "as_frame", "column_major", "is_categorical", "row_major"]
 
 
 def as_frame(X: Any, names: list[str] | None = None) -> pd.DataFrame:
@@ -63,3 +63,13 @@ def row_major(columns: list[np.ndarray], n: int, block: int = 4096) -> np.ndarra
         for j, col in enumerate(columns):
             rows[:, j] = col[s:s + block]
     return M
+
+
+def column_major(columns: list[np.ndarray], n: int) -> np.ndarray:
+    """Columns (each of length ``n``) as one F-ordered float64 matrix (n, len(columns)): each
+    column is one contiguous copy. LightGBM's predict and the scorecard read it as fast as the
+    row-major matrix (the same values), and it costs a fraction of :func:`row_major`."""
+    M = np.empty((len(columns), n), dtype=np.float64)
+    for j, col in enumerate(columns):
+        M[j] = col
+    return M.T

@@ -149,8 +149,9 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     events = pool_events(dataset, day, b.policy, b.catalogue)
     X = build_features(dataset, day, b.catalogue, b.policy, events=events)
     clock("features")
-    M = m.feature_matrix(X)
-    p = m.proba_from_margin(m.learner_.margin(M, compiled=wanted(compiled)))
+    fast = wanted(compiled)
+    M = m.feature_matrix(X, order="C" if fast else "F")  # compiled trees read rows; LightGBM either
+    p = m.proba_from_margin(m.learner_.margin(M, compiled=fast))
     clock("model")
     fact_events = events if pol.repair == b.policy.repair else {
         **events, **pool_events(dataset, day, pol, b.catalogue, tables=("penalties",))}
