@@ -49,6 +49,7 @@ def main(argv: list[str]) -> int:
             install("test,dask")
             run(PY, "benchmarks/run.py", *rest)
             run(PY, "benchmarks/bench_loading.py", "--profile")
+            run(PY, "benchmarks/bench_e2e.py")
         else:
             print(__doc__)
             return 0 if task in ("help", "-h", "--help") else 2

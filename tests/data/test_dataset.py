@@ -179,3 +179,26 @@ def test_data_contract_doc_lists_every_column():
         assert f"`{t.name}`" in doc
         for c in t.columns:
             assert f"| `{c.name}` | {c.zh} |" in doc, (t.name, c.name)
+
+
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_entity_codes_equal_a_plain_lookup(world, duplicate):
+    """Positions of each event row's entity, by the hashed USCC path (or, with a duplicate id, the
+    general one), equal a dictionary lookup row by row: unknown, missing and odd-length ids give -1."""
+    from yiwu_credit.data.dataset import Dataset
+
+    ds = world.dataset
+    ent = ds.entities.copy()
+    if duplicate:
+        ent.loc[ent.index[-1], "entity_id"] = ent["entity_id"].iloc[0]
+    pen = ds.penalties.copy()
+    pen.loc[pen.index[:3], "entity_id"] = ["91330782XXXXXXXXXX", None, "SHORT"]
+    d = Dataset(**{n: ds.table(n) for n in ("inspections", "complaints", "annual_reports", "list_records", "tax_ratings")},
+                entities=ent, penalties=pen)
+    first = {}
+    for i, e in enumerate(ent["entity_id"]):
+        first.setdefault(e, i)
+    for name in ("penalties", "annual_reports"):
+        want = np.array([first.get(e, -1) if isinstance(e, str) else -1 for e in d.table(name)["entity_id"]])
+        np.testing.assert_array_equal(d.entity_codes(name), want)
+    assert (d.entity_codes("penalties")[:3] == -1).all()

@@ -25,7 +25,8 @@ from .sources.files import (
 from .sources.profile import Profile
 
 __all__ = [
-    "MAX_ROWS_SHOWN", "REJECT_COLUMNS", "Findings", "HashedIndex", "Runs", "check_entities", "check_events", "coerce", "lookup_dictionary",
+    "MAX_ROWS_SHOWN", "REJECT_COLUMNS", "Findings", "HashedIndex", "Runs", "check_entities", "check_events", "coerce",
+    "id_runs", "lookup_dictionary",
 ]
 
 MAX_ROWS_SHOWN = 5
@@ -193,6 +194,17 @@ class Runs:
 
     def expand(self, per_run: np.ndarray) -> np.ndarray:
         return per_run if self.lengths is None else np.repeat(per_run, self.lengths)
+
+
+def id_runs(values: pd.Series | pa.Array | pa.ChunkedArray) -> Runs:
+    """An id column (already normalised) as :class:`Runs` of equal consecutive values."""
+    arr = _one(pa.array(values, type=pa.large_string()) if isinstance(values, pd.Series) else values)
+    if arr.type != pa.large_string():
+        arr = arr.cast(pa.large_string())
+    starts = _run_starts(arr)
+    if starts is None:
+        return Runs(arr, None)
+    return Runs(arr.filter(pa.array(starts)), np.diff(np.flatnonzero(starts), append=len(arr)))
 
 
 def _run_starts(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:

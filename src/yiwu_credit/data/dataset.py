@@ -34,6 +34,7 @@ from .checks import (
     check_entities,
     check_events,
     coerce,
+    id_runs,
     lookup_dictionary,
 )
 from .contract import EVENT_TABLES, TABLES
@@ -100,9 +101,19 @@ class Dataset:
         return value
 
     def entity_codes(self, name: str) -> np.ndarray:
-        """Position (int64) in ``entities`` of each row's entity in table ``name``; -1 if unknown."""
-        return self.derived(("codes", name), ("entities", name),
-                            lambda: index_of(self.entities["entity_id"], self.table(name)["entity_id"]))
+        """Position (int64) in ``entities`` of each row's entity in table ``name``; -1 if unknown.
+
+        Distinct USCC-shaped ids are matched by a 64-bit hash of their bytes, each match checked
+        byte for byte (:class:`~.checks.HashedIndex`, built once per entities table and shared by
+        every table), one look-up per run of equal ids; other ids by Arrow's hash look-up."""
+        def make() -> np.ndarray:
+            hashed = self.derived(("hashed ids",), ("entities",),
+                                  lambda: HashedIndex.build(id_runs(self.entities["entity_id"])))
+            if hashed is None or not len(self.table(name)):
+                return index_of(self.entities["entity_id"], self.table(name)["entity_id"])
+            return hashed.match(id_runs(self.table(name)["entity_id"]))[0]
+
+        return self.derived(("codes", name), ("entities", name), make)
 
     def issue_counts(self) -> pd.Series:
         """Quarantined event rows per entity (entity_id index, int): an entity scored on a partial
