@@ -24,6 +24,7 @@ import pandas as pd
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
 from ..data.dates import LOCAL_TZ, ZONED, parse_as_of
+from ..data.uscc import fixed_width, string_buffers
 from ..errors import UsageError
 from ..supervision.policy import Policy, load_policy
 from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
@@ -121,10 +122,10 @@ def sort_ids(ids: pd.Series) -> np.ndarray:
     arr = arr.combine_chunks() if isinstance(arr, pa.ChunkedArray) else arr
     n = len(arr)
     if n and not arr.null_count:
-        off = np.frombuffer(arr.buffers()[1], dtype=np.int64)[arr.offset:arr.offset + n + 1]
+        off = string_buffers(arr)[0]
         width = int(off[1] - off[0])
-        if 0 < width <= 64 and int(off[-1] - off[0]) == width * n and np.all(np.diff(off) == width):
-            data = np.frombuffer(arr.buffers()[2], dtype=np.uint8)[off[0]:off[-1]].reshape(n, width)
+        data = fixed_width(arr, width) if 0 < width <= 64 and np.all(np.diff(off) == width) else None
+        if data is not None:
             order = np.arange(n, dtype=np.int64)
             for col in np.ascontiguousarray(data.T)[::-1]:  # last byte first; each pass stable
                 if col.min() != col.max():
