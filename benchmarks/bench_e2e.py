@@ -21,6 +21,7 @@ in ``results/history.csv``.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import statistics
 import subprocess
@@ -28,7 +29,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from common import RESULTS, machine, record_history, save, world_dir  # noqa: E402
+from common import RESULTS, git_commit, machine, record_history, save, world_dir  # noqa: E402
 
 AS_OF = "2026-01-01"
 STAGES = ("load", "features", "model", "tiers_overrides", "reasons", "assemble", "plan", "draw")
@@ -82,6 +83,15 @@ def child_e2e(d: Path, compiled: bool) -> dict:
     return out
 
 
+def earlier_runs() -> list[dict]:
+    """Summaries of the earlier runs (newest first), carried over from the last ``e2e.json``."""
+    try:
+        old = json.loads((RESULTS / "e2e.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return ([old["summary"]] if "summary" in old else []) + list(old.get("earlier", []))
+
+
 def run_child(kind: str, d: Path, compiled: bool = False) -> dict:
     cmd = [sys.executable, __file__, "--child", kind, "--dir", str(d)] + (["--compiled"] if compiled else [])
     done = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -119,6 +129,13 @@ def markdown(res: dict, info: dict) -> str:
         lines.append(f"- {p}: " + ", ".join(f"{k} = {v:.2f}" for k, v in r.items()))
     lines += ["", f"Reasons are computed for the {res['n_explained']:,} entities in tiers C and D or with an "
               f"override (of {res['n_scored']:,} scored); campaign of {res['campaign_n']:,}.", ""]
+    runs = [res["summary"], *res.get("earlier", [])]
+    lines += ["## This run and the earlier ones (newest first)", "",
+              "| date | commit | read median s | default load → draw median (min) s | compiled median (min) s |",
+              "|---|---|---|---|---|"]
+    for r in runs:
+        cells = [f"{r[k][0]:.2f} ({r[k][1]:.2f})" if r.get(k) else "–" for k in ("default_total_s", "compiled_total_s")]
+        lines.append(f"| {r['date']} | {r['commit']} | {r['read_median_s']:.3f} | {cells[0]} | {cells[1]} |")
     return "\n".join(lines) + "\n"
 
 
@@ -160,12 +177,18 @@ def main(argv: list[str] | None = None) -> int:
             "reasons / model stage": statistics.median(r["reasons"] / r["model"] for r in rs),
         }
     info = machine()
+    res["summary"] = {"date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                      "commit": git_commit(), "read_median_s": res["paths"]["default"]["read"]["median"],
+                      **{f"{p}_total_s": [res["paths"][p]["total"]["median"], res["paths"][p]["total"]["min"]]
+                         for p in paths}}
+    res["earlier"] = earlier_runs()
     save("e2e", {"machine": info, **res, "runs": runs})
     (RESULTS / "e2e.md").write_text(markdown(res, info), encoding="utf-8")
     figures = {}
     for p in paths:
         s = res["paths"][p]
         figures.update({f"{p}_{k}_median_s": s[k]["median"] for k in ("load", "total", "reasons", "model")})
+        figures[f"{p}_total_min_s"] = s["total"]["min"]
         figures[f"{p}_peak_rss_gib"] = s["peak_rss_gib"]["median"]
         figures.update({f"{p}_{k.replace(' ', '').replace('→', '_to_').replace('/', '_over_')}": v
                         for k, v in res["ratios"][p].items()})

@@ -204,6 +204,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         """The float64 matrix (n, p) the learners see: categorical columns as category codes
         (NaN for missing or unseen), in ``feature_names_in_`` order. Row-major ("C") to fit, and
         when ``order="C"`` (compiled trees read rows); else column-major ("F"), cheaper to build."""
+        if order not in ("C", "F"):
+            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
         if fitting:
             Xf = as_frame(X)
             if Xf.shape[1] == 0:
@@ -240,8 +242,6 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                 if np.isinf(col).any():
                     raise ValueError(f"Input X contains infinity in feature {c!r}.")
                 cols.append(col)
-        if order not in ("C", "F"):
-            raise ValueError(f"order must be 'C' or 'F', got {order!r}")
         return row_major(cols, len(Xf)) if fitting or order == "C" else column_major(cols, len(Xf))
 
     def _resolve_monotone(self, M: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> None:
