@@ -355,13 +355,15 @@ def _read_bucket(paths: tuple[str, ...], name: str, bucket: int) -> pd.DataFrame
 def _read_buckets(paths: tuple[str, ...], name: str, buckets: Sequence[int]) -> pd.DataFrame:
     """Buckets ``buckets`` of table ``name`` (each: its file in every directory), concatenated in
     one Arrow table and converted once, contract dtypes, bucket index."""
-    parts = [pq.read_table(_file(Path(p), name, b)) for b in buckets for p in paths]
+    # one read per bucket of all its files (in directory order): Arrow reads them in parallel,
+    # ~2x faster than a read per file for the ~70 small files of a task
+    parts = [pq.read_table([str(_file(Path(p), name, b)) for p in paths]) if len(paths) > 1
+             else pq.read_table(_file(Path(paths[0]), name, b)) for b in buckets]
     t = pa.concat_tables(parts) if len(parts) > 1 else parts[0]
     df = t.to_pandas(types_mapper=_TO_PANDAS)
     kinds = {c.name: c.kind for c in TABLES[name].columns}
     df = df.astype({c: _PANDAS[kinds[c]] for c in df.columns if c in kinds})
-    lens = [len(x) for x in parts]
-    idx = np.repeat(np.repeat(np.asarray(buckets, np.int64), len(paths)), lens)
+    idx = np.repeat(np.asarray(buckets, np.int64), [len(x) for x in parts])
     return df.set_axis(pd.Index(idx, name=BUCKET))
 
 
