@@ -192,10 +192,10 @@ def single_machine(path: Path, ids_out: Path) -> dict:
 
 
 def distributed_run(paths: list[Path], workers: int, bundle_path: str | None) -> dict:
-    from distributed import Client, LocalCluster, wait
+    from distributed import Client, wait
 
     out: dict[str, Any] = {"workers": workers, "threads_per_worker": 1, "processes": True}
-    with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+    with D.local_cluster(workers, threads_per_worker=1, dashboard_address=None,
                       memory_limit=f"{22 // workers}GiB") as cluster, Client(cluster) as client:
         client.run(_warm)
         client.run(_peak_start)
@@ -264,7 +264,8 @@ def render(payload: dict, level: str = "##") -> list[str]:
         f"Machine: {m['cpu_count']} cores, {payload['memory_gib']} GiB RAM, {m['platform']}, Python {m['python']}; "
         f"dask {payload['dask']}, distributed {payload['distributed']}, {m['versions']}"
         + (f"; code {payload['commit']}" if payload.get("commit") else "") + ".",
-        f"Cluster: `LocalCluster(n_workers=w, threads_per_worker=1, processes=True)`; {payload['npartitions']} "
+        f"Cluster: `{payload.get('cluster', 'LocalCluster(n_workers=w, threads_per_worker=1, processes=True)')}`; "
+        f"{payload['npartitions']} "
         f"buckets (one Parquet file per bucket per table per {payload['chunk']:,}-entity chunk). Single process: "
         "`score_entities` + `supervision_plan` + `draw` on the first chunk read into one fresh process (its "
         "Parquet read is timed separately and not in its total); the distributed totals include reading "
@@ -388,6 +389,7 @@ def main(argv: list[str] | None = None) -> None:
         "dask": dask.__version__, "distributed": distributed.__version__, "npartitions": a.npartitions,
         "as_of": AS_OF, "seed": SEED, "chunk": CHUNK, "repeat": a.repeat, "chunks": [], "single_machine_1M": None,
         "runs": [], "ratios": {}, "skipped": [], "notes": [], "history": _history(),
+        "cluster": f"engine.local_cluster(w, threads_per_worker=1): worker processes started with {D.WORKER_ENVIRON}",
     }
 
     def flush() -> None:

@@ -264,3 +264,19 @@ def test_model_threads_share_the_cores_among_the_workers_of_a_host(client):
     assert client.submit(D._model_threads, hosts, pure=False).result() == max(1, cores // 2)
     assert D._model_threads(hosts) is None                           # not inside a worker
     assert D._model_threads(None) is None
+
+
+@pytest.mark.slow
+def test_local_cluster_starts_workers_with_the_worker_environ():
+    """Worker processes get WORKER_ENVIRON before they start (glibc reads it only then), and keep
+    it across a restart."""
+    import os
+
+    from yiwu_credit.distributed.engine import WORKER_ENVIRON, local_cluster
+
+    with local_cluster(1, dashboard_address=None) as cluster, Client(cluster) as c:
+        want = {k: str(v) for k, v in WORKER_ENVIRON.items()}
+        got = c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON})
+        assert list(got.values()) == [want]
+        c.restart()
+        assert list(c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values()) == [want]

@@ -78,9 +78,9 @@ if TYPE_CHECKING:  # pragma: no cover
     from dask.delayed import Delayed
 
 __all__ = [
-    "BUCKET", "ENTITIES_PER_TASK", "DistributedDataset", "DistributedPlan", "bucket_of", "draw_distributed",
-    "features_distributed", "key_range", "partition_dataset", "plan_distributed", "read_bucket", "read_partitioned",
-    "score_distributed", "write_partitioned",
+    "BUCKET", "ENTITIES_PER_TASK", "WORKER_ENVIRON", "DistributedDataset", "DistributedPlan", "bucket_of",
+    "draw_distributed", "features_distributed", "key_range", "local_cluster", "partition_dataset", "plan_distributed",
+    "read_bucket", "read_partitioned", "score_distributed", "write_partitioned",
 ]
 
 BUCKET = "bucket"                              # index name of the partitioned tables
@@ -224,6 +224,28 @@ def _client() -> Any:
         return default_client()
     except (ImportError, ValueError):
         return None
+
+
+#: Environment a worker process needs from its start (Dask's ``distributed.nanny.pre-spawn-environ``).
+#: Dask sets ``MALLOC_TRIM_THRESHOLD_`` for its workers, which also freezes glibc's mmap threshold at
+#: 128 KiB: every array above it is mapped afresh and unmapped when freed, so a worker scoring 10M
+#: entities took ~7M page faults (20 s of system time each). A fixed 32 MiB threshold (glibc's
+#: largest) lets freed arrays be reused: 0.6M faults, 7.7 s, the 10M score 67 s → 46 s
+#: (benchmarks/results/dask.md).
+WORKER_ENVIRON = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20}
+
+
+def local_cluster(n_workers: int | None = None, threads_per_worker: int = 1, **kwargs: Any) -> Any:
+    """A ``distributed.LocalCluster`` of worker processes started with :data:`WORKER_ENVIRON`.
+
+    On another cluster, put the same variables under ``distributed.nanny.pre-spawn-environ`` in
+    the Dask configuration of the machines that start the workers (docs/distributed.md)."""
+    import dask
+    from distributed import LocalCluster
+
+    settings = {f"distributed.nanny.pre-spawn-environ.{k}": v for k, v in WORKER_ENVIRON.items()}
+    with dask.config.set(settings):  # read by each nanny when it is created, kept for restarts
+        return LocalCluster(n_workers=n_workers, threads_per_worker=threads_per_worker, processes=True, **kwargs)
 
 
 # ============================================================== Parquet, one file per bucket per table
