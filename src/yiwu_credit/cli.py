@@ -33,8 +33,20 @@ class _Terminated(BaseException):
     """SIGTERM, raised in the main thread so that cleanup (temporary files) runs."""
 
 
+#: set by the SIGTERM handler: a library may turn the raised _Terminated into an error of its own
+#: (Cython does, when the signal lands while it parses a buffer format), so the exit code follows
+#: this flag, not the exception's type
+_TERM_REQUESTED: list[bool] = []
+
+
 def _on_sigterm(signum, frame) -> None:  # pragma: no cover - exercised in a subprocess test
+    _TERM_REQUESTED.append(True)
     raise _Terminated()
+
+
+def _terminated() -> int:
+    print("terminated: no output of this run was written", file=sys.stderr)
+    return 143
 
 
 def _date(value: str) -> str:
@@ -726,6 +738,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         a.parser.error(problem)  # exit 2 with the command's usage
     import threading
 
+    _TERM_REQUESTED.clear()
     old = signal.signal(signal.SIGTERM, _on_sigterm) if threading.current_thread() is threading.main_thread() else None
     try:
         return _run(a)
@@ -738,14 +751,17 @@ def _run(a: argparse.Namespace) -> int:
     try:
         return int(a.func(a) or 0)
     except _Terminated:
-        print("terminated: no output of this run was written", file=sys.stderr)
-        return 143
+        return _terminated()
     except YiwuCreditError as e:
+        if _TERM_REQUESTED:
+            return _terminated()
         if a.debug:
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
+        if _TERM_REQUESTED:
+            return _terminated()
         if a.debug:
             raise
         print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
@@ -754,6 +770,8 @@ def _run(a: argparse.Namespace) -> int:
         print("interrupted: no output of this run was written", file=sys.stderr)
         return 130
     except Exception as e:  # an internal error: say so, without a traceback unless asked
+        if _TERM_REQUESTED:  # a SIGTERM turned into another error on its way up
+            return _terminated()
         if a.debug:
             raise
         print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for the traceback; please report it)",

@@ -389,3 +389,26 @@ def test_monitor_and_simulate_loop_commands(capsys, campaign, tmp_path):
     code, out, _ = run(capsys, "simulate-loop", "--entities", 3000, "--cycles", 2, "--out", tmp_path / "loop")
     assert code == 0 and "policy vs uniform" in out
     assert (tmp_path / "loop" / "cycles.csv").exists() and (tmp_path / "loop" / "closed-loop.png").exists()
+
+
+def test_a_sigterm_turned_into_another_error_still_exits_143(capsys):
+    """A library may turn the exception raised by the SIGTERM handler into an error of its own
+    (Cython does when the signal lands while it parses a buffer format): the exit code is still
+    'terminated', not 'internal error'."""
+    import argparse
+    import signal
+
+    from yiwu_credit import cli
+
+    def func(a):
+        try:
+            cli._on_sigterm(signal.SIGTERM, None)
+        except BaseException:
+            raise ValueError("'T{d:val:q:i1:q:i2:}' is not a valid PEP 3118 buffer format string") from None
+
+    try:
+        assert cli._run(argparse.Namespace(func=func, debug=False)) == 143
+        assert "terminated" in capsys.readouterr().err
+    finally:
+        cli._TERM_REQUESTED.clear()
+    assert cli._run(argparse.Namespace(func=lambda a: (_ for _ in ()).throw(ValueError("x")), debug=False)) == 1
