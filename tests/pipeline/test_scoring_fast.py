@@ -361,3 +361,14 @@ def test_day_array_equals_numpy_calendar_days(values):
     want = (a - np.datetime64("1970-01-01", "D")).astype(np.int64)
     want[np.isnat(a)] = NAT
     np.testing.assert_array_equal(day_array(s), want)
+
+
+def test_year_deadlines_of_far_apart_years_need_no_table(bundle):
+    """Years far apart (an unvalidated online record) are computed row by row, not through a
+    table spanning every year between them."""
+    years = np.array([2020.0, 1_000_000.0])
+    ev = _events("annual_reports", {"year": years, "filed_on": np.full(2, NAT, dtype=np.int64)}, np.arange(2),
+                 10**9, bundle.policy, bundle.catalogue)
+    src = bundle.catalogue.sources["annual_reports"]["date_from_year"]
+    want = int(day_array(pd.Series(pd.to_datetime([f"2021-{src['month']:02d}-{src['day']:02d}"])))[0])
+    assert 10**9 - ev.age[0] == want and len(ev.age) == 2

@@ -219,12 +219,18 @@ def _year_date(y: np.ndarray, month: int, day: int) -> np.ndarray:
     if ok.any():
         yi = y[ok].astype(np.int64)
         lo, hi = int(yi.min()), int(yi.max())
-        years = np.arange(lo, hi + 2, dtype=np.int64)  # hi - lo is small for real data; +1: the year after
-        months = (years - 1970) * 12 + (month - 1)
-        d = months.astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(day - 1, "D")
-        table = (d - _EPOCH).astype(np.int64)
-        out[ok] = table[yi + 1 - lo]
+        if hi - lo > len(yi):  # a few scattered years (an unvalidated record): each row directly
+            out[ok] = _deadline(yi + 1, month, day)
+        else:
+            out[ok] = _deadline(np.arange(lo + 1, hi + 2, dtype=np.int64), month, day)[yi - lo]
     return out
+
+
+def _deadline(years: np.ndarray, month: int, day: int) -> np.ndarray:
+    """Day number of month-day of each year (int64 array)."""
+    months = (years - 1970) * 12 + (month - 1)
+    d = months.astype("datetime64[M]").astype("datetime64[D]") + np.timedelta64(day - 1, "D")
+    return (d - _EPOCH).astype(np.int64)
 
 
 AR_STATUS = ("on_time", "late", "missing")
