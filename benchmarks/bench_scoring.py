@@ -106,7 +106,8 @@ def run_before(data: Path, repeat: int) -> dict:
     import pandas as pd
 
     from yiwu_credit import load_dataset
-    from yiwu_credit.features.build import Day, build_features, override_facts, pool_events
+    from yiwu_credit.data.dates import Day
+    from yiwu_credit.features.build import build_features, override_facts, pool_events
     from yiwu_credit.model.bundle import load_bundle
     from yiwu_credit.pipeline.scoring import score_entities
     from yiwu_credit.tiering.overrides import apply_overrides

@@ -32,8 +32,8 @@ from yiwu_credit.data.dataset import load_dataset  # noqa: E402
 from yiwu_credit.features.build import build_features, override_facts, pool_events  # noqa: E402
 from yiwu_credit.model.bundle import load_bundle  # noqa: E402
 from yiwu_credit.pipeline.scoring import score_entities  # noqa: E402
+from yiwu_credit.policy import TIERS  # noqa: E402
 from yiwu_credit.supervision import draw, supervision_plan  # noqa: E402
-from yiwu_credit.supervision.policy import TIERS  # noqa: E402
 from yiwu_credit.tiering.overrides import apply_overrides, fact_arrays, override_codes  # noqa: E402
 
 AS_OF = "2026-01-01"

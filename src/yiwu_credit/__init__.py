@@ -28,7 +28,7 @@ _API: dict[str, str] = {
     # errors
     "YiwuCreditError": "errors", "DataValidationError": "errors", "ConfigError": "errors",
     "BundleError": "errors", "PlanError": "errors", "OutputError": "errors", "UsageError": "errors",
-    "Problem": "errors",
+    "Problem": "errors", "VerificationFailed": "errors", "RetrainNeeded": "errors",
     # data
     "Dataset": "data.dataset", "load_dataset": "data.dataset", "validation_report": "data.dataset",
     "Profile": "data.sources.profile", "load_profile": "data.sources.profile",
@@ -43,7 +43,7 @@ _API: dict[str, str] = {
     # scoring
     "score_entities": "pipeline.scoring", "ScoreResult": "pipeline.scoring", "Scorer": "pipeline.scoring",
     # supervision
-    "Policy": "supervision.policy", "load_policy": "supervision.policy", "apply_overrides": "tiering.overrides",
+    "Policy": "policy", "load_policy": "policy", "apply_overrides": "tiering.overrides",
     "supervision_plan": "supervision.plan", "draw": "supervision.systematic", "verify": "supervision.verification",
     "verify_files": "supervision.verification", "joint_draw": "supervision.joint",
     "save_audit": "supervision.audit", "load_audit": "supervision.verification",
@@ -83,7 +83,9 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
         OutputError,
         PlanError,
         Problem,
+        RetrainNeeded,
         UsageError,
+        VerificationFailed,
         YiwuCreditError,
     )
     from .features.build import build_features, override_facts
@@ -96,6 +98,7 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .model.training import train
     from .pipeline.closed_loop import simulate_loop
     from .pipeline.scoring import Scorer, ScoreResult, score_entities
+    from .policy import Policy, load_policy
     from .report.html import write_report
     from .supervision.audit import save_audit
     from .supervision.estimates import publication_summary, tie_results, violation_rates
@@ -103,7 +106,6 @@ if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .supervision.inspectors import assign_inspectors, load_roster
     from .supervision.joint import joint_draw
     from .supervision.plan import supervision_plan
-    from .supervision.policy import Policy, load_policy
     from .supervision.systematic import draw
     from .supervision.verification import load_audit, verify, verify_files
     from .tiering.overrides import apply_overrides

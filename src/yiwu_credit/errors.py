@@ -5,16 +5,37 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 __all__ = [
-    "YiwuCreditError", "UsageError", "ConfigError", "BundleError", "PlanError", "OutputError", "Problem",
-    "DataValidationError",
+    "EXIT_CODES", "YiwuCreditError", "UsageError", "ConfigError", "BundleError", "PlanError", "OutputError",
+    "Problem", "DataValidationError", "VerificationFailed", "RetrainNeeded", "exit_codes_text",
 ]
+
+#: The one table of exit codes: the CLI's epilog, its docstring and the README are checked against
+#: it (tests/cli). Every non-zero code but 1 and 130/143 is carried by an exception class below.
+EXIT_CODES: dict[int, str] = {
+    0: "ok",
+    1: "internal error",
+    2: "usage (bad option, date or path, before any work)",
+    3: "bad data",
+    4: "bad configuration (catalogue, policy, profile, roster, audit record)",
+    5: "bad model bundle",
+    6: "impossible plan",
+    7: "a draw does not verify",
+    8: "monitor says retrain (with --fail-on-retrain)",
+    9: "output not written (disk full, permission)",
+    130: "interrupted",
+    143: "terminated",
+}
+
+
+def exit_codes_text() -> str:
+    """The exit-code table as one line, as the CLI's ``--help`` prints it."""
+    return "exit codes: " + ", ".join(f"{c} {t}" for c, t in EXIT_CODES.items())
 
 
 class YiwuCreditError(Exception):
     """Base class of every error the library raises on bad input or configuration.
 
-    ``exit_code`` is what the CLI exits with: 2 usage, 3 data, 4 configuration, 5 bundle,
-    6 plan, 9 output not written (1 is an unexpected internal error).
+    ``exit_code`` is what the CLI exits with (:data:`EXIT_CODES`).
     """
 
     exit_code = 3
@@ -79,3 +100,15 @@ class DataValidationError(YiwuCreditError):
         self.problems = list(problems)
         lines = [f"{len(self.problems)} data problem(s) found:"] + [f"  - {p}" for p in self.problems]
         super().__init__("\n".join(lines))
+
+
+class VerificationFailed(YiwuCreditError):
+    """A published draw does not verify (MISMATCH), or cannot be verified (NOT VERIFIED)."""
+
+    exit_code = 7
+
+
+class RetrainNeeded(YiwuCreditError):
+    """Monitoring says the model should be retrained (raised by ``monitor --fail-on-retrain``)."""
+
+    exit_code = 8

@@ -398,7 +398,7 @@ def test_a_sigterm_turned_into_another_error_still_exits_143(capsys):
     import argparse
     import signal
 
-    from yiwu_credit import cli
+    from yiwu_credit.cli import app as cli
 
     def func(a):
         try:

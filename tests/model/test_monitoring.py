@@ -14,7 +14,7 @@ from yiwu_credit.model.monitoring import (
     stability_flag,
     thresholds,
 )
-from yiwu_credit.supervision.policy import load_policy
+from yiwu_credit.policy import load_policy
 
 DECILES = np.linspace(0, 1, 11)
 

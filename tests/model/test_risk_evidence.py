@@ -22,7 +22,7 @@ from yiwu_credit.features.ranges import RANGES_FILE, RangeCheck, feature_ranges
 from yiwu_credit.model.bundle import load_bundle
 from yiwu_credit.model.labels import build_labels
 from yiwu_credit.pipeline.scoring import Scorer, score_entities
-from yiwu_credit.supervision.policy import TIERS, load_policy
+from yiwu_credit.policy import TIERS, load_policy
 from yiwu_credit.tiering.overrides import override_ranks
 
 AS_OF = "2025-01-01"

@@ -18,8 +18,8 @@ from yiwu_credit import BundleError, TieredRiskModel, load_bundle
 from yiwu_credit.cli import main
 from yiwu_credit.data.io import sha256_file
 from yiwu_credit.pipeline.scoring import Scorer, score_entities
+from yiwu_credit.policy import TIERS, load_policy
 from yiwu_credit.report.html import build_report
-from yiwu_credit.supervision.policy import TIERS, load_policy
 from yiwu_credit.tiering import fit_cutoffs, tier_cutoffs
 
 AS_OF = "2025-01-01"

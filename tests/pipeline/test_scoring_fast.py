@@ -14,7 +14,7 @@ from yiwu_credit.model.compiled import ENABLE_ENV, CompiledTrees, available, wan
 from yiwu_credit.model.inputs import row_major
 from yiwu_credit.model.reasons import MIN_CONTRIB, top_reasons
 from yiwu_credit.pipeline.scoring import Scorer, score_entities
-from yiwu_credit.supervision.policy import FACT_FLAGS, TIERS
+from yiwu_credit.policy import FACT_FLAGS, TIERS
 from yiwu_credit.tiering.overrides import override_ranks
 
 AS_OF = "2026-01-01"
@@ -286,8 +286,9 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from yiwu_credit.data.columns import constant_strings, string_column  # noqa: E402
-from yiwu_credit.features.build import NAT, day_array, sort_ids  # noqa: E402
+from yiwu_credit.data.dates import NAT, day_array  # noqa: E402
 from yiwu_credit.features.build import events_from_arrays as _events  # noqa: E402
+from yiwu_credit.features.build import sort_ids  # noqa: E402
 
 
 @settings(max_examples=60, deadline=None)

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from yiwu_credit.pipeline.closed_loop import STRATEGIES, LoopResult, burden_table, simulate_loop
-from yiwu_credit.supervision.policy import TIERS
+from yiwu_credit.policy import TIERS
 
 pytestmark = pytest.mark.slow  # one closed-loop run shared by the module
 

@@ -16,8 +16,8 @@ from yiwu_credit.model.evaluation import metrics, tier_table
 from yiwu_credit.model.labels import build_labels
 from yiwu_credit.model.monitoring import psi
 from yiwu_credit.pipeline.scoring import score_entities
+from yiwu_credit.policy import TIERS
 from yiwu_credit.report.html import SECTIONS, build_report, write_report
-from yiwu_credit.supervision.policy import TIERS
 
 pytestmark = pytest.mark.slow   # the report fixtures score and render whole populations
 

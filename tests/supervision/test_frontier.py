@@ -8,8 +8,8 @@ import pytest
 
 from yiwu_credit import supervision as S
 from yiwu_credit.errors import ConfigError, PlanError
+from yiwu_credit.policy import load_policy
 from yiwu_credit.supervision.frontier import Candidate, candidate_grid, in_force, policy_frontier
-from yiwu_credit.supervision.policy import load_policy
 
 
 def _scored(n: int, seed: int = 0, must_rate: float = 0.002) -> pd.DataFrame:
@@ -144,7 +144,7 @@ def test_bad_candidates_and_settings(pool):
     raw = load_policy().raw
     import copy
 
-    from yiwu_credit.supervision.policy import policy_from_raw
+    from yiwu_credit.policy import policy_from_raw
     for key, val, msg in (("alpha", 9.0, "alpha"), ("entity_type_factor_scope", "tiers", "entity_type_factor_scope")):
         r = copy.deepcopy(raw)
         r["sampling"][key] = val

@@ -9,7 +9,7 @@ from importlib import resources
 import pytest
 
 from yiwu_credit.errors import ConfigError
-from yiwu_credit.supervision.policy import (
+from yiwu_credit.policy import (
     LabelPolicy,
     MonitoringPolicy,
     OverridePolicy,

@@ -17,6 +17,7 @@ from scipy.stats import binomtest
 
 from yiwu_credit import supervision as S
 from yiwu_credit.errors import ConfigError, PlanError
+from yiwu_credit.policy import load_policy
 from yiwu_credit.supervision.joint import (
     microstrata_select,
     origin_from_seed,
@@ -24,7 +25,6 @@ from yiwu_credit.supervision.joint import (
     rounding_start,
     window_share,
 )
-from yiwu_credit.supervision.policy import load_policy
 from yiwu_credit.supervision.prn import id_bytes, prn_key, prn_order
 
 ALPHA = 0.001          # family-wise error rate of each Binomial test (Holm-corrected)
@@ -34,7 +34,7 @@ ALPHA = 0.001          # family-wise error rate of each Binomial test (Holm-corr
 def _policy_1_1(monkeypatch):
     """The plan/draw mechanics are tested on the 1.1.0 default (flat within tier, type factor on every
     tier: group-level plans); the 1.2.0 defaults (alpha, scope) are tested in test_frontier.py."""
-    monkeypatch.setattr("yiwu_credit.supervision.policy.DEFAULT_POLICY", "yiwu-2022-1.1")
+    monkeypatch.setattr("yiwu_credit.policy.DEFAULT_POLICY", "yiwu-2022-1.1")
 
 
 def _ids(n: int, start: int = 0) -> pd.Index:
@@ -504,7 +504,7 @@ def test_policy_sampling_section_is_validated():
     import tomllib
     from importlib import resources
 
-    from yiwu_credit.supervision.policy import policy_from_raw
+    from yiwu_credit.policy import policy_from_raw
 
     raw = tomllib.loads((resources.files("yiwu_credit") / "resources" / "policy" / "yiwu-2022.toml").read_text("utf-8"))
     policy_from_raw(copy.deepcopy(raw), "ok")

@@ -33,7 +33,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
-    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas", "parse_toml", "read_table",
+    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas", "read_table",
     "restore_formulas", "save_figure", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text", "write_xlsx",
 ]
 
@@ -98,18 +98,6 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; rename it onto ``path`` only if the block succeeds."""
     with atomic_outputs(path) as (tmp,):
         yield tmp
-
-
-def parse_toml(text: str, source: str) -> dict:
-    """Parse TOML text; a syntax error becomes a ConfigError naming ``source``."""
-    import tomllib
-
-    from ..errors import ConfigError
-
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{source}: not valid TOML: {e}") from None
 
 
 def save_figure(fig: Figure, path: str | os.PathLike, dpi: int = 110) -> Path:

@@ -47,6 +47,7 @@ from ..errors import ConfigError
 from ..features.build import build_features
 from ..model.bundle import Bundle, load_bundle
 from ..pipeline.scoring import score_entities
+from ..policy import Policy
 from ..supervision.audit import AuditHasher
 from ..supervision.plan import (
     CARRY,
@@ -61,7 +62,6 @@ from ..supervision.plan import (
     plan_settings,
     solve_groups,
 )
-from ..supervision.policy import Policy
 from ..supervision.prn import id_bytes, keys_of, prn_keys, prn_order, seed_text
 from ..supervision.systematic import (
     Draw,

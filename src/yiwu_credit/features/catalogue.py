@@ -6,19 +6,16 @@ checks it and expands windows into concrete output features.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from functools import cached_property
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from ..config import check_finite, config_sha256, read_config
 from ..data.contract import ENTITY_TYPES, TABLES, YIWU_TOWNS
-from ..data.io import parse_toml
 from ..errors import ConfigError
 
 __all__ = ["AGGREGATIONS", "CATEGORIES", "DERIVED", "FAMILIES", "OTHER_TOWN", "SECTIONS",
@@ -265,6 +262,7 @@ def _spec(i: int, raw: dict, src: str) -> FeatureSpec:
 
 def parse_catalogue(raw: dict, source: str = "<catalogue>") -> Catalogue:
     """Validate a parsed catalogue dict."""
+    check_finite(raw, source)
     meta = raw.get("catalogue", {})
     if not isinstance(meta.get("name"), str) or not isinstance(meta.get("version"), str):
         raise ConfigError(f"{source}: [catalogue] needs 'name' and 'version' strings")
@@ -282,21 +280,13 @@ def parse_catalogue(raw: dict, source: str = "<catalogue>") -> Catalogue:
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise ConfigError(f"{source}: duplicate feature name(s) {dup}")
-    blob = json.dumps({"catalogue": meta, "sources": sources, "feature": feats}, sort_keys=True, ensure_ascii=False)
-    return Catalogue(meta["name"], meta["version"], specs, sources, hashlib.sha256(blob.encode()).hexdigest(), source)
+    sha = config_sha256({"catalogue": meta, "sources": sources, "feature": feats})
+    return Catalogue(meta["name"], meta["version"], specs, sources, sha, source)
 
 
 def load_catalogue(path: str | Path | Catalogue | None = None) -> Catalogue:
     """Load and validate a catalogue TOML (default: the shipped ``features/catalogue.toml``)."""
     if isinstance(path, Catalogue):
         return path
-    if path is None:
-        res = resources.files("yiwu_credit") / "resources" / "features" / "catalogue.toml"
-        text, src = res.read_text(encoding="utf-8"), "features/catalogue.toml"
-    else:
-        p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"catalogue file not found: {p}")
-        text, src = p.read_text(encoding="utf-8"), str(p)
-    raw = parse_toml(text, src)
-    return parse_catalogue(raw, src)
+    cfg = read_config(path, "catalogue", "features", default="catalogue")
+    return parse_catalogue(cfg.raw, "features/catalogue.toml" if path is None else cfg.source)

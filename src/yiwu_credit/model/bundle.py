@@ -46,7 +46,7 @@ from ..data.io import atomic_path, sha256_file, write_text
 from ..errors import BundleError, ConfigError
 from ..features.catalogue import Catalogue, load_catalogue
 from ..features.ranges import RANGES_FILE, feature_ranges
-from ..supervision.policy import Policy, load_policy
+from ..policy import Policy, load_policy
 from ..tiering.cutoffs import TierCutoffs
 from .estimator import TieredRiskModel
 
@@ -64,7 +64,6 @@ LEGACY_MODULES = {
     "yiwu_credit.model": "yiwu_credit.model.estimator",
     "yiwu_credit.binning": "yiwu_credit.model.binning",
     "yiwu_credit.catalogue": "yiwu_credit.features.catalogue",
-    "yiwu_credit.policy": "yiwu_credit.supervision.policy",
 }
 #: Classes renamed since bundles were pickled: old name → (module, new name). Installed on the
 #: estimator module (and the 0.1 ``yiwu_credit.model``) only while a bundle is unpickled.

@@ -45,7 +45,7 @@ from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
 from ..features.catalogue import Catalogue, load_catalogue
-from ..supervision.policy import Policy
+from ..policy import Policy
 from ..tiering.cutoffs import TierCutoffs, tier_cutoffs
 from .binning import MISSING_POLICIES, TRENDS, fit_binning
 from .inputs import as_categorical, as_frame, column_major, is_categorical, row_major

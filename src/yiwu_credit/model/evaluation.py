@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ..supervision.policy import TIERS
+from ..policy import TIERS
 
 __all__ = ["calibration_table", "ks_statistic", "metrics", "tier_table", "wilson"]
 

@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
-from ..features.build import NAT, Day, alive, day_array
-from ..supervision.policy import Policy, load_policy
+from ..data.dates import NAT, Day, day_array
+from ..features.build import alive
+from ..policy import Policy, load_policy
 
 __all__ = ["build_labels", "horizon_days"]
 

@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..supervision.policy import Policy, load_policy
+from ..policy import Policy, load_policy
 
 __all__ = ["DEFAULT_EPS", "MISSING", "STATUS", "MonitorResult", "category_shares", "csi", "migration_matrix",
            "monitor", "psi", "psi_from_samples", "psi_table", "stability_flag", "thresholds", "worst_status"]

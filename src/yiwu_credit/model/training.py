@@ -16,9 +16,10 @@ from scipy.stats import spearmanr
 from sklearn.metrics import roc_auc_score
 
 from ..data.dataset import Dataset
-from ..features.build import Day, build_features
+from ..data.dates import Day
+from ..features.build import build_features
 from ..features.catalogue import Catalogue, load_catalogue
-from ..supervision.policy import Policy, load_policy
+from ..policy import Policy, load_policy
 from .estimator import TieredRiskModel
 from .evaluation import calibration_table, metrics, tier_table
 from .labels import build_labels, horizon_days

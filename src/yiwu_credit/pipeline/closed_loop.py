@@ -51,16 +51,17 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
+from ..data.dates import NAT, day_array, to_day
 from ..data.io import markdown_table, save_figure
 from ..data.synth import generate, simulate_results
-from ..features.build import NAT, build_features, day_array, pool, to_day
+from ..features.build import build_features, pool
 from ..features.catalogue import Catalogue, load_catalogue
 from ..model.bundle import Bundle, load_bundle
 from ..model.estimator import TieredRiskModel
 from ..model.labels import build_labels
+from ..policy import TIERS, Policy, load_policy
 from ..supervision import draw, supervision_plan
 from ..supervision.frontier import Candidate
-from ..supervision.policy import TIERS, Policy, load_policy
 from .scoring import score_entities
 
 __all__ = ["Drift", "LoopResult", "STRATEGIES", "burden_table", "frontier_outcomes", "simulate_loop"]

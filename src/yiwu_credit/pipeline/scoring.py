@@ -24,28 +24,25 @@ import pandas as pd
 from ..data.columns import constant_strings, dictionary_take, encode_strings, string_column
 from ..data.contract import TABLES
 from ..data.dataset import Dataset
+from ..data.dates import NAT, Day, day_array, to_day
 from ..features.build import (
     EXCLUSION_REASONS,
-    NAT,
     TABLE_DATE,
-    Day,
     EntityStatus,
     build_features,
     compute_columns,
-    day_array,
     entity_events,
     entity_status,
     override_core,
     override_facts,
     pool,
     pool_events,
-    to_day,
 )
 from ..features.ranges import range_check
 from ..model.bundle import Bundle, load_bundle
 from ..model.compiled import wanted
 from ..model.reasons import top_reasons
-from ..supervision.policy import TIERS, Policy, load_policy
+from ..policy import TIERS, Policy, load_policy
 from ..tiering.cutoffs import TierCutoffs
 from ..tiering.overrides import fact_arrays, override_codes, override_ranks
 

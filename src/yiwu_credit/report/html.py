@@ -24,7 +24,7 @@ import pandas as pd
 from .._version import __version__
 from ..data.io import write_text
 from ..model.bundle import Bundle, load_bundle
-from ..supervision.policy import Policy, load_policy
+from ..policy import Policy, load_policy
 from .model_sections import (
     section_evaluation,
     section_importance,

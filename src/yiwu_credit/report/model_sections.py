@@ -12,7 +12,7 @@ from ..features.ranges import bundle_ranges
 from ..model.bundle import Bundle
 from ..model.evaluation import calibration_table, metrics, tier_table
 from ..model.monitoring import csi, psi_table, stability_flag
-from ..supervision.policy import TIERS
+from ..policy import TIERS
 from ..tiering.cutoffs import TierCutoffs
 from .render import (
     TIER_COLORS,

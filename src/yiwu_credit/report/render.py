@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..supervision.policy import TIERS
+from ..policy import TIERS
 
 __all__ = ["CSS", "DPI", "RC", "STATUS_ZH", "TIER_COLORS", "TOWN_PINYIN", "esc", "figs_div", "fmt_int", "fmt_num",
            "fmt_pct", "html_table", "is_missing", "mpl", "note_p", "png_bytes", "png_img", "skipped_p",

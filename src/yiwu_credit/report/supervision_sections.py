@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from ..model.bundle import Bundle
-from ..supervision.policy import POSTURE_ZH, TIERS
+from ..policy import POSTURE_ZH, TIERS
 from .render import (
     TIER_COLORS,
     esc,

@@ -14,6 +14,7 @@ supervision_plan, draw, verify``.
 
 from __future__ import annotations
 
+from ..policy import TIERS, Policy, load_policy
 from .allocation import inclusion_probabilities, resolve_budget_n
 from .audit import ALGORITHM_VERSION, VerifyResult, audit_json, campaign_window, save_audit
 from .estimates import publication_summary, results_table, tie_results, violation_rates
@@ -32,7 +33,6 @@ from .plan import (
     supervision_plan,
     type_factor_matrix,
 )
-from .policy import TIERS, Policy, load_policy
 from .prn import PRN_HASH, prn_keys, prn_uniform
 from .systematic import AUDIT_FORMAT, DRAW_ALGORITHM, Draw, draw, start_from_seed
 from .verification import (

@@ -50,11 +50,11 @@ import pandas as pd
 
 from ..data.contract import INSPECTION_RESULTS, RESULT_LABELS_ZH
 from ..errors import ConfigError, DataValidationError, PlanError, Problem
+from ..policy import Policy, load_policy
 from .assignments import inspectors_by_entity
 from .audit import campaign_window
 from .joint import JOINT_FORMAT
 from .plan import plan_pi
-from .policy import Policy, load_policy
 from .systematic import Draw
 from .verification import check_audit, verify
 

@@ -25,8 +25,8 @@ import pandas as pd
 
 from ..data.io import markdown_table, save_figure
 from ..errors import PlanError
+from ..policy import TIERS, Policy, load_policy, policy_from_raw
 from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
-from .policy import TIERS, Policy, load_policy, policy_from_raw
 
 __all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
            "TIER_WEIGHT_SETS"]

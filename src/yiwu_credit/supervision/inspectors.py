@@ -30,9 +30,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, PlanError
+from ..policy import InspectorPolicy, Policy, load_policy
 from .assignments import assignment_map, compare_assignments, inspectors_by_entity
 from .audit import VerifyResult
-from .policy import InspectorPolicy, Policy, load_policy
 from .prn import fmix64, prn_keys, seed_text, subseed
 
 __all__ = ["ROSTER_COLUMNS", "Roster", "assign_inspectors", "assignment_map", "compare_assignments",

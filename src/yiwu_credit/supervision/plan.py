@@ -30,8 +30,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..errors import PlanError
+from ..policy import TIERS, Policy, load_policy
 from .allocation import Bound, Infeasible, allocate, resolve_budget_n
-from .policy import TIERS, Policy, load_policy
 
 __all__ = [
     "CARRY", "FLAT_NOTE", "PLAN_ATTR", "ROUTINE_TIERS", "SCOPES", "PlanCells", "PlanPart", "PlanSettings",

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import ConfigError, PlanError
+from ..policy import Policy, load_policy
 from .allocation import check_n
 from .audit import (
     ALGORITHM_VERSION,
@@ -62,7 +63,6 @@ from .fixedpoint import (
     systematic_select,
 )
 from .plan import PLAN_ATTR, as_entity_frame, plan_pi, supervision_plan
-from .policy import Policy, load_policy
 from .prn import IdBytes, derive_seed, id_bytes, prn_order, seed_text
 
 __all__ = [

@@ -17,9 +17,9 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
+from ..policy import Policy
 from .audit import SamplingDesign, VerifyResult
 from .joint import JOINT_MICROSTRATA, JointDraw
-from .policy import Policy
 from .systematic import SYSTEMATIC_PPS, Draw
 
 __all__ = ["DESIGNS", "check_audit", "conventional_assignments_path", "load_audit", "read_table", "verify",

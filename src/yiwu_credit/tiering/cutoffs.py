@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..supervision.policy import TIERS, Policy, TierPolicy, load_policy
+from ..policy import TIERS, Policy, TierPolicy, load_policy
 
 __all__ = ["PolicyStamp", "TierCutoffs", "fit_cutoffs", "tier_cutoffs"]
 

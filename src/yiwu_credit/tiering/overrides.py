@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from ..supervision.policy import FACT_FLAGS, FACT_NUMBERS, TIERS, Policy, load_policy
+from ..policy import FACT_FLAGS, FACT_NUMBERS, TIERS, Policy, load_policy
 
 __all__ = ["apply_overrides", "fact_arrays", "override_codes", "override_ranks"]
 

@@ -10,16 +10,14 @@ the file and key.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from ...config import read_config
 from ...errors import ConfigError
 from ..contract import TABLES
-from ..io import parse_toml
 
 __all__ = ["CONTRACT", "Profile", "TableMap", "load_profile"]
 
@@ -160,19 +158,6 @@ def load_profile(profile: str | Path | Profile | None = None) -> Profile:
         return profile or CONTRACT
     if str(profile) == "contract":
         return CONTRACT
-    path = Path(profile)
-    if path.suffix != ".toml":
-        folder = resources.files("yiwu_credit") / "resources" / "profiles"
-        res = folder / f"{profile}.toml"
-        if not res.is_file():
-            shipped = sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
-            raise ConfigError(f"unknown profile {str(profile)!r}; shipped profiles: {['contract', *shipped]}, "
-                              "or give a .toml path")
-        text, src = res.read_text(encoding="utf-8"), f"profile {profile}"
-    else:
-        if not path.is_file():
-            raise ConfigError(f"profile file not found: {path}")
-        text, src = path.read_text(encoding="utf-8"), str(path)
-    p = _validate(parse_toml(text, src), src)
-    return Profile(**{**p.__dict__, "sha256": hashlib.sha256(text.encode()).hexdigest()})
-
+    cfg = read_config(profile, "profile", "profiles")
+    p = _validate(cfg.raw, cfg.source)
+    return Profile(**{**p.__dict__, "sha256": cfg.sha256})

@@ -7,18 +7,15 @@ through :class:`Policy`; nothing policy-like is hard-coded elsewhere.
 from __future__ import annotations
 
 import functools
-import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
-from ..data.contract import ABNORMAL_REASONS, ENTITY_TYPES, INSPECTION_RESULTS
-from ..data.io import parse_toml
-from ..errors import ConfigError
+from .config import check_finite, config_sha256, read_config
+from .data.contract import ABNORMAL_REASONS, ENTITY_TYPES, INSPECTION_RESULTS
+from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_POLICY", "FACT_FLAGS", "FACT_NUMBERS", "HEAVY_PENALTY_KEYS", "POSTURE_ZH", "SECTIONS", "TIERS",
@@ -209,8 +206,7 @@ class Policy:
     @functools.cached_property
     def sha256(self) -> str:
         """Hash of the canonical JSON form of the policy (independent of TOML formatting)."""
-        blob = json.dumps(self.raw, sort_keys=True, ensure_ascii=False).encode()
-        return hashlib.sha256(blob).hexdigest()
+        return config_sha256(self.raw)
 
     @functools.cached_property
     def tiers(self) -> TierPolicy:
@@ -395,6 +391,7 @@ def _validate(raw: dict, src: str) -> None:
 def policy_from_raw(raw: dict[str, Any], source: str) -> Policy:
     """A Policy from a parsed TOML mapping (e.g. a modified copy of ``policy.raw``), validated
     (ConfigError naming ``source``)."""
+    check_finite(raw, source)
     _validate(raw, source)
     return Policy(raw=raw, source=source)
 
@@ -403,18 +400,6 @@ def load_policy(policy: str | Path | Policy | None = None) -> Policy:
     """Load and validate a policy: a shipped name (``"yiwu-2022"``), a TOML path, or a Policy."""
     if isinstance(policy, Policy):
         return policy
-    policy = policy or DEFAULT_POLICY
-    path = Path(policy)
-    if path.suffix != ".toml":
-        res = resources.files("yiwu_credit") / "resources" / "policy" / f"{policy}.toml"
-        if not res.is_file():
-            shipped = sorted(p.name[:-5] for p in (resources.files("yiwu_credit") / "resources" / "policy").iterdir())
-            raise ConfigError(f"unknown policy {str(policy)!r}; shipped policies: {shipped}, or give a .toml path")
-        text, src = res.read_text(encoding="utf-8"), f"policy {policy}"
-    else:
-        if not path.is_file():
-            raise ConfigError(f"policy file not found: {path}")
-        text, src = path.read_text(encoding="utf-8"), str(path)
-    raw = parse_toml(text, src)
-    _validate(raw, src)
-    return Policy(raw=raw, source=src)
+    cfg = read_config(policy or DEFAULT_POLICY, "policy", "policy")
+    _validate(cfg.raw, cfg.source)
+    return Policy(raw=cfg.raw, source=cfg.source)

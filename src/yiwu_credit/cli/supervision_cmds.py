@@ -1,0 +1,274 @@
+"""Supervision commands: plan, frontier, draw, verify, estimate."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from .boundary import (
+    add_command,
+    add_db_args,
+    db_writer,
+    floats_arg,
+    read_input,
+    say,
+)
+
+__all__ = ["register"]
+
+
+def cmd_plan(a: argparse.Namespace) -> int:
+    from ..data.io import write_tables
+    from ..supervision.plan import supervision_plan
+
+    scored = read_input(a.scores, "scores")
+    plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
+    db = db_writer(a, "plan", f"plan-{Path(a.scores).stem}-n{int(round(plan['pi'].sum()))}",
+                    {"plans": plan.reset_index()})
+    write_tables([(plan.reset_index(), a.out)], before_commit=db)
+    by = plan.groupby("tier").agg(entities=("pi", "size"), per_year=("expected_per_year", "sum"), campaign=("pi", "sum"))
+    say(f"plan for {len(plan):,} entities: {plan['expected_per_year'].sum():,.0f} inspections a year, "
+         f"campaign of {plan['pi'].sum():,.0f} (Σπ); must-include {int(plan['must_include'].sum())} → {a.out}")
+    say(by.to_string(float_format=lambda x: f"{x:,.1f}"))
+    return 0
+
+
+def cmd_frontier(a: argparse.Namespace) -> int:
+    from ..data.io import write_tables
+    from ..supervision.frontier import candidate_grid, policy_frontier
+
+    scored = read_input(a.scores, "scores")
+    budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate else None)
+    cands = candidate_grid(a.policy, alphas=a.alphas, scopes=a.scopes, floors=a.floors)
+    f = policy_frontier(scored, budget, cands, policy=a.policy, n=a.n)
+    items = [(f.table, a.out)]
+    if a.burden:
+        items.append((f.burden, a.burden))
+    write_tables(items)
+    if a.plot:
+        f.plot(a.plot)
+    p = f.params
+    say(f"frontier of {len(f.table)} candidate policies on {p['population']:,} entities, budget "
+         f"{p['budget']:,.0f} inspections/year, campaign n = {p['n']:,} ({f.seconds:.1f} s) → {a.out}")
+    cols = ["name", "detections", "lift", "share_tier_a", "share_below_median", "min_pi", "pareto"]
+    t = f.table.sort_values("detections", ascending=False)
+    t = pd.concat([t.head(a.top), t[t["in_force"]]]).drop_duplicates("name")[cols]
+    with pd.option_context("display.width", 140, "display.float_format", "{:.4g}".format):
+        say(t.to_string(index=False))
+    return 0
+
+
+def cmd_draw(a: argparse.Namespace) -> int:
+    from ..data.io import write_tables
+    from ..supervision.audit import audit_json
+    from ..supervision.systematic import draw
+    from ..supervision.verification import conventional_assignments_path, read_table
+
+    plan = read_input(a.plan, "plan")
+    d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
+    sel = d.frame(plan).reset_index()
+    audit_path = Path(a.audit) if a.audit else Path(a.out).with_suffix(".audit.json")
+    if a.inspectors:
+        from ..supervision.inspectors import assign_inspectors, inspectors_by_entity
+
+        prev = read_table(a.previous, "previous") if a.previous else None
+        asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
+        d = d.with_inspectors(asg)           # roster hash, parameters and assignment go into the audit
+        sel["inspectors"] = sel["entity_id"].map(inspectors_by_entity(asg))
+        asg_path = conventional_assignments_path(audit_path)
+    db = db_writer(a, "draw", f"draw-{a.seed}", {"draws": sel, **({"assignments": asg} if a.inspectors else {})},
+                    audit=d.audit)
+    write_tables([(sel, a.out), *([(asg, asg_path)] if a.inspectors else []), (audit_json(d), audit_path)],
+                 before_commit=db)
+    say(f"drew {len(d.selected):,} of {len(plan):,} entities with seed {a.seed!r} → {a.out}")
+    if a.window:
+        say(f"campaign window {d.audit['campaign']['start']} – {d.audit['campaign']['end']} (results dated "
+             f"outside it will be refused)")
+    say(f"audit record (publish it with the frame so anyone can verify) → {audit_path}")
+    if a.inspectors:
+        rec = d.audit["inspectors"]
+        say(f"inspectors: {len(asg):,} assignments, {rec['per_entity']} per entity, recusal honoured; roster hash "
+             f"and assignment recorded in the audit → {asg_path}")
+    return 0
+
+
+def cmd_verify(a: argparse.Namespace) -> int:
+    from ..supervision.verification import verify_files
+
+    res = verify_files(a.audit, a.frame, a.policy, roster=a.inspectors, previous=a.previous,
+                       assignments=a.assignments)
+    say(str(res))
+    if not res.ok:
+        from ..errors import VerificationFailed
+
+        raise VerificationFailed(f"the draw in {a.audit} does not verify ({str(res).splitlines()[0]})")
+    return 0
+
+
+def cmd_estimate(a: argparse.Namespace) -> int:
+    from ..data.io import write_tables
+    from ..supervision.estimates import publication_summary, tie_results, violation_rates
+    from ..supervision.verification import load_audit, verify
+
+    window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
+    plan = read_input(a.plan, "plan")
+    results = read_input(a.results, "results")
+    if a.audit:
+        audit = load_audit(a.audit)
+        v = verify({k: x for k, x in audit.items() if k != "inspectors"}, plan)
+        if not v.ok:
+            from ..errors import VerificationFailed
+
+            raise VerificationFailed(f"the plan {a.plan} is not the one the audited draw was made from:\n{v}")
+        drawn = audit
+    else:
+        drawn = read_input(a.drawn, "drawn").index
+    c = tie_results(results, plan, drawn=drawn, window=window, verify_plan=False)
+    est = violation_rates(c, by=a.by, policy=a.policy)
+    table = _published_table(a, c, drawn) if a.publish else None   # checked before anything is written
+    outputs = [(est, a.out, a.excel)]
+    if table is not None:
+        pub = Path(a.publish)
+        summary_path = pub.with_name(pub.stem + ".summary" + (".xlsx" if pub.suffix == ".xlsx" else ".csv"))
+        outputs += [(table, pub, True), (publication_summary(c, est), summary_path, True)]
+    write_tables(outputs)                                            # all files of the run, or none
+    overall = est[est["domain"] == "all"].iloc[0]
+    resp = c.response
+    tot = resp.iloc[-1]
+    say(f"violation rate (Hájek, published): {overall['rate']:.2%} ± {overall['se']:.2%} "
+         f"(95% CI {overall['ci_low']:.2%}–{overall['ci_high']:.2%}), n={int(overall['n'])} results of "
+         f"{int(overall['drawn'])} drawn, N={int(overall['N'])}")
+    say(f"response: {int(tot['responded'])} of {int(tot['drawn'])} drawn entities have a result "
+         f"({tot['response_rate']:.1%}), campaign {c.window['start']} – {c.window['end']}; weights adjusted within "
+         f"{resp['adjusted_by'].iloc[0] or 'the campaign'} for non-response")
+    say(resp.drop(columns="adjusted_by").rename(columns={"class": resp["adjusted_by"].iloc[0] or "class"})
+         .to_string(index=False, na_rep="", float_format=lambda x: f"{x:.3f}"))
+    say(f"estimates by {', '.join(a.by)} → {a.out}")
+    if table is not None:
+        say(f"publishable results table (一公开) → {pub}; summary with the response rate "
+             f"({tot['response_rate']:.1%}) → {summary_path}")
+    return 0
+
+
+def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
+    """The 一公开 results table; its inspectors are the audit's (``--assignments`` must match them)."""
+    from ..errors import DataValidationError, Problem
+    from ..supervision.assignments import assignment_map, compare_assignments
+    from ..supervision.estimates import results_table
+
+    recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
+    if a.assignments:
+        try:
+            asg = pd.read_csv(a.assignments, dtype=str, keep_default_na=False, encoding="utf-8-sig")
+        except Exception as e:
+            raise DataValidationError([Problem("assignments", None, f"cannot read {a.assignments}: "
+                                               f"{type(e).__name__}: {e}")]) from None
+        diff = compare_assignments(recorded, assignment_map(asg), "assignments") if recorded is not None else []
+        if diff:
+            raise DataValidationError([Problem("assignments", "inspector_id",
+                                               f"{Path(a.assignments).name} differs from the audit: {m}") for m in diff])
+    elif recorded is not None:
+        asg = pd.DataFrame([(e, i) for e, ins in recorded.items() for i in ins], columns=["entity_id", "inspector_id"])
+        asg["slot"] = asg.groupby("entity_id").cumcount() + 1
+    else:
+        asg = None
+    return results_table(c.results, asg, zh_columns=True)
+
+
+def _scopes(value: str) -> tuple[str, ...]:
+    """argparse type: comma-separated entity-type factor scopes."""
+    v = tuple(x.strip() for x in value.split(",") if x.strip())
+    bad = [x for x in v if x not in ("all", "routine", "none")]
+    if not v or bad:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected scopes from all, routine, none")
+    return v
+
+
+def _check_estimate(a: argparse.Namespace) -> str | None:
+    if a.excel and Path(a.out).suffix != ".xlsx":
+        return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {Path(a.out).suffix})"
+    return None
+
+
+def register(sp) -> None:
+    """Add this group's commands to the subparsers ``sp``."""
+    p = add_command(sp, "plan", cmd_plan, "Supervision plan: expected inspections per year and campaign inclusion "
+             "probabilities per entity.",
+             "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]")
+    p.add_argument("--scores", required=True, help="output of 'score' (or any table with entity_id, tier)")
+    p.add_argument("--policy", help="policy name or TOML path (default yiwu-2022)")
+    p.add_argument("--n", type=int, help="campaign size (default: the annual budget)")
+    p.add_argument("--budget", type=float, help="inspections per year over the pool (default: policy rates)")
+    p.add_argument("--out", required=True)
+    add_db_args(p)
+
+    p = add_command(sp, "frontier", cmd_frontier, "Policy frontier: expected detections and burden of a family of "
+             "candidate sampling policies (tier weights × alpha × entity-type factor scope × floor).",
+             "yiwu-credit frontier --scores out/scores.csv --budget-rate 0.04 --out out/frontier.csv "
+             "--plot out/frontier.png [--alphas 0,1,2 --scopes all,routine,none]")
+    p.add_argument("--scores", required=True, help="output of 'score' (entity_id, tier, probability, ...)")
+    p.add_argument("--policy", help="base policy name or TOML path (default yiwu-2022)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--budget", type=float, help="inspections per year over the pool (default: the policy's)")
+    g.add_argument("--budget-rate", type=float, help="inspections per year as a share of the pool, e.g. 0.04")
+    p.add_argument("--n", type=int, help="campaign size (default: the budget)")
+    p.add_argument("--alphas", type=floats_arg, default=(0.0, 0.5, 1.0, 1.5, 2.0),
+                   help="within-tier exponents: π ∝ weight · p^alpha (comma-separated, default 0,0.5,1,1.5,2)")
+    p.add_argument("--scopes", type=_scopes, default=("all", "routine", "none"),
+                   help="entity-type factor scopes: all, routine (tiers A–B), none (comma-separated)")
+    p.add_argument("--floors", type=floats_arg, help="floors to try (default: the policy's min_inclusion_prob)")
+    p.add_argument("--top", type=int, default=10, help="rows to print (default 10, plus the policy in force)")
+    p.add_argument("--out", required=True, help="one row per candidate (.csv/.parquet/.xlsx)")
+    p.add_argument("--burden", help="optional: burden ratio by entity type, town and section per candidate")
+    p.add_argument("--plot", help="optional PNG: detections against the low-risk burden")
+
+    p = add_command(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
+             "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
+             "--out out/drawn.csv")
+    p.add_argument("--plan", required=True)
+    p.add_argument("--seed", required=True, help="a public seed (e.g. a lottery number), int or text")
+    p.add_argument("--n", type=int, help="campaign size (default: Σπ of the plan)")
+    p.add_argument("--inspectors", help="inspector roster CSV: inspector_id, department, towns, qualifications, conflicts")
+    p.add_argument("--previous", help="previous campaign's assignments (no inspector twice in a row on an entity)")
+    p.add_argument("--qualification", help="qualification every assigned inspector must hold")
+    p.add_argument("--window", nargs=2, metavar=("START", "END"),
+                   help="campaign inspection period (ISO dates, inclusive), recorded in the audit; "
+                        "estimate refuses results dated outside it")
+    p.add_argument("--audit", help="audit JSON (default: <out>.audit.json)")
+    p.add_argument("--out", required=True)
+    add_db_args(p)
+
+    p = add_command(sp, "verify", cmd_verify, "Recompute a draw (entities and, with the roster, inspectors) from its "
+             "audit record: OK, NOT VERIFIED or the mismatch (exit 7).",
+             "yiwu-credit verify --audit out/drawn.audit.json --frame out/plan.csv --inspectors out/world/inspectors.csv")
+    p.add_argument("--audit", required=True)
+    p.add_argument("--frame", required=True, help="the plan the draw was made from")
+    p.add_argument("--policy")
+    p.add_argument("--inspectors", metavar="ROSTER",
+                   help="the inspector roster: recompute the recorded inspector draw (required when the audit "
+                        "records one, else NOT VERIFIED, exit 7)")
+    p.add_argument("--previous", help="the previous campaign's assignments, if the draw used them")
+    p.add_argument("--assignments", help="the published assignments to compare with the audit "
+                   "(default: <audit stem>.inspectors.csv next to the audit, if present)")
+
+    p = add_command(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results, tied to "
+             "the draw, adjusted for non-response (一公开).",
+             "yiwu-credit estimate --results out/results.csv --plan out/plan.csv --audit out/drawn.audit.json "
+             "--out out/estimates.csv --publish out/published.csv", check=_check_estimate)
+    p.add_argument("--results", required=True, help="entity_id, date, result (SAMR result codes)")
+    p.add_argument("--plan", required=True)
+    g = p.add_mutually_exclusive_group(required=True)
+    g.add_argument("--audit", help="the draw's audit record (checked against the plan; gives the drawn entities "
+                   "and the campaign window)")
+    g.add_argument("--drawn", help="the drawn entities (a table with entity_id), if there is no audit")
+    p.add_argument("--campaign-start", help="campaign window start (ISO date), if the audit does not record it")
+    p.add_argument("--campaign-end", help="campaign window end (ISO date, inclusive)")
+    p.add_argument("--by", nargs="+", default=["tier", "town", "section"])
+    p.add_argument("--policy")
+    p.add_argument("--out", required=True, help=".csv, .parquet or .xlsx (Excel workbook)")
+    p.add_argument("--excel", action="store_true", help="write Excel workbooks (--out must end in .xlsx)")
+    p.add_argument("--publish", help="also write the publishable results table (Chinese labels) and "
+                   "<publish>.summary.csv with the response rate")
+    p.add_argument("--assignments", help="inspector assignments for the published table (default: the audit's)")
