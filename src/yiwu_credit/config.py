@@ -87,7 +87,8 @@ def read_config(ref: str | Path | None, kind: str, folder: str, default: str | N
         res = base / f"{ref}.toml"
         if not res.is_file():
             shipped = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".toml"))
-            raise ConfigError(f"unknown {kind} {str(ref)!r}; shipped: {shipped}, or give a .toml path")
+            plural = "policies" if kind == "policy" else f"{kind}s"
+            raise ConfigError(f"unknown {kind} {str(ref)!r}; shipped {plural}: {shipped}, or give a .toml path")
         source = f"{kind} {ref}"
         text = read_text_file(Path(str(res)), source)
     else:
