@@ -125,3 +125,76 @@ def _is_submodule(package: str, name: str) -> bool:
     import importlib.util
 
     return importlib.util.find_spec(f"{package}.{name}") is not None
+
+
+def _unit(module: str) -> str:
+    """The layer of a ``yiwu_credit`` module: its first component (``data``, ``policy``, ``cli``…)."""
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else ""
+
+
+def _layers_from_docs() -> dict[str, set[str]]:
+    """The "may import" table of docs/architecture.md: unit → units it may import."""
+    text = (ROOT / "docs" / "architecture.md").read_text("utf-8")
+    table = text[text.index("| package | what it holds | may import |"):].split("\n\n")[0].splitlines()[2:]
+    layers: dict[str, set[str]] = {}
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        allowed = set() if cells[2] == "—" else {x.strip() for x in cells[2].split(",")}
+        for name in cells[0].split(","):
+            layers[name.strip().strip("`").rstrip("/")] = allowed
+    return layers
+
+
+def _imports_of(path: Path) -> list[tuple[int, str]]:
+    """Every yiwu_credit module ``path`` imports, at module level or inside functions."""
+    mod = _module_name(path)
+    package = mod if path.name == "__init__.py" else mod.rsplit(".", 1)[0]
+    out = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                target = ".".join(base + ([node.module] if node.module else []))
+            else:
+                target = node.module or ""
+            if target.startswith("yiwu_credit"):
+                names = [f"{target}.{a.name}" for a in node.names] if target == "yiwu_credit" else [target]
+                out += [(node.lineno, t) for t in names]
+        elif isinstance(node, ast.Import):
+            out += [(node.lineno, a.name) for a in node.names if a.name.startswith("yiwu_credit")]
+    return out
+
+
+def _violations(layers: dict[str, set[str]]) -> list[str]:
+    bad = []
+    for path in MODULES:
+        unit = _unit(_module_name(path))
+        if unit == "":  # the package root re-exports the public API lazily
+            continue
+        assert unit in layers, f"{path.relative_to(SRC)}: unit {unit!r} is missing from docs/architecture.md"
+        for line, target in _imports_of(path):
+            t = _unit(target)
+            if t and t != unit and t not in layers[unit]:
+                bad.append(f"{path.relative_to(SRC)}:{line} ({unit}) imports {target}")
+    return bad
+
+
+def test_layering():
+    """Each unit imports only what docs/architecture.md's table lets it (lazy imports included)."""
+    layers = _layers_from_docs()
+    assert {"errors", "config", "data", "policy", "features", "tiering", "model", "supervision", "report",
+            "pipeline", "distributed", "cli"} <= set(layers)
+    bad = _violations(layers)
+    assert not bad, "imports against the layering of docs/architecture.md:\n" + "\n".join(bad)
+
+
+def test_layering_check_sees_lazy_and_relative_imports():
+    """The checker itself: without the edges the table grants, the lazy import of the report by the
+    demo and the estimator's import of tiering are reported."""
+    layers = _layers_from_docs()
+    bad = "\n".join(_violations({**layers, "pipeline": layers["pipeline"] - {"report"},
+                                 "model": layers["model"] - {"tiering"}}))
+    assert "pipeline/demo.py" in bad and "yiwu_credit.report" in bad
+    assert "model/estimator.py" in bad and "yiwu_credit.tiering" in bad
