@@ -195,8 +195,8 @@ def parse_text_dates(txt: pd.Series, formats: tuple[str, ...] = ()) -> tuple[np.
     if iso.any():
         out[iso] = pd.to_datetime(txt[iso], format="ISO8601", errors="coerce").to_numpy(dtype="datetime64[s]")
     if zoned.any():
-        z = pd.to_datetime(txt[zoned].str.replace(r"\s+", "", regex=True), format="ISO8601", errors="coerce",
-                           utc=True)
+        zt = txt[zoned].str.replace(r"^(\d{4}-\d{2}-\d{2}) ", r"\1T", regex=True)  # the date-time space
+        z = pd.to_datetime(zt.str.replace(r"\s+", "", regex=True), format="ISO8601", errors="coerce", utc=True)
         out[zoned] = z.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
         converted = zoned & ~np.isnat(out)
     for fmt in formats:  # the profile's own formats, for what ISO did not read
