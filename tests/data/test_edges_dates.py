@@ -127,6 +127,18 @@ def test_profile_formats_must_be_whole_dates(tmp_path, fmt):
         load_profile(p)
 
 
+def test_the_documented_formats_are_the_parser_s():
+    doc = (Path(__file__).parents[2] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    section = doc.split("## Dates", 1)[1].split("\n## ", 1)[0]
+    for fmt in ZH_FORMATS:
+        assert f"| `{fmt}` |" in section, fmt
+    examples = re.findall(r"\| `(\d[^`]*)`(?:, `([^`]*)`)?[^|`]* \|", section)
+    assert len(examples) == 7, examples                       # one row per format, each with its example
+    for example in examples:
+        for text in filter(None, example):
+            assert _days([text], ZH_FORMATS) != [None], text
+
+
 def test_fixed_width_fields_are_exact():
     assert format_pattern("%Y%m%d").fullmatch("20241101") and not format_pattern("%Y%m%d").fullmatch("2024111")
     assert format_pattern("%Y/%m/%d").fullmatch("2024/3/5") and not format_pattern("%Y/%m/%d").fullmatch("2024/003/5")

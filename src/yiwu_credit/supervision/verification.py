@@ -102,9 +102,10 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     design_audit = {k: v for k, v in audit.items() if k != "inspectors"} if entities_only else audit
     res = DESIGNS[audit["format"]].verify(design_audit, plan_or_frame, policy=policy, roster=roster,
                                           previous=previous, assignments=assignments)
+    sealed = not seal_mm and not seal_unverified
     named = {m.split(":", 1)[0] for m in res.mismatches}   # a field the recomputation already names
-    seal_mm = [m for m in seal_mm if m.split("'")[1] not in named] if "'" in "".join(seal_mm) else seal_mm
-    checked = res.checked if seal_mm or seal_unverified else (
+    seal_mm = [m for m in seal_mm if "'" not in m or m.split("'")[1] not in named]
+    checked = res.checked if not sealed else (
         *res.checked, "seal: every recorded field (campaign window, plan record, parameters, …) is as drawn")
     mismatches, unverified = (*res.mismatches, *seal_mm), (*res.unverified, *seal_unverified)
     return VerifyResult(not mismatches and not unverified, mismatches, res.recomputed, checked, unverified)
