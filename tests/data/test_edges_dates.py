@@ -19,10 +19,10 @@ from hypothesis import strategies as st
 from yiwu_credit import load_dataset
 from yiwu_credit.cli import main
 from yiwu_credit.data import synth
-from yiwu_credit.data.dates import format_pattern, parse_dates, parse_text_dates
+from yiwu_credit.data.dates import Day, format_pattern, parse_dates, parse_text_dates, to_day
 from yiwu_credit.data.sources.files import write_dataset
 from yiwu_credit.data.sources.profile import load_profile
-from yiwu_credit.errors import ConfigError, DataValidationError
+from yiwu_credit.errors import ConfigError, DataValidationError, UsageError
 
 ZH_FORMATS = load_profile("zh").date_formats
 #: partial dates: a year, a year and month, a digit short, a two-digit year — none is a date
@@ -180,6 +180,19 @@ def test_any_accepted_string_is_the_day_it_names(values, formats):
             continue
         assert len(re.findall(r"\d+", v)) >= 3 or re.fullmatch(r"\d{8}", v), v    # never a partial date
         assert datetime.date.fromisoformat(day) == _normalised(v), v
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_rendered, _noise), min_size=1, max_size=30))
+def test_the_one_value_reader_agrees_with_the_column_parser(values):
+    """``to_day`` (online records) accepts exactly what the column parser accepts, as the same day."""
+    values = [v.strip() or "x" for v in values]
+    for v, day in zip(values, _days(values), strict=True):
+        if day is None:
+            with pytest.raises(UsageError):
+                to_day(v)
+        else:
+            assert str(Day(to_day(v))) == day, v
 
 
 # ------------------------------------------------------------------ date options: argparse dates, exit 2

@@ -70,10 +70,11 @@ def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
         return x.toordinal() - _ORDINAL_1970
     if isinstance(x, str):
         t = x.strip()
-        try:
-            if len(t) == 10:
+        try:  # the column parser's ISO shapes only (not 20240301, 2024-W10-1 or 2024-03)
+            if len(t) == 10 and ISO_NAIVE.match(t):
                 return datetime.date.fromisoformat(t).toordinal() - _ORDINAL_1970
-            if ZONED.match(t) or len(t) > 10:
+            if ZONED.match(t) or ISO_NAIVE.match(t):
+                t = re.sub(r"\s+(?=[Zz+-]\d*:?\d*$)", "", t)
                 return to_day(datetime.datetime.fromisoformat(t.replace("z", "Z").replace(" ", "T", 1)))
         except ValueError:
             pass
