@@ -16,7 +16,7 @@ import pandas as pd
 from ..errors import ConfigError, UsageError
 
 __all__ = [
-    "ISO_FORMATS", "ISO_NAIVE", "LOCAL_TZ", "MAX_DATE", "MIN_DATE", "NAT", "ZONED", "Day", "day_array",
+    "ISO_NAIVE", "LOCAL_TZ", "MAX_DATE", "MIN_DATE", "NAT", "ZONED", "Day", "day_array",
     "format_pattern", "is_iso_date", "parse_as_of", "parse_dates", "parse_text_dates", "to_day",
 ]
 
@@ -27,9 +27,6 @@ MAX_DATE = pd.Timestamp("2100-12-31")
 ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$")
 #: an ISO date, optionally with a time and no zone: ``YYYY-MM-DD``, ``YYYY-MM-DD hh:mm[:ss[.f]]`` (T or space)
 ISO_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
-#: the shapes every source accepts (docs/data-contract.md lists them; a profile adds its own formats)
-ISO_FORMATS = ("YYYY-MM-DD", "YYYY-MM-DD hh:mm[:ss[.fff]] (T or space)",
-               "YYYY-MM-DDThh:mm[:ss[.fff]] with a zone Z, ±hh, ±hhmm or ±hh:mm (converted to Asia/Shanghai)")
 
 
 def parse_as_of(value: str | datetime.date | pd.Timestamp | None, what: str = "as_of") -> pd.Timestamp:
