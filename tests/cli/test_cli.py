@@ -297,9 +297,10 @@ def test_malformed_draw_inputs_and_manifests(capsys, campaign, tmp_path, bundle)
     assert code == 4 and "zero.csv" in err
     code, _, err = run(capsys, "verify", "--audit", d / "drawn.audit.json", "--frame", tmp_path / "zero.csv")
     assert code == 3 and "zero.csv" in err
-    code, _, err = run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--window", "2026-05-01", "2026-04-01",
-                       "--out", tmp_path / "o.csv")
-    assert code == 6 and "after end" in err
+    with pytest.raises(SystemExit) as ei:  # a window ending before it starts is a usage error (exit 2)
+        run(capsys, "draw", "--plan", d / "plan.csv", "--seed", "1", "--window", "2026-05-01", "2026-04-01",
+            "--out", tmp_path / "o.csv")
+    assert ei.value.code == 2 and "after end" in capsys.readouterr().err
     plan = pd.read_csv(d / "plan.csv", dtype={"entity_id": str})
     plan.assign(pi=plan["pi"].astype(str).where(plan.index != 3, "abc")).to_csv(tmp_path / "p.csv", index=False)
     code, _, err = run(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--out", tmp_path / "o.csv")

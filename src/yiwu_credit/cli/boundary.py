@@ -12,7 +12,7 @@ import pandas as pd
 
 __all__ = [
     "TABLE_SUFFIXES", "add_command", "add_db_args", "add_source_args", "count_arg", "date_arg", "db_writer",
-    "floats_arg", "say", "print_reconcile", "progress", "read_input",
+    "floats_arg", "positive_float", "say", "print_reconcile", "progress", "read_input",
 ]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
@@ -41,6 +41,22 @@ def count_arg(minimum: int) -> Callable[[str], int]:
         return v
     parse.__name__ = f"whole number >= {minimum}"
     return parse
+
+
+def positive_float(value: str) -> float:
+    """argparse type for a finite number > 0 (``nan``, ``inf``, ``0`` and negatives are refused)."""
+    import math
+
+    try:
+        v = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not math.isfinite(v) or v <= 0:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected a finite number > 0")
+    return v
+
+
+positive_float.__name__ = "number > 0"
 
 
 def floats_arg(value: str) -> tuple[float, ...]:

@@ -10,8 +10,11 @@ import pandas as pd
 from .boundary import (
     add_command,
     add_db_args,
+    count_arg,
+    date_arg,
     db_writer,
     floats_arg,
+    positive_float,
     read_input,
     say,
 )
@@ -40,7 +43,7 @@ def cmd_frontier(a: argparse.Namespace) -> int:
     from ..supervision.frontier import candidate_grid, policy_frontier
 
     scored = read_input(a.scores, "scores")
-    budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate else None)
+    budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate is not None else None)
     cands = candidate_grid(a.policy, alphas=a.alphas, scopes=a.scopes, floors=a.floors)
     f = policy_frontier(scored, budget, cands, policy=a.policy, n=a.n)
     items = [(f.table, a.out)]
@@ -117,7 +120,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     results = read_input(a.results, "results")
     if a.audit:
         audit = load_audit(a.audit)
-        v = verify({k: x for k, x in audit.items() if k != "inspectors"}, plan)
+        v = verify(audit, plan, entities_only=True)
         if not v.ok:
             from ..errors import VerificationFailed
 
@@ -186,10 +189,23 @@ def _scopes(value: str) -> tuple[str, ...]:
     return v
 
 
+def _window_problem(start: str | None, end: str | None, what: str) -> str | None:
+    """A usage problem with a campaign window (dates already checked by ``date_arg``): start after end."""
+    if start is not None and end is not None and start > end:
+        return f"{what}: start {start} is after end {end}"
+    return None
+
+
+def _check_draw(a: argparse.Namespace) -> str | None:
+    return _window_problem(*a.window, "--window") if a.window else None
+
+
 def _check_estimate(a: argparse.Namespace) -> str | None:
     if a.excel and Path(a.out).suffix != ".xlsx":
         return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {Path(a.out).suffix})"
-    return None
+    if (a.campaign_start is None) != (a.campaign_end is None):
+        return "--campaign-start and --campaign-end: give both (the campaign window, inclusive) or neither"
+    return _window_problem(a.campaign_start, a.campaign_end, "--campaign-start/--campaign-end")
 
 
 def register(sp) -> None:
@@ -199,8 +215,8 @@ def register(sp) -> None:
              "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]")
     p.add_argument("--scores", required=True, help="output of 'score' (or any table with entity_id, tier)")
     p.add_argument("--policy", help="policy name or TOML path (default yiwu-2022)")
-    p.add_argument("--n", type=int, help="campaign size (default: the annual budget)")
-    p.add_argument("--budget", type=float, help="inspections per year over the pool (default: policy rates)")
+    p.add_argument("--n", type=count_arg(1), help="campaign size (default: the annual budget)")
+    p.add_argument("--budget", type=positive_float, help="inspections per year over the pool (default: policy rates)")
     p.add_argument("--out", required=True)
     add_db_args(p)
 
@@ -211,9 +227,9 @@ def register(sp) -> None:
     p.add_argument("--scores", required=True, help="output of 'score' (entity_id, tier, probability, ...)")
     p.add_argument("--policy", help="base policy name or TOML path (default yiwu-2022)")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--budget", type=float, help="inspections per year over the pool (default: the policy's)")
-    g.add_argument("--budget-rate", type=float, help="inspections per year as a share of the pool, e.g. 0.04")
-    p.add_argument("--n", type=int, help="campaign size (default: the budget)")
+    g.add_argument("--budget", type=positive_float, help="inspections per year over the pool (default: the policy's)")
+    g.add_argument("--budget-rate", type=positive_float, help="inspections per year as a share of the pool, e.g. 0.04")
+    p.add_argument("--n", type=count_arg(1), help="campaign size (default: the budget)")
     p.add_argument("--alphas", type=floats_arg, default=(0.0, 0.5, 1.0, 1.5, 2.0),
                    help="within-tier exponents: π ∝ weight · p^alpha (comma-separated, default 0,0.5,1,1.5,2)")
     p.add_argument("--scopes", type=_scopes, default=("all", "routine", "none"),
@@ -226,14 +242,14 @@ def register(sp) -> None:
 
     p = add_command(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
              "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
-             "--out out/drawn.csv")
+             "--out out/drawn.csv", check=_check_draw)
     p.add_argument("--plan", required=True)
     p.add_argument("--seed", required=True, help="a public seed (e.g. a lottery number), int or text")
-    p.add_argument("--n", type=int, help="campaign size (default: Σπ of the plan)")
+    p.add_argument("--n", type=count_arg(1), help="campaign size (default: Σπ of the plan)")
     p.add_argument("--inspectors", help="inspector roster CSV: inspector_id, department, towns, qualifications, conflicts")
     p.add_argument("--previous", help="previous campaign's assignments (no inspector twice in a row on an entity)")
     p.add_argument("--qualification", help="qualification every assigned inspector must hold")
-    p.add_argument("--window", nargs=2, metavar=("START", "END"),
+    p.add_argument("--window", nargs=2, metavar=("START", "END"), type=date_arg,
                    help="campaign inspection period (ISO dates, inclusive), recorded in the audit; "
                         "estimate refuses results dated outside it")
     p.add_argument("--audit", help="audit JSON (default: <out>.audit.json)")
@@ -263,8 +279,9 @@ def register(sp) -> None:
     g.add_argument("--audit", help="the draw's audit record (checked against the plan; gives the drawn entities "
                    "and the campaign window)")
     g.add_argument("--drawn", help="the drawn entities (a table with entity_id), if there is no audit")
-    p.add_argument("--campaign-start", help="campaign window start (ISO date), if the audit does not record it")
-    p.add_argument("--campaign-end", help="campaign window end (ISO date, inclusive)")
+    p.add_argument("--campaign-start", type=date_arg,
+                   help="campaign window start (ISO date), if the audit does not record it")
+    p.add_argument("--campaign-end", type=date_arg, help="campaign window end (ISO date, inclusive)")
     p.add_argument("--by", nargs="+", default=["tier", "town", "section"])
     p.add_argument("--policy")
     p.add_argument("--out", required=True, help=".csv, .parquet or .xlsx (Excel workbook)")

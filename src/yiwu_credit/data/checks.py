@@ -18,7 +18,7 @@ import pyarrow.compute as pc
 from ..errors import Problem
 from . import uscc
 from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
-from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, ZONED
+from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, parse_text_dates
 from .sources.files import (
     RawTable,
 )
@@ -278,33 +278,6 @@ def _ids(raw: pd.Series, grouped: bool = True) -> tuple[pd.Series, np.ndarray, i
     return _str_series(out, raw.index), present, n_changed, runs
 
 
-def _parse_text_dates(txt: pd.Series, formats: tuple[str, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """ISO text (then ``formats``) as datetime64[s], not yet floored to the day, and which values
-    carried a time zone and were converted to Asia/Shanghai."""
-    n = len(txt)
-    present = txt.notna().to_numpy()
-    zoned = np.zeros(n, dtype=bool)
-    if n:
-        long = (txt.str.len() > 10).fillna(False).to_numpy(dtype=bool)
-        if long.any():
-            zoned[long] = txt[long].str.match(ZONED).fillna(False).to_numpy(dtype=bool)
-    s = pd.to_datetime(txt.mask(zoned), format="ISO8601", errors="coerce") if n else \
-        pd.Series([], dtype="datetime64[s]")
-    if zoned.any():
-        z = pd.to_datetime(txt[zoned].str.replace(r"\s+", "", regex=True), format="ISO8601", errors="coerce",
-                           utc=True)
-        s = s.astype("datetime64[s]")
-        s[zoned] = z.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).astype("datetime64[s]").to_numpy()
-    converted = zoned & s.notna().to_numpy()
-    s = pd.Series(s, index=txt.index).astype("datetime64[s]")
-    for fmt in formats if n else ():  # the profile's own formats, for what ISO 8601 did not read
-        todo = present & s.isna().to_numpy()
-        if not todo.any():
-            break
-        s[todo] = pd.to_datetime(txt[todo], format=fmt, errors="coerce").astype("datetime64[s]").to_numpy()
-    return s.to_numpy(dtype="datetime64[s]"), converted
-
-
 def _dates(table: Table, col: Column, raw: pd.Series, f: Findings | None,
            formats: tuple[str, ...] = ()) -> tuple[pd.Series, np.ndarray]:
     """Calendar days (datetime64[s] at midnight, Asia/Shanghai) from ISO text or datetime cells,
@@ -319,7 +292,7 @@ def _dates(table: Table, col: Column, raw: pd.Series, f: Findings | None,
         present = ~np.isnat(v)
     else:
         uniq, codes = _distinct(_text(raw))
-        parsed, converted = _parse_text_dates(uniq, formats)
+        parsed, converted = parse_text_dates(uniq, formats)
         v = _expand(parsed, codes, np.datetime64("NaT"))
         present = codes >= 0
         if f is not None:
@@ -329,7 +302,8 @@ def _dates(table: Table, col: Column, raw: pd.Series, f: Findings | None,
     bad = present & nat
     out_of_range = ~nat & ((days < _MIN_DAY) | (days > _MAX_DAY))
     if f is not None:
-        f.add(table.name, col.name, "not an ISO date (YYYY-MM-DD)", bad)
+        f.add(table.name, col.name, "not an ISO date (YYYY-MM-DD)" + (
+            f" nor a whole date in the profile's formats {list(formats)}" if formats else ""), bad)
         f.add(table.name, col.name, f"implausible date (outside {MIN_DATE.date()}..{MAX_DATE.date()})", out_of_range)
     with np.errstate(over="ignore"):
         secs = days * 86_400

@@ -13,15 +13,20 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..errors import UsageError
+from ..errors import ConfigError, UsageError
 
-__all__ = ["LOCAL_TZ", "MAX_DATE", "MIN_DATE", "NAT", "ZONED", "Day", "day_array", "parse_as_of", "to_day"]
+__all__ = [
+    "ISO_NAIVE", "LOCAL_TZ", "MAX_DATE", "MIN_DATE", "NAT", "ZONED", "Day", "day_array",
+    "format_pattern", "is_iso_date", "parse_as_of", "parse_dates", "parse_text_dates", "to_day",
+]
 
 LOCAL_TZ = "Asia/Shanghai"
 MIN_DATE = pd.Timestamp("1900-01-01")
 MAX_DATE = pd.Timestamp("2100-12-31")
 #: an ISO timestamp with a time and a zone designator (Z, ±hh, ±hhmm, ±hh:mm)
 ZONED = re.compile(r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?\s*(Z|z|[+-]\d{2}(:?\d{2})?)$")
+#: an ISO date, optionally with a time and no zone: ``YYYY-MM-DD``, ``YYYY-MM-DD hh:mm[:ss[.f]]`` (T or space)
+ISO_NAIVE = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?$")
 
 
 def parse_as_of(value: str | datetime.date | pd.Timestamp | None, what: str = "as_of") -> pd.Timestamp:
@@ -62,10 +67,11 @@ def to_day(x: str | datetime.date | pd.Timestamp | np.datetime64) -> int:
         return x.toordinal() - _ORDINAL_1970
     if isinstance(x, str):
         t = x.strip()
-        try:
-            if len(t) == 10:
+        try:  # the column parser's ISO shapes only (not 20240301, 2024-W10-1 or 2024-03)
+            if len(t) == 10 and ISO_NAIVE.match(t):
                 return datetime.date.fromisoformat(t).toordinal() - _ORDINAL_1970
-            if ZONED.match(t) or len(t) > 10:
+            if ZONED.match(t) or ISO_NAIVE.match(t):
+                t = re.sub(r"\s+(?=[Zz+-]\d*:?\d*$)", "", t)
                 return to_day(datetime.datetime.fromisoformat(t.replace("z", "Z").replace(" ", "T", 1)))
         except ValueError:
             pass
@@ -112,3 +118,129 @@ def day_array(s: pd.Series) -> np.ndarray:
     out = secs // 86_400  # whole days, floored as numpy casts datetime64[s] to [D]
     out[secs == np.iinfo(np.int64).min] = NAT  # NaT
     return out
+
+
+# ============================================================== whole dates in a column (vectorised)
+#: strftime directives a profile date format may use → (regex of a fixed-width field, of a free one)
+_DIRECTIVES = {"Y": (r"\d{4}", r"\d{4}"), "m": (r"\d{2}", r"\d{1,2}"), "d": (r"\d{2}", r"\d{1,2}"),
+               "H": (r"\d{2}", r"\d{2}"), "M": (r"\d{2}", r"\d{2}"), "S": (r"\d{2}", r"\d{2}")}
+
+
+def format_pattern(fmt: str, where: str = "date format") -> re.Pattern[str]:
+    """The text shape a strftime date format accepts, as an anchored regex: whole dates only.
+
+    ``%Y`` is exactly four digits; ``%m``/``%d`` two digits where they touch another field
+    (``%Y%m%d`` is exactly 8 digits), one or two between separators (``%Y/%m/%d`` reads
+    ``2024/3/5``); ``%H %M %S`` two digits; other characters literally. A format must hold
+    ``%Y``, ``%m`` and ``%d`` once each; any other directive (``%y``, ``%b``, ``%j``…) is a
+    :class:`~yiwu_credit.errors.ConfigError` naming ``where``.
+    """
+    parts: list[tuple[str, str]] = []  # ("d", letter) or ("l", literal text)
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%":
+            code = fmt[i + 1:i + 2]
+            if code == "%":
+                parts.append(("l", "%"))
+            elif code in _DIRECTIVES:
+                parts.append(("d", code))
+            else:
+                raise ConfigError(f"{where} {fmt!r}: directive %{code} is not supported (a whole date is "
+                                  f"%Y, %m and %d; a time may add %H, %M, %S)")
+            i += 2
+        else:
+            parts.append(("l", fmt[i]))
+            i += 1
+    codes = [c for k, c in parts if k == "d"]
+    for need in "Ymd":
+        if codes.count(need) != 1:
+            raise ConfigError(f"{where} {fmt!r}: a whole date needs %{need} exactly once")
+    out = []
+    for j, (kind, v) in enumerate(parts):
+        if kind == "l":
+            out.append(re.escape(v))
+            continue
+        touches = any(0 <= k < len(parts) and (parts[k][0] == "d" or parts[k][1].isdigit()) for k in (j - 1, j + 1))
+        out.append(_DIRECTIVES[v][0 if touches else 1])
+    return re.compile("^" + "".join(out) + "$")
+
+
+def _shape(txt: pd.Series, pattern: re.Pattern[str]) -> np.ndarray:
+    """Which values have the whole-date shape ``pattern`` (vectorised; missing → False)."""
+    return txt.str.match(pattern.pattern).fillna(False).to_numpy(dtype=bool)  # patterns are anchored ^…$
+
+
+def parse_text_dates(txt: pd.Series, formats: tuple[str, ...] = ()) -> tuple[np.ndarray, np.ndarray]:
+    """The one date parser for text columns: datetime64[s] (not yet floored to the day), NaT where
+    a value is missing or not a whole date, and which values carried a zone (converted to Asia/Shanghai).
+
+    A value is read only if its text has a whole-date shape: ISO (:data:`ISO_NAIVE`, :data:`ZONED`)
+    or one of ``formats`` (:func:`format_pattern`), tried in order; then it must be a real calendar
+    date. ``2024``, ``2024-03``, ``2024111`` (under ``%Y%m%d``) are not dates. ``txt``: trimmed
+    text; vectorised, call it once per distinct value.
+    """
+    n = len(txt)
+    out = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    converted = np.zeros(n, dtype=bool)
+    if not n:
+        return out, converted
+    present = txt.notna().to_numpy()
+    long = (txt.str.len() > 10).fillna(False).to_numpy(dtype=bool)
+    zoned = np.zeros(n, dtype=bool)
+    if long.any():
+        zoned[long] = _shape(txt[long], ZONED)
+    iso = ~zoned & _shape(txt, ISO_NAIVE)
+    if iso.any():
+        out[iso] = pd.to_datetime(txt[iso], format="ISO8601", errors="coerce").to_numpy(dtype="datetime64[s]")
+    if zoned.any():
+        zt = txt[zoned].str.replace(r"^(\d{4}-\d{2}-\d{2}) ", r"\1T", regex=True)  # the date-time space
+        z = pd.to_datetime(zt.str.replace(r"\s+", "", regex=True), format="ISO8601", errors="coerce", utc=True)
+        out[zoned] = z.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
+        converted = zoned & ~np.isnat(out)
+    for fmt in formats:  # the profile's own formats, for what ISO did not read
+        todo = present & np.isnat(out) & ~iso & ~zoned
+        if not todo.any():
+            break
+        todo[todo] = _shape(txt[todo], format_pattern(fmt))
+        if todo.any():
+            out[todo] = pd.to_datetime(txt[todo], format=fmt, errors="coerce").to_numpy(dtype="datetime64[s]")
+    return out, converted
+
+
+def is_iso_date(value: object) -> bool:
+    """Whether ``value`` is a string holding a real calendar date ``YYYY-MM-DD`` (1900–2100)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        parse_as_of(value)
+    except UsageError:
+        return False
+    return True
+
+
+def _as_text(v: object) -> object:
+    if isinstance(v, str):
+        return v.strip() or None
+    if isinstance(v, datetime.date):  # dates, datetimes and Timestamps: their ISO text (NaT: missing)
+        return None if pd.isna(v) else v.isoformat()
+    return None if v is None or (isinstance(v, float) and v != v) else str(v)
+
+
+def parse_dates(values: pd.Series, formats: tuple[str, ...] = ()) -> pd.Series:
+    """A column of dates (text, date objects or datetime64) as calendar days: a datetime64[ns]
+    Series at midnight, Asia/Shanghai days, NaT where missing or not a whole date (see
+    :func:`parse_text_dates`). For small tables (results, assignments); the loader has its own
+    per-distinct-value path over the same parser."""
+    if isinstance(values.dtype, pd.DatetimeTZDtype):
+        v = values.dt.tz_convert(LOCAL_TZ).dt.tz_localize(None).to_numpy(dtype="datetime64[s]")
+    elif pd.api.types.is_datetime64_dtype(values.dtype):
+        v = values.to_numpy(dtype="datetime64[s]")
+    else:
+        txt = values.astype(object).map(_as_text)
+        v = parse_text_dates(txt.astype(pd.StringDtype("pyarrow", na_value=np.nan)), formats)[0]
+    secs = v.view(np.int64)
+    nat = np.isnat(v)
+    days = np.where(nat, 0, secs // 86_400) * 86_400
+    out = days.astype("datetime64[s]")
+    out[nat] = np.datetime64("NaT")
+    return pd.Series(out.astype("datetime64[ns]"), index=values.index, name=values.name)

@@ -19,8 +19,8 @@ import numpy as np
 from ..errors import PlanError
 from .fixedpoint import MAX_N
 
-__all__ = ["Bound", "Infeasible", "allocate", "check_n", "inclusion_probabilities", "quantise_weights",
-           "resolve_budget_n"]
+__all__ = ["Bound", "Infeasible", "allocate", "check_budget", "check_n", "inclusion_probabilities",
+           "quantise_weights", "resolve_budget_n"]
 
 
 class Infeasible(Exception):
@@ -176,13 +176,22 @@ def resolve_budget_n(counts: np.ndarray, rate: np.ndarray, fac: np.ndarray, budg
     default_budget = math.fsum(float(rate[g // ng] * f2[g // ng, g % ng]) * int(c) for g, c in enumerate(counts))
     if band is not None:      # [sampling] clip_budget_to_band: the default budget stays in the overall band
         default_budget = min(max(default_budget, float(band[0]) * N), float(band[1]) * N)
-    budget = float(default_budget if budget is None else budget)
-    if not (budget > 0 and math.isfinite(budget)):
-        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget}")
+    budget = check_budget(default_budget if budget is None else budget)
     if n is None:
         n = min(N, max(1, int(round(budget))))
     check_n(n, N, n_must, floor, detail)
     return budget, int(n)
+
+
+def check_budget(budget: Any) -> float:
+    """An annual budget as a float: PlanError naming ``budget`` unless a finite number > 0."""
+    try:
+        b = float(budget)
+    except (TypeError, ValueError):
+        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget!r}") from None
+    if isinstance(budget, bool) or not (b > 0 and math.isfinite(b)):
+        raise PlanError(f"budget: expected a positive number of inspections per year, got {budget!r}")
+    return b
 
 
 def check_n(n: Any, pool: int, n_must: int, floor: float, must_detail: str = "") -> None:

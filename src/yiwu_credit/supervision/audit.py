@@ -29,16 +29,18 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import pandas as pd
 
+from ..data.dates import is_iso_date, parse_as_of
 from ..data.io import write_text
-from ..errors import ConfigError, PlanError
+from ..errors import ConfigError, PlanError, UsageError
 from .fixedpoint import SCALE, SCALE_BITS
 from .prn import M64, PRN_HASH, IdBytes
 
 __all__ = [
     "ALGORITHM_VERSION", "COUNT", "IDS", "OPT_SHA", "OPT_STRS", "POSITIVE", "SEED", "SHA256", "START", "UINT64",
     "AuditHasher",
-    "FieldSpec", "SamplingDesign", "VerifyResult", "audit_header", "audit_json", "campaign_window", "check_fields",
-    "diff_ids", "id_list", "is_date", "is_int", "is_num", "missing_fields", "precheck", "save_audit", "seed_value",
+    "FieldSpec", "SEAL", "SEAL_SCHEME", "SamplingDesign", "VerifyResult", "audit_header", "audit_json", "audit_seal",
+    "campaign_window", "check_fields", "diff_ids", "id_list", "is_date", "is_int", "is_num", "missing_fields",
+    "precheck", "save_audit", "seal_audit", "seal_problems", "seed_value",
 ]
 
 ALGORITHM_VERSION = "1"
@@ -117,12 +119,10 @@ def campaign_window(start: Any, end: Any) -> dict[str, str]:
         if v is None or isinstance(v, bool | numbers.Number):
             raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}")
         try:
-            t = pd.Timestamp(v) if not isinstance(v, str) else pd.to_datetime(v.strip(), format="%Y-%m-%d")
-        except (ValueError, TypeError):
-            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}") from None
-        if pd.isna(t):
-            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r}")
-        out[k] = t.strftime("%Y-%m-%d")
+            out[k] = parse_as_of(v, "date").strftime("%Y-%m-%d")
+        except UsageError as e:
+            raise PlanError(f"campaign window {k}: expected an ISO date YYYY-MM-DD, got {v!r} "
+                            f"({str(e).removeprefix('date: ')})") from None
     if out["start"] > out["end"]:
         raise PlanError(f"campaign window: start {out['start']} is after end {out['end']}")
     return out
@@ -141,6 +141,64 @@ def save_audit(audit: Any, path: str | os.PathLike) -> Path:
     return write_text(path, audit_json(audit))
 
 
+# ============================================================== the seal
+#: the audit field holding the seal, and the seal's scheme
+SEAL = "seal"
+SEAL_SCHEME = "yiwu-credit/seal/1"
+
+
+def _canonical(value: Any) -> bytes:
+    """The canonical JSON bytes of a value (sorted keys, no spaces, UTF-8): the same before and
+    after the published JSON round trip."""
+    def plain(o: Any) -> Any:
+        if isinstance(o, np.generic):
+            return o.item()
+        raise TypeError(f"audit value of type {type(o).__name__} is not JSON")
+
+    return json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"), allow_nan=False,
+                      default=plain).encode("utf-8")
+
+
+def audit_seal(audit: Mapping[str, Any]) -> dict[str, Any]:
+    """The seal of an audit record: SHA-256 of every field but the seal (canonical JSON) and of
+    them all together (``sha256``, one value to publish beside the record).
+
+    ``verify`` recomputes the draw itself (seed, start, n, hashes, selected ids, inspectors with the
+    roster) but not what later steps merely read — the campaign window, the plan record and its
+    parameters, the inspector block without its roster; the seal covers every field, so a hand
+    edit of any of them is named. (It is a checksum, not a signature: publish ``sha256`` with the
+    draw to bind the record.)
+    """
+    fields = {k: hashlib.sha256(_canonical(v)).hexdigest() for k, v in sorted(audit.items()) if k != SEAL}
+    return {"scheme": SEAL_SCHEME, "sha256": hashlib.sha256(_canonical(fields)).hexdigest(), "fields": fields}
+
+
+def seal_audit(audit: Mapping[str, Any]) -> dict[str, Any]:
+    """The record with its seal (re)made over every other field: what a draw records."""
+    body = {k: v for k, v in audit.items() if k != SEAL}
+    return {**body, SEAL: audit_seal(body)}
+
+
+def seal_problems(audit: Mapping[str, Any]) -> tuple[list[str], list[str]]:
+    """``(mismatches, unverified)`` of an audit's seal: one message per field changed, added or
+    removed since the draw; ``unverified`` when the record has no seal (written before sealing)."""
+    seal = audit.get(SEAL)
+    if seal is None:
+        return [], ["seal: the audit has no seal (written before yiwu-credit sealed its audits); its campaign "
+                    "window, plan record and parameters cannot be checked — redraw or re-issue the audit"]
+    if not (isinstance(seal, Mapping) and seal.get("scheme") == SEAL_SCHEME and isinstance(seal.get("fields"), Mapping)):
+        return [f"seal: not a {SEAL_SCHEME} seal"], []
+    want = audit_seal(audit)
+    got = seal["fields"]
+    mm = [f"seal: field '{k}' was changed after the draw" for k in want["fields"]
+          if k in got and got[k] != want["fields"][k]]
+    mm += [f"seal: field '{k}' was added after the draw" for k in want["fields"] if k not in got]
+    mm += [f"seal: field '{k}' was removed after the draw" for k in got if k not in want["fields"]]
+    if not mm and seal.get("sha256") != want["sha256"]:
+        mm.append("seal: its sha256 does not match its fields")
+    return mm, []
+
+
 # ============================================================== field checks
 def is_int(v: Any) -> bool:
     return isinstance(v, numbers.Integral) and not isinstance(v, bool)
@@ -155,11 +213,8 @@ def _is_ids(v: Any) -> bool:
 
 
 def is_date(v: Any) -> bool:
-    try:
-        pd.to_datetime(v, format="%Y-%m-%d")
-    except (ValueError, TypeError):
-        return False
-    return isinstance(v, str)
+    """Whether ``v`` is an ISO date string ``YYYY-MM-DD`` (the one parser, :mod:`~yiwu_credit.data.dates`)."""
+    return is_iso_date(v)
 
 
 def _is_sha(v: Any) -> bool:

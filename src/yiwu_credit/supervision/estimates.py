@@ -49,6 +49,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.contract import INSPECTION_RESULTS, RESULT_LABELS_ZH
+from ..data.dates import parse_dates
 from ..errors import ConfigError, DataValidationError, PlanError, Problem
 from ..policy import Policy, load_policy
 from .assignments import inspectors_by_entity
@@ -56,7 +57,7 @@ from .audit import campaign_window
 from .joint import JOINT_FORMAT
 from .plan import plan_pi
 from .systematic import Draw
-from .verification import check_audit, verify
+from .verification import check_audit, check_seal, verify
 
 __all__ = ["RESULT_LABELS_ZH", "Campaign", "ht_rate", "korn_graubard", "publication_summary", "response_rates",
            "results_table", "tie_results", "violation_rates"]
@@ -158,23 +159,13 @@ def _problem(column: str, reason: str, mask: np.ndarray, values: Sequence[Any] |
     return Problem("results", column, reason, tuple(int(r) + 1 for r in rows[:10]), len(rows))
 
 
-def _dates(values: pd.Series) -> pd.Series:
-    """Dates (datetime64, NaT when missing or unreadable); strings must be ISO ``YYYY-MM-DD``."""
-    if pd.api.types.is_datetime64_any_dtype(values.dtype):
-        v = values.dt.tz_convert(None) if values.dt.tz is not None else values
-        return v.dt.normalize()
-    txt = values.astype(object).where(values.notna(), None)
-    txt = txt.map(lambda v: v.strip() if isinstance(v, str) else (v.isoformat()[:10] if hasattr(v, "isoformat") else v))
-    return pd.to_datetime(txt, format="%Y-%m-%d", errors="coerce")
-
-
 def _drawn_and_window(drawn: Any, window: tuple[Any, Any] | None) -> tuple[pd.Index, dict[str, str], dict | None]:
     """The drawn ids, the campaign window and the audit (when ``drawn`` is a Draw or an audit)."""
     audit = None
     if isinstance(drawn, Draw):
-        audit = drawn.audit
+        audit = check_seal(drawn.audit, "drawn")
     elif isinstance(drawn, Mapping):
-        audit = check_audit(drawn)
+        audit = check_seal(check_audit(drawn), "drawn")
     if audit is not None:
         if audit.get("format") == JOINT_FORMAT:
             raise PlanError("drawn: a joint audit covers several departments; pass one department's selected ids")
@@ -259,7 +250,7 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
         raise PlanError(f"plan: {int(not_in_plan.sum())} drawn entities are not in the plan "
                         f"({list(ids[not_in_plan][:5])}); pass the plan the campaign was drawn from")
     if audit is not None and verify_plan:
-        v = verify({k: x for k, x in audit.items() if k != "inspectors"}, frame)
+        v = verify(audit, frame, entities_only=True)
         if not v.ok:
             raise PlanError("plan: not the plan this campaign was drawn from (the draw does not verify: "
                             + "; ".join(v.mismatches[:3]) + ")")
@@ -290,7 +281,7 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
     if unknown.any():
         problems.append(_problem(result_col, f"unknown result code (expected one of {list(INSPECTION_RESULTS)})",
                                  unknown, codes.to_numpy()))
-    dates = _dates(r[date_col])
+    dates = parse_dates(r[date_col])
     no_date = dates.isna().to_numpy()
     if no_date.any():
         problems.append(_problem(date_col, "missing or unreadable date (expected YYYY-MM-DD)", no_date,
@@ -490,7 +481,7 @@ def results_table(results: pd.DataFrame, assignments: pd.DataFrame | pd.Series |
     else:
         raise PlanError("results_table: pass assignments or give results an 'inspectors' column")
     if date_col in r.columns:
-        dates = pd.to_datetime(r[date_col], errors="coerce")
+        dates = parse_dates(r[date_col])
         if dates.isna().any():
             bad = list(r.index[dates.isna().to_numpy()][:5])
             raise DataValidationError([Problem("results", date_col, f"missing or unreadable date for {bad}")])

@@ -26,6 +26,7 @@ import pandas as pd
 from ..data.io import markdown_table, save_figure
 from ..errors import PlanError
 from ..policy import TIERS, Policy, load_policy, policy_from_raw
+from .allocation import check_budget, check_n
 from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
 
 __all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
@@ -224,6 +225,7 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
     candidate is then a plan on the cells plus three weighted counts over the entities.
     """
     t0 = time.perf_counter()
+    budget = None if budget is None else check_budget(budget)   # before any work: nan, inf, 0, < 0 refused
     pol = load_policy(policy)
     s = pol.sampling
     base = sampling_settings(pol)
@@ -242,7 +244,9 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
     if budget is None:
         budget = plan_on_cells(cells, np.asarray(cur.tier_weights), base["rate"], base["cap"], base["fac"],
                                scope=cur.scope, alpha=cur.alpha, floor=cur.floor, band=base["band"])[3]
-    budget = float(budget)
+    budget = check_budget(budget)
+    if n is not None:
+        check_n(n, N, 0, 0.0)
     n = int(n) if n is not None else min(N, max(1, int(round(budget))))
     # unit-weighted median of p over the pool, from the cells
     order = np.argsort(p, kind="stable")

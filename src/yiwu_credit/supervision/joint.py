@@ -34,6 +34,7 @@ from .audit import (
     id_list,
     is_num,
     precheck,
+    seal_audit,
     seed_value,
 )
 from .fixedpoint import SCALE, SCALE_BITS, deficit_shares, quantise, systematic_select
@@ -218,6 +219,7 @@ _JOINT_FIELDS: dict[str, FieldSpec] = {
     "departments": ("an object department → draw", lambda v: isinstance(v, Mapping)
                     and all(isinstance(x, Mapping) for x in v.values())),
     "previous": ("null or an object {origin, window, seed}", lambda v: v is None or isinstance(v, Mapping)),
+    "seal": DRAW_FIELDS["seal"],
 }
 
 
@@ -264,13 +266,13 @@ class JointMicrostrata:
         """The joint audit record."""
         head = audit_header(JOINT_FORMAT, JOINT_ALGORITHM, seed)
         del head["seed"]
-        return {**head, "panel_seed": seed_value(panel_seed), "seed": seed_value(seed), "origin": origin,
+        return seal_audit({**head, "panel_seed": seed_value(panel_seed), "seed": seed_value(seed), "origin": origin,
                 "window": window, "rounding_start": rounding_start(seed),
                 "previous": None if prev is None else {k: prev[k] for k in ("origin", "window", "seed")},
                 "departments": {d: {"n": p["n"], "population": p["population"], "frame_sha256": p["frame_sha256"],
                                     "pi_sha256": p["pi_sha256"], "selected": id_list(p["selected"])}
                                 for d, p in parts.items()},
-                "report": dict(report)}
+                "report": dict(report)})
 
     def check(self, audit: Mapping[str, Any], source: str) -> None:
         """Field types of the record and of each department's draw (ConfigError)."""

@@ -53,6 +53,7 @@ from .audit import (
     is_date,
     is_num,
     precheck,
+    seal_audit,
 )
 from .fixedpoint import (
     SCALE,
@@ -225,7 +226,7 @@ def draw_audit(seed: Any, offs: DrawOffsets, hasher: AuditHasher, plan: Mapping[
              "plan": dict(plan or {}), "selected": id_list(selected)}
     if window is not None:
         audit["campaign"] = dict(window)
-    return audit
+    return seal_audit(audit)
 
 
 @dataclass(frozen=True)
@@ -255,7 +256,7 @@ class Draw:
             extra, missing = sorted(got - want)[:5], sorted(want - got)[:5]
             raise PlanError(f"assignments: not for the drawn entities (not drawn: {extra}; drawn without "
                             f"inspectors: {missing})")
-        return Draw(selected=self.selected, audit={**self.audit, "inspectors": rec})
+        return Draw(selected=self.selected, audit=seal_audit({**self.audit, "inspectors": rec}))
 
 
 def _compute(plan: pd.DataFrame, n: int | None, seed: Any) -> tuple[pd.DataFrame, DrawOffsets, pd.Index, AuditHasher]:
@@ -308,6 +309,7 @@ DRAW_FIELDS: dict[str, FieldSpec] = {
     "plan": ("an object (or null)", lambda v: v is None or isinstance(v, Mapping)),
     "campaign": ("an object {start, end}", lambda v: isinstance(v, Mapping)),
     "inspectors": ("an object", lambda v: isinstance(v, Mapping)),
+    "seal": ("an object {scheme, sha256, fields}", lambda v: isinstance(v, Mapping)),
 }
 
 class SystematicPPS:

@@ -16,14 +16,14 @@ from typing import Any
 
 import pandas as pd
 
-from ..errors import ConfigError
+from ..errors import ConfigError, VerificationFailed
 from ..policy import Policy
-from .audit import SamplingDesign, VerifyResult
+from .audit import SamplingDesign, VerifyResult, seal_problems
 from .joint import JOINT_MICROSTRATA, JointDraw
 from .systematic import SYSTEMATIC_PPS, Draw
 
-__all__ = ["DESIGNS", "check_audit", "conventional_assignments_path", "load_audit", "read_table", "verify",
-           "verify_files"]
+__all__ = ["DESIGNS", "check_audit", "check_seal", "conventional_assignments_path", "load_audit", "read_table",
+           "verify", "verify_files"]
 
 #: audit ``format`` → the design that wrote it
 DESIGNS: dict[str, SamplingDesign] = {d.format: d for d in (SYSTEMATIC_PPS, JOINT_MICROSTRATA)}
@@ -44,8 +44,21 @@ def check_audit(audit: Any, source: str = "audit") -> dict[str, Any]:
     return dict(audit)
 
 
-def load_audit(path: str | os.PathLike) -> dict[str, Any]:
-    """Read an audit record written by :func:`~yiwu_credit.supervision.audit.save_audit` (ConfigError if malformed)."""
+def check_seal(audit: Mapping[str, Any], source: str = "audit") -> dict[str, Any]:
+    """The record, if its seal holds: :class:`~yiwu_credit.errors.VerificationFailed` (exit 7) naming
+    ``source`` and each field changed since the draw, or the missing seal. What a step that relies
+    on the record without recomputing it (estimate: the campaign window, the drawn ids) calls."""
+    mm, unverified = seal_problems(audit)
+    if mm or unverified:
+        raise VerificationFailed(f"{source}: the audit record is not the one the draw wrote; refused:\n"
+                                 + "\n".join(f"  - {m}" for m in mm + unverified))
+    return dict(audit)
+
+
+def load_audit(path: str | os.PathLike, *, sealed: bool = True) -> dict[str, Any]:
+    """Read an audit record written by :func:`~yiwu_credit.supervision.audit.save_audit` (ConfigError if
+    malformed). ``sealed``: refuse a record whose seal does not hold or that has none
+    (:func:`check_seal`, exit 7); ``verify_files`` reads with ``sealed=False`` and reports it instead."""
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"audit file not found: {p}")
@@ -53,13 +66,14 @@ def load_audit(path: str | os.PathLike) -> dict[str, Any]:
         audit = json.loads(p.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
-    return check_audit(audit, str(p))
+    audit = check_audit(audit, str(p))
+    return check_seal(audit, str(p)) if sealed else audit
 
 
 def verify(audit: Mapping[str, Any] | Draw | JointDraw,
            plan_or_frame: pd.DataFrame | Mapping[str, pd.DataFrame],
            policy: str | Path | Policy | None = None, *, roster: Any = None, previous: Any = None,
-           assignments: pd.DataFrame | str | os.PathLike | None = None) -> VerifyResult:
+           assignments: pd.DataFrame | str | os.PathLike | None = None, entities_only: bool = False) -> VerifyResult:
     """Recompute a draw from its audit record and the candidate frame; name every mismatch.
 
     ``plan_or_frame``: the plan (with ``pi``) the draw used, or the scored frame — the plan is
@@ -74,12 +88,27 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     verified. ``assignments``: the published assignments (table or CSV path with ``entity_id``,
     ``inspector_id``), compared with the recorded assignment; an unreadable file is a mismatch.
     Field types are checked first (ConfigError).
+
+    The seal: every field of the record is checked against the seal made at draw time (a field
+    changed, added or removed is a mismatch; a record without a seal is NOT VERIFIED), so what is
+    not recomputed — the campaign window, the plan record — is covered too. ``entities_only``:
+    check the seal, recompute the entity draw, and leave the recorded inspector draw to the seal
+    (what ``estimate`` needs).
     """
     if isinstance(audit, Draw | JointDraw):
         audit = audit.audit
     audit = check_audit(audit)
-    return DESIGNS[audit["format"]].verify(audit, plan_or_frame, policy=policy, roster=roster, previous=previous,
-                                           assignments=assignments)
+    seal_mm, seal_unverified = seal_problems(audit)
+    design_audit = {k: v for k, v in audit.items() if k != "inspectors"} if entities_only else audit
+    res = DESIGNS[audit["format"]].verify(design_audit, plan_or_frame, policy=policy, roster=roster,
+                                          previous=previous, assignments=assignments)
+    sealed = not seal_mm and not seal_unverified
+    named = {m.split(":", 1)[0] for m in res.mismatches}   # a field the recomputation already names
+    seal_mm = [m for m in seal_mm if "'" not in m or m.split("'")[1] not in named]
+    checked = res.checked if not sealed else (
+        *res.checked, "seal: every recorded field (campaign window, plan record, parameters, …) is as drawn")
+    mismatches, unverified = (*res.mismatches, *seal_mm), (*res.unverified, *seal_unverified)
+    return VerifyResult(not mismatches and not unverified, mismatches, res.recomputed, checked, unverified)
 
 
 def read_table(path: str | os.PathLike, what: str = "frame") -> pd.DataFrame:
@@ -123,7 +152,7 @@ def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | 
     file; by default the conventional file next to the audit (``X.audit.json`` →
     ``X.inspectors.csv``) is checked when it exists.
     """
-    audit = load_audit(audit_path)
+    audit = load_audit(audit_path, sealed=False)   # the seal is reported by verify, with the rest
     if isinstance(frame_path, Mapping):
         return verify(audit, {d: read_table(p) for d, p in frame_path.items()}, policy)
     frame = read_table(frame_path)

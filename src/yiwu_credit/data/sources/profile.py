@@ -18,6 +18,7 @@ from typing import Any
 from ...config import read_config
 from ...errors import ConfigError
 from ..contract import TABLES
+from ..dates import format_pattern
 
 __all__ = ["CONTRACT", "Profile", "TableMap", "load_profile"]
 
@@ -144,6 +145,8 @@ def _validate(raw: dict, src: str) -> Profile:
     fmts = dates.get("formats", []) if isinstance(dates, dict) else None
     if not isinstance(fmts, list) or not all(isinstance(f, str) and "%" in f for f in fmts):
         raise ConfigError(f"{src} [dates].formats: expected a list of strftime formats like \"%Y/%m/%d\"")
+    for fmt in fmts:  # whole dates only: year, month and day, each once (docs/data-contract.md)
+        format_pattern(fmt, f"{src} [dates].formats:")
     strict = meta.get("strict_headers", False)
     if not isinstance(strict, bool):
         raise ConfigError(f"{src} [meta].strict_headers: expected true or false")

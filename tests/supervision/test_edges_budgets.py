@@ -1,0 +1,66 @@
+"""Budgets and campaign sizes at the edge: finite and positive, or a named refusal — at the command
+line (argparse, exit 2) and in the library (PlanError naming the argument), never a silent default."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from yiwu_credit.cli import main
+from yiwu_credit.errors import PlanError
+from yiwu_credit.supervision.frontier import policy_frontier
+from yiwu_credit.supervision.plan import supervision_plan
+
+BAD_NUMBERS = ["nan", "NaN", "inf", "-inf", "0", "-5", "1e400", "abc", ""]
+
+
+def _scored(n: int = 200, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({"tier": rng.choice(list("ABCD"), n), "probability": rng.beta(1, 15, n)},
+                        index=pd.Index([f"91330782MA{i:08d}" for i in range(n)], name="entity_id"))
+
+
+def _usage(capsys, *argv) -> str:
+    with pytest.raises(SystemExit) as ei:
+        main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert ei.value.code == 2 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("value", BAD_NUMBERS)
+@pytest.mark.parametrize("command, option", [("plan", "--budget"), ("frontier", "--budget"),
+                                             ("frontier", "--budget-rate")])
+def test_budget_options_are_finite_and_positive(capsys, tmp_path, command, option, value):
+    err = _usage(capsys, command, "--scores", tmp_path / "s.csv", "--out", tmp_path / "o.csv", f"{option}={value}")
+    assert option in err
+
+
+@pytest.mark.parametrize("value", ["nan", "0", "-1", "2.5", "abc"])
+@pytest.mark.parametrize("command", ["plan", "frontier", "draw"])
+def test_campaign_size_is_a_whole_number_of_at_least_one(capsys, tmp_path, command, value):
+    src = ["--plan", tmp_path / "p.csv", "--seed", "1"] if command == "draw" else ["--scores", tmp_path / "s.csv"]
+    err = _usage(capsys, command, *src, "--out", tmp_path / "o.csv", f"--n={value}")
+    assert "--n" in err
+
+
+@pytest.mark.parametrize("budget", [float("nan"), float("inf"), float("-inf"), 0.0, -3.0, True, "abc", [5]])
+def test_library_refuses_bad_budgets_naming_the_argument(budget):
+    with pytest.raises(PlanError, match="budget"):
+        supervision_plan(_scored(), budget=budget)
+    with pytest.raises(PlanError, match="budget"):
+        policy_frontier(_scored(), budget)
+
+
+def test_frontier_budget_rate_zero_is_not_the_default(capsys, tmp_path):
+    """frontier --budget-rate 0 used to fall back silently to the policy's budget."""
+    _scored().reset_index().to_csv(tmp_path / "s.csv", index=False)
+    err = _usage(capsys, "frontier", "--scores", tmp_path / "s.csv", "--budget-rate", "0", "--out", tmp_path / "f.csv")
+    assert "--budget-rate" in err and not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize("n", [0, -1, 2.5, 10_000])
+def test_frontier_refuses_bad_n(n):
+    with pytest.raises(PlanError, match="n"):
+        policy_frontier(_scored(), 20.0, n=n)
