@@ -4,15 +4,20 @@ database writer. One place each; the command modules only parse, call the librar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data.paths import IoPlan
+
 __all__ = [
     "TABLE_SUFFIXES", "add_command", "add_db_args", "add_source_args", "count_arg", "date_arg", "db_writer",
-    "floats_arg", "say", "print_reconcile", "progress", "read_input",
+    "floats_arg", "io_plan", "say", "print_reconcile", "progress", "read_input",
 ]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
@@ -122,10 +127,55 @@ def read_input(path: str, what: str) -> pd.DataFrame:
     return df.set_index("entity_id")
 
 
+def io_plan(a: argparse.Namespace, *, inputs: Sequence[tuple[str, str | None]] = (),
+            outputs: Sequence[tuple[str, str | os.PathLike | None]] = (), data: str | None = None,
+            out_dirs: Sequence[tuple[str, str | None]] = (), db_tables: Sequence[str] = ()) -> IoPlan:
+    """A command's inputs and outputs for :func:`~yiwu_credit.data.paths.check_io`.
+
+    ``inputs``: ``(option, value)`` read as files or directories (a value that names no existing
+    file, a shipped policy say, is left out); ``data``: the dataset (directory or database URL,
+    tables named by ``a.profile``); ``outputs``: every file the run writes, sidecars included;
+    ``db_tables``: the result tables written with ``--to-db``."""
+    from ..data.paths import IoPlan, dataset_table_files
+
+    plan = IoPlan(inputs=[(w, str(v)) for w, v in inputs if v and Path(v).exists()],
+                  outputs=[(w, str(v)) for w, v in outputs if v], out_dirs=[(w, v) for w, v in out_dirs if v])
+    if data:
+        names = _dataset_names(getattr(a, "profile", None))
+        if names is not None:
+            from ..data.sources.dburl import is_database_url
+
+            if is_database_url(data):
+                plan.db_inputs.append(("--data", data, names))
+            else:
+                plan.datasets.append(("--data", data, dataset_table_files(names)))
+    if getattr(a, "to_db", None) and db_tables:
+        from ..data.sources.database import RUNS_TABLE
+
+        plan.db_outputs.append(("--to-db", a.to_db, getattr(a, "db_schema", None), (*db_tables, RUNS_TABLE)))
+    return plan
+
+
+def _dataset_names(profile: str | None) -> tuple[str, ...] | None:
+    """Every file or relation name the profile reads tables from; None when the profile does not
+    load (the command then fails on it before writing anything)."""
+    from ..data.sources.profile import load_profile
+    from ..errors import YiwuCreditError
+
+    try:
+        prof = load_profile(profile)
+    except YiwuCreditError:
+        return None
+    return tuple(dict.fromkeys(n for t in prof.tables.values() for n in t.names))
+
+
 def add_command(sp, name: str, func: Callable, help: str, example: str,
-                check: Callable[[argparse.Namespace], str | None] | None = None) -> argparse.ArgumentParser:
-    """A subcommand running ``func``; ``check`` returns a usage problem (exit 2) before any work."""
+                check: Callable[[argparse.Namespace], str | None] | None = None,
+                io: Callable[[argparse.Namespace], IoPlan] | None = None) -> argparse.ArgumentParser:
+    """A subcommand running ``func``; ``check`` returns a usage problem (exit 2) before any work;
+    ``io`` declares what the run reads and writes, checked (exit 2) before any work so that no
+    output overwrites an input or another output."""
     p = sp.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=func, parser=p, check=check)
+    p.set_defaults(func=func, parser=p, check=check, io=io)
     return p
