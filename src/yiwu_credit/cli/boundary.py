@@ -85,20 +85,23 @@ def add_db_args(p: argparse.ArgumentParser) -> None:
 
 
 def db_writer(a: argparse.Namespace, command: str, default_run: str, tables: dict[str, pd.DataFrame],
-               audit: dict | None = None) -> Callable[[], None] | None:
+               audit: dict | None = None) -> Callable[[], str] | None:
     """With ``--to-db URL``: a callable that writes this run's tables in one transaction (rows of an
-    earlier run with the same run id are replaced); called before the files are renamed into place,
-    so a failed database write leaves no files either."""
+    earlier run with the same run id are replaced) and returns what it wrote; called before the
+    files are renamed into place, so a failed database write leaves no files either (and a failed
+    rename after it says that the database holds the run)."""
     if not getattr(a, "to_db", None):
         return None
 
-    def write() -> None:
-        from ..data.sources.database import redact, write_run
+    def write() -> str:
+        from ..data.sources.database import write_run
+        from ..data.sources.dburl import redact
 
         run_id = a.run_id or default_run
         counts = write_run(a.to_db, run_id, tables, audit=audit, command=command, schema=a.db_schema)
-        say(f"run {run_id!r} written to {redact(a.to_db)}: "
-             + ", ".join(f"{t} {n:,} rows" for t, n in counts.items()) + " (one transaction; a re-run replaces it)")
+        done = f"run {run_id!r} written to {redact(a.to_db)}: " + ", ".join(f"{t} {n:,} rows" for t, n in counts.items())
+        say(f"{done} (one transaction; a re-run of {command} with this run id replaces it)")
+        return done
 
     return write
 

@@ -81,6 +81,10 @@ def synth_leftovers(directory: Path, format: str) -> list[str]:
     return sorted(f.name for f in directory.iterdir() if f.name in names and f.name.split(".", 1)[1] != format)
 
 
+def _io_synth(a: argparse.Namespace):
+    return io_plan(a, out_dirs=[("--out", a.out)])
+
+
 def _io_validate(a: argparse.Namespace):
     return io_plan(a, data=a.data, inputs=[("--profile", a.profile)], outputs=[("--rejects", a.rejects)])
 
@@ -96,7 +100,8 @@ def register(sp) -> None:
     p.add_argument("--rejects", help="with --lenient: write rejected rows to this file")
 
     p = add_command(sp, "synth", cmd_synth, "Generate a synthetic Yiwu market-entity world.",
-             "yiwu-credit synth --entities 20000 --seed 7 --out out/world", check=_check_synth)
+             "yiwu-credit synth --entities 20000 --seed 7 --out out/world", check=_check_synth,
+             io=_io_synth)
     p.add_argument("--entities", type=count_arg(1), default=20_000)
     p.add_argument("--seed", type=int, default=2022)
     p.add_argument("--start", type=date_arg, default="2016-01-01")

@@ -6,8 +6,9 @@ to write them, so the guard and the writer cannot disagree). :func:`check_io` re
 any work, an output that is the same file as an input or as another output of the run (resolved
 paths: ``./``, ``..``, symbolic and hard links; case-folded on a case-insensitive file system),
 an output inside a dataset directory whose name would be read as one of its tables, an output
-inside another input directory (a model bundle), an output directory holding an input, and a
-database result table that is one of the run's input relations in the same database.
+inside another input directory (a model bundle), an output directory holding an input, a
+database URL given where files are written, and a database result table that is one of the
+run's input relations in the same database.
 
 The CLI calls :func:`check_io` before any work.
 """
@@ -176,6 +177,10 @@ def check_io(plan: IoPlan, *, fold: bool | None = None) -> str | None:
 
     files = [(w, p) for w, p in plan.inputs if p and not is_database_url(str(p))]
     outs = [(w, p) for w, p in plan.outputs if p]
+    for w, p in [*outs, *plan.out_dirs]:
+        if p and is_database_url(str(p)):
+            return (f"{w} {_show(p)} is a database URL, not a file or directory: this option writes files "
+                    "(database results go to --to-db where a command has it)")
     for i, (w, p) in enumerate(outs):
         for w_in, p_in in files:
             if same_location(p, p_in, fold=fold):
