@@ -13,8 +13,6 @@ from ..errors import YiwuCreditError, exit_codes_text
 __all__ = ["build_parser", "main"]
 
 EXIT_INTERNAL = 1
-#: stdout closed by its reader: 128 + SIGPIPE, what a shell reports for a tool killed by it
-EXIT_PIPE = 141
 
 
 class _Terminated(BaseException):
@@ -112,18 +110,6 @@ def _error(a: argparse.Namespace, msg: str) -> None:
     print(_safe(msg, a), file=sys.stderr)
 
 
-def _pipe_closed() -> int:
-    """stdout's reader went away (``yiwu-credit ... | head``): stop quietly, like a Unix tool."""
-    import os
-
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # no second error when Python flushes stdout at exit
-    except (OSError, ValueError, AttributeError):
-        pass
-    return EXIT_PIPE
-
-
 def _run(a: argparse.Namespace) -> int:
     try:
         return int(a.func(a) or 0)
@@ -134,8 +120,6 @@ def _run(a: argparse.Namespace) -> int:
             return _terminated()
         _error(a, f"error: {e}")
         return e.exit_code
-    except BrokenPipeError:
-        return _pipe_closed()
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         if _TERM_REQUESTED:
             return _terminated()

@@ -60,7 +60,25 @@ def floats_arg(value: str) -> tuple[float, ...]:
 
 
 def say(msg: str = "") -> None:
-    print(msg, flush=True)
+    """Print a line to stdout. When stdout's reader has gone (``yiwu-credit ... | head``), the rest
+    of the output is dropped quietly and the command carries on: files are written as usual and the
+    exit code is the command's own (an INVALID dataset still exits 3)."""
+    if _STDOUT_CLOSED:
+        return
+    try:
+        print(msg, flush=True)
+    except BrokenPipeError:
+        _STDOUT_CLOSED.append(True)
+        try:  # no second error when Python flushes stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+
+
+#: set once stdout's reader has gone: the process prints nothing more to stdout
+_STDOUT_CLOSED: list[bool] = []
 
 
 def progress(total: int, desc: str):
