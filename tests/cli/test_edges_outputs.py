@@ -225,22 +225,25 @@ def test_results_to_another_database_pass_the_guard(tmp_path):
     assert check_io(a.io(a)) is None
 
 
-def test_a_run_id_of_another_command_is_refused_and_a_rerun_leaves_no_orphans(tmp_path):
-    from yiwu_credit.data.sources.database import write_run
+@pytest.mark.parametrize("which", ["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
+def test_a_run_id_of_another_command_is_refused_and_a_rerun_leaves_no_orphans(tmp_path, request, which):
+    from yiwu_credit.data.sources.database import read_tables, write_run
 
-    url = f"sqlite:///{tmp_path}/r.db"
+    url = f"sqlite:///{tmp_path}/r.db" if which == "sqlite" else request.getfixturevalue("postgres_url")
+    tag = f"edge_{which}"
+    draws, asg, plans = f"{tag}_draws", f"{tag}_assignments", f"{tag}_plans"
     t = pd.DataFrame({"entity_id": ["a", "b"], "x": [1.0, 2.0]})
-    write_run(url, "r1", {"draws": t, "assignments": t}, command="draw")
-    write_run(url, "other", {"draws": t}, command="draw")
-    with pytest.raises(UsageError, match="'r1' already names a 'draw' run"):
-        write_run(url, "r1", {"plans": t}, command="plan")
-    write_run(url, "r1", {"draws": t.head(1)}, command="draw")  # re-run without inspectors
-    con = sqlite3.connect(tmp_path / "r.db")
-    assert con.execute("SELECT count(*) FROM assignments WHERE run_id = 'r1'").fetchone()[0] == 0
-    assert con.execute("SELECT run_id, count(*) FROM draws GROUP BY run_id ORDER BY 1").fetchall() == [
-        ("other", 2), ("r1", 1)]
-    assert "plans" not in {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-    assert con.execute("SELECT command FROM yiwu_runs WHERE run_id = 'r1'").fetchone()[0] == "draw"
+    write_run(url, f"{tag}-r1", {draws: t, asg: t}, command="draw")
+    write_run(url, f"{tag}-other", {draws: t}, command="draw")
+    with pytest.raises(UsageError, match=f"'{tag}-r1' already names a 'draw' run"):
+        write_run(url, f"{tag}-r1", {plans: t}, command="plan")
+    write_run(url, f"{tag}-r1", {draws: t.head(1)}, command="draw")  # re-run without inspectors
+    got = read_tables(url, {"d": draws, "a": asg, "p": plans, "runs": "yiwu_runs"})
+    assert got["p"] is None  # the refused run left nothing
+    assert (got["a"]["run_id"] == f"{tag}-r1").sum() == 0
+    assert got["d"]["run_id"].value_counts().sort_index().to_dict() == {f"{tag}-other": 2, f"{tag}-r1": 1}
+    runs = got["runs"].set_index("run_id")
+    assert runs.loc[f"{tag}-r1", "command"] == "draw"
 
 
 @pytest.mark.parametrize("fail_at", [0, 1])

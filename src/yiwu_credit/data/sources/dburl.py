@@ -92,11 +92,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, url: str) -> str:
-    """A driver message made safe to show: the URL redacted, the password removed."""
-    text = text.replace(url, redact(url))
-    for s in secrets_of(url):
-        text = text.replace(s, "***")
-    return " ".join(text.split())
+    """A driver message made safe to show on one line (:func:`redact_text` with ``url``)."""
+    return " ".join(redact_text(text, [url]).split())
 
 
 # ----------------------------------------------------------------------------- names
