@@ -116,8 +116,10 @@ def test_an_output_onto_an_input_or_another_output_is_refused_before_any_work(ca
 def test_an_output_through_a_symbolic_link_is_refused(capsys, fake):
     (fake / "link.csv").symlink_to(fake / "s.csv")
     (fake / "dir-link").symlink_to(fake / "data", target_is_directory=True)
+    (fake / "table-link.csv").symlink_to(fake / "data" / "entities.csv")
     for argv in (["plan", "--scores", fake / "s.csv", "--out", fake / "link.csv"],
-                 ["validate", fake / "data", "--rejects", fake / "dir-link" / "entities.csv"]):
+                 ["validate", fake / "data", "--rejects", fake / "dir-link" / "entities.csv"],
+                 ["validate", fake / "data", "--rejects", fake / "table-link.csv"]):
         code, _, err = run(capsys, *argv)
         assert code == 2 and "error:" in err
     assert (fake / "s.csv").read_text(encoding="utf-8") == "entity_id\ns.csv\n"

@@ -195,10 +195,11 @@ def check_io(plan: IoPlan, *, fold: bool | None = None) -> str | None:
                 continue
             if same_location(p, d, fold=fold):
                 return f"{w} {_show(p)} is the dataset directory {w_ds} {_show(d)}"
-            if same_location(Path(os.path.realpath(p)).parent, d, fold=fold):
+            real = Path(os.path.realpath(p))
+            if same_location(real.parent, d, fold=fold):
                 f = fold if fold is not None else case_insensitive(d)
-                name = Path(p).name
-                hit = [n for n in names if (n.casefold() == name.casefold() if f else n == name)]
+                spelled = {Path(p).name, real.name}
+                hit = [n for n in names if any((n.casefold() == m.casefold()) if f else n == m for m in spelled)]
                 if hit:
                     return (f"{w} {_show(p)} would be read as a table of the dataset {w_ds} {_show(d)} "
                             f"({hit[0]}): write it outside the dataset directory or under another name")
