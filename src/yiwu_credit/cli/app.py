@@ -60,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from ..data.paths import check_io
 
             problem = check_io(a.io(a))
+        except (OSError, ValueError) as e:  # a path that cannot be resolved (a NUL byte, a link loop)
+            problem = f"cannot resolve the paths given: {e}"
         except YiwuCreditError as e:
             print(_safe(f"error: {e}", a), file=sys.stderr)
             return e.exit_code
