@@ -55,8 +55,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap = build_parser()
     a = ap.parse_args(argv)
     problem = a.check(a) if getattr(a, "check", None) else None   # each command's own usage rules
+    if not problem and getattr(a, "io", None):                   # no output onto an input or another output
+        try:
+            from ..data.paths import check_io
+
+            problem = check_io(a.io(a))
+        except (OSError, ValueError) as e:  # a path that cannot be resolved (a NUL byte, a link loop)
+            problem = f"cannot resolve the paths given: {e}"
+        except YiwuCreditError as e:
+            print(_safe(f"error: {e}", a), file=sys.stderr)
+            return e.exit_code
     if problem:
-        a.parser.error(problem)  # exit 2 with the command's usage
+        a.parser.error(_safe(problem, a))  # exit 2 with the command's usage
+    _warn_passwords(a)
     import threading
 
     _TERM_REQUESTED.clear()
@@ -68,6 +79,39 @@ def main(argv: Sequence[str] | None = None) -> int:
             signal.signal(signal.SIGTERM, old)
 
 
+def _urls(a: argparse.Namespace) -> list[str]:
+    """The database URLs among the command's arguments (their passwords are never shown)."""
+    from ..data.sources.dburl import is_database_url
+
+    return [v for v in vars(a).values() if isinstance(v, str) and is_database_url(v)]
+
+
+def _safe(text: str, a: argparse.Namespace) -> str:
+    """``text`` with every password of the run's URLs redacted (the one redaction, dburl.redact_text)."""
+    from ..data.sources.dburl import redact_text
+
+    return redact_text(text, _urls(a))
+
+
+def _warn_passwords(a: argparse.Namespace) -> None:
+    from ..data.sources.dburl import redact, secrets_of
+
+    for url in _urls(a):
+        if secrets_of(url):
+            print(f"warning: {redact(url)} carries a password, which other users can see in the process list; "
+                  "give it in the environment (PGPASSWORD) or a password file (~/.pgpass, PGPASSFILE) instead",
+                  file=sys.stderr)
+
+
+def _error(a: argparse.Namespace, msg: str) -> None:
+    """Print an error (and, with --debug, the traceback of the exception being handled), redacted."""
+    if a.debug:
+        import traceback
+
+        print(_safe(traceback.format_exc(), a), end="", file=sys.stderr)
+    print(_safe(msg, a), file=sys.stderr)
+
+
 def _run(a: argparse.Namespace) -> int:
     try:
         return int(a.func(a) or 0)
@@ -76,16 +120,12 @@ def _run(a: argparse.Namespace) -> int:
     except YiwuCreditError as e:
         if _TERM_REQUESTED:
             return _terminated()
-        if a.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
+        _error(a, f"error: {e}")
         return e.exit_code
     except (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError) as e:
         if _TERM_REQUESTED:
             return _terminated()
-        if a.debug:
-            raise
-        print(f"error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        _error(a, f"error: {e.strerror or e}: {e.filename}")
         return 3
     except KeyboardInterrupt:
         print("interrupted: no output of this run was written", file=sys.stderr)
@@ -93,8 +133,5 @@ def _run(a: argparse.Namespace) -> int:
     except Exception as e:  # an internal error: say so, without a traceback unless asked
         if _TERM_REQUESTED:  # a SIGTERM turned into another error on its way up
             return _terminated()
-        if a.debug:
-            raise
-        print(f"internal error: {type(e).__name__}: {e}\n(run with --debug for the traceback; please report it)",
-              file=sys.stderr)
+        _error(a, f"internal error: {type(e).__name__}: {e}\n(run with --debug for the traceback; please report it)")
         return EXIT_INTERNAL

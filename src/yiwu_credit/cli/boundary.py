@@ -4,15 +4,20 @@ database writer. One place each; the command modules only parse, call the librar
 from __future__ import annotations
 
 import argparse
+import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
+if TYPE_CHECKING:  # pragma: no cover
+    from ..data.paths import IoPlan
+
 __all__ = [
     "TABLE_SUFFIXES", "add_command", "add_db_args", "add_source_args", "count_arg", "date_arg", "db_writer",
-    "floats_arg", "positive_float", "say", "print_reconcile", "progress", "read_input",
+    "floats_arg", "io_plan", "positive_float", "say", "print_reconcile", "progress", "read_input",
 ]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
@@ -71,7 +76,25 @@ def floats_arg(value: str) -> tuple[float, ...]:
 
 
 def say(msg: str = "") -> None:
-    print(msg, flush=True)
+    """Print a line to stdout. When stdout's reader has gone (``yiwu-credit ... | head``), the rest
+    of the output is dropped quietly and the command carries on: files are written as usual and the
+    exit code is the command's own (an INVALID dataset still exits 3)."""
+    if _STDOUT_CLOSED:
+        return
+    try:
+        print(msg, flush=True)
+    except BrokenPipeError:
+        _STDOUT_CLOSED.append(True)
+        try:  # no second error when Python flushes stdout at exit
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's capture)
+            pass
+
+
+#: set once stdout's reader has gone: the process prints nothing more to stdout
+_STDOUT_CLOSED: list[bool] = []
 
 
 def progress(total: int, desc: str):
@@ -96,20 +119,23 @@ def add_db_args(p: argparse.ArgumentParser) -> None:
 
 
 def db_writer(a: argparse.Namespace, command: str, default_run: str, tables: dict[str, pd.DataFrame],
-               audit: dict | None = None) -> Callable[[], None] | None:
+               audit: dict | None = None) -> Callable[[], str] | None:
     """With ``--to-db URL``: a callable that writes this run's tables in one transaction (rows of an
-    earlier run with the same run id are replaced); called before the files are renamed into place,
-    so a failed database write leaves no files either."""
+    earlier run with the same run id are replaced) and returns what it wrote; called before the
+    files are renamed into place, so a failed database write leaves no files either (and a failed
+    rename after it says that the database holds the run)."""
     if not getattr(a, "to_db", None):
         return None
 
-    def write() -> None:
-        from ..data.sources.database import redact, write_run
+    def write() -> str:
+        from ..data.sources.database import write_run
+        from ..data.sources.dburl import redact
 
         run_id = a.run_id or default_run
         counts = write_run(a.to_db, run_id, tables, audit=audit, command=command, schema=a.db_schema)
-        say(f"run {run_id!r} written to {redact(a.to_db)}: "
-             + ", ".join(f"{t} {n:,} rows" for t, n in counts.items()) + " (one transaction; a re-run replaces it)")
+        done = f"run {run_id!r} written to {redact(a.to_db)}: " + ", ".join(f"{t} {n:,} rows" for t, n in counts.items())
+        say(f"{done} (one transaction; a re-run of {command} with this run id replaces it)")
+        return done
 
     return write
 
@@ -138,10 +164,55 @@ def read_input(path: str, what: str) -> pd.DataFrame:
     return df.set_index("entity_id")
 
 
+def io_plan(a: argparse.Namespace, *, inputs: Sequence[tuple[str, str | None]] = (),
+            outputs: Sequence[tuple[str, str | os.PathLike | None]] = (), data: str | None = None,
+            out_dirs: Sequence[tuple[str, str | None]] = (), db_tables: Sequence[str] = ()) -> IoPlan:
+    """A command's inputs and outputs for :func:`~yiwu_credit.data.paths.check_io`.
+
+    ``inputs``: ``(option, value)`` read as files or directories (a value that names no existing
+    file, a shipped policy say, is left out); ``data``: the dataset (directory or database URL,
+    tables named by ``a.profile``); ``outputs``: every file the run writes, sidecars included;
+    ``db_tables``: the result tables written with ``--to-db``."""
+    from ..data.paths import IoPlan, dataset_table_files
+
+    plan = IoPlan(inputs=[(w, str(v)) for w, v in inputs if v and Path(v).exists()],
+                  outputs=[(w, str(v)) for w, v in outputs if v], out_dirs=[(w, v) for w, v in out_dirs if v])
+    if data:
+        names = _dataset_names(getattr(a, "profile", None))
+        if names is not None:
+            from ..data.sources.dburl import is_database_url
+
+            if is_database_url(data):
+                plan.db_inputs.append(("--data", data, names))
+            else:
+                plan.datasets.append(("--data", data, dataset_table_files(names)))
+    if getattr(a, "to_db", None) and db_tables:
+        from ..data.sources.database import RUNS_TABLE
+
+        plan.db_outputs.append(("--to-db", a.to_db, getattr(a, "db_schema", None), (*db_tables, RUNS_TABLE)))
+    return plan
+
+
+def _dataset_names(profile: str | None) -> tuple[str, ...] | None:
+    """Every file or relation name the profile reads tables from; None when the profile does not
+    load (the command then fails on it before writing anything)."""
+    from ..data.sources.profile import load_profile
+    from ..errors import YiwuCreditError
+
+    try:
+        prof = load_profile(profile)
+    except YiwuCreditError:
+        return None
+    return tuple(dict.fromkeys(n for t in prof.tables.values() for n in t.names))
+
+
 def add_command(sp, name: str, func: Callable, help: str, example: str,
-                check: Callable[[argparse.Namespace], str | None] | None = None) -> argparse.ArgumentParser:
-    """A subcommand running ``func``; ``check`` returns a usage problem (exit 2) before any work."""
+                check: Callable[[argparse.Namespace], str | None] | None = None,
+                io: Callable[[argparse.Namespace], IoPlan] | None = None) -> argparse.ArgumentParser:
+    """A subcommand running ``func``; ``check`` returns a usage problem (exit 2) before any work;
+    ``io`` declares what the run reads and writes, checked (exit 2) before any work so that no
+    output overwrites an input or another output."""
     p = sp.add_parser(name, help=help, description=help, epilog=f"example:\n  {example}",
                       formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.set_defaults(func=func, parser=p, check=check)
+    p.set_defaults(func=func, parser=p, check=check, io=io)
     return p

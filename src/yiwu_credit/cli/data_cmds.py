@@ -11,21 +11,23 @@ from .boundary import (
     add_source_args,
     count_arg,
     date_arg,
+    io_plan,
     print_reconcile,
     say,
 )
 
-__all__ = ["register"]
+__all__ = ["register", "synth_leftovers"]
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
     from ..data.dataset import load_dataset, validation_report
+    from ..data.sources.dburl import redact
     from ..errors import DataValidationError
 
     try:
         ds = load_dataset(a.data, as_of=a.as_of, strict=not a.lenient, profile=a.profile, encoding=a.encoding)
     except DataValidationError as e:
-        say(f"dataset {a.data}: INVALID")
+        say(f"dataset {redact(a.data)}: INVALID")
         say(str(e))
         return e.exit_code
     say(validation_report(ds))
@@ -60,13 +62,37 @@ def cmd_synth(a: argparse.Namespace) -> int:
 def _check_synth(a: argparse.Namespace) -> str | None:
     if a.start >= a.end:
         return f"--start {a.start} must be before --end {a.end}"
+    stale = synth_leftovers(Path(a.out) / "dataset", a.format)
+    if stale:
+        return (f"--out {a.out}: {Path(a.out) / 'dataset'} already holds table files of another format "
+                f"({', '.join(stale)}); a {a.format} world written beside them would not load (two files for "
+                "one table): remove them or choose another --out")
     return None
+
+
+def synth_leftovers(directory: Path, format: str) -> list[str]:
+    """Table files in ``directory`` that a synthetic world of ``format`` would not overwrite."""
+    from ..data.contract import TABLES
+    from ..data.paths import dataset_table_files
+
+    if not directory.is_dir():
+        return []
+    names = set(dataset_table_files(tuple(TABLES)))
+    return sorted(f.name for f in directory.iterdir() if f.name in names and f.name.split(".", 1)[1] != format)
+
+
+def _io_synth(a: argparse.Namespace):
+    return io_plan(a, out_dirs=[("--out", a.out)])
+
+
+def _io_validate(a: argparse.Namespace):
+    return io_plan(a, data=a.data, inputs=[("--profile", a.profile)], outputs=[("--rejects", a.rejects)])
 
 
 def register(sp) -> None:
     """Add this group's commands to the subparsers ``sp``."""
     p = add_command(sp, "validate", cmd_validate, "Check a dataset against the data contract.",
-             "yiwu-credit validate out/demo/world/dataset")
+             "yiwu-credit validate out/demo/world/dataset", io=_io_validate)
     p.add_argument("data", help="dataset directory (one CSV, Excel or Parquet file per table)")
     add_source_args(p)
     p.add_argument("--as-of", type=date_arg, help="also reject events dated after this ISO date")
@@ -74,7 +100,8 @@ def register(sp) -> None:
     p.add_argument("--rejects", help="with --lenient: write rejected rows to this file")
 
     p = add_command(sp, "synth", cmd_synth, "Generate a synthetic Yiwu market-entity world.",
-             "yiwu-credit synth --entities 20000 --seed 7 --out out/world", check=_check_synth)
+             "yiwu-credit synth --entities 20000 --seed 7 --out out/world", check=_check_synth,
+             io=_io_synth)
     p.add_argument("--entities", type=count_arg(1), default=20_000)
     p.add_argument("--seed", type=int, default=2022)
     p.add_argument("--start", type=date_arg, default="2016-01-01")

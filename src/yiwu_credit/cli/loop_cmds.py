@@ -8,6 +8,7 @@ from pathlib import Path
 from .boundary import (
     add_command,
     count_arg,
+    io_plan,
     say,
 )
 
@@ -35,11 +36,15 @@ def cmd_demo(a: argparse.Namespace) -> int:
     return 0
 
 
+def _io_out_dir(a: argparse.Namespace):
+    return io_plan(a, out_dirs=[("--out", a.out)])
+
+
 def register(sp) -> None:
     """Add this group's commands to the subparsers ``sp``."""
     p = add_command(sp, "simulate-loop", cmd_simulate_loop, "The closed loop on a synthetic world: yearly score → plan → "
              "draw → observe → retrain, against uniform draws, the true-propensity ceiling, no IPW and no floor.",
-             "yiwu-credit simulate-loop --entities 20000 --cycles 4 --out out/loop")
+             "yiwu-credit simulate-loop --entities 20000 --cycles 4 --out out/loop", io=_io_out_dir)
     p.add_argument("--entities", type=count_arg(1), default=20_000)
     p.add_argument("--cycles", type=count_arg(1), default=4)
     p.add_argument("--budget-rate", type=float, default=0.04, help="inspections per year as a share of the pool")
@@ -47,7 +52,7 @@ def register(sp) -> None:
     p.add_argument("--out", default="out/loop")
 
     p = add_command(sp, "demo", cmd_demo, "Run the whole pipeline on a synthetic world with the shipped model.",
-             "yiwu-credit demo --out out/demo")
+             "yiwu-credit demo --out out/demo", io=_io_out_dir)
     p.add_argument("--out", default="out/demo")
     p.add_argument("--entities", type=count_arg(1), default=20_000)
     p.add_argument("--seed", type=int, default=2022)

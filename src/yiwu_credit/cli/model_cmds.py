@@ -14,13 +14,17 @@ from .boundary import (
     count_arg,
     date_arg,
     db_writer,
+    io_plan,
     print_reconcile,
     progress,
     read_input,
     say,
 )
 
-__all__ = ["register"]
+__all__ = ["SCORE_TABLES", "register"]
+
+#: the tables ``score --to-db`` writes (also declared to the output guard)
+SCORE_TABLES = ("scores", "score_rejects")
 
 
 def cmd_train(a: argparse.Namespace) -> int:
@@ -56,13 +60,13 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_score(a: argparse.Namespace) -> int:
     from ..data.dataset import load_dataset
     from ..data.io import write_tables
+    from ..data.paths import score_rejects_path
     from ..errors import DataValidationError, Problem
     from ..model.bundle import load_bundle
     from ..pipeline.scoring import rejects_table, score_entities
 
     out = Path(a.out)
-    rej_path = Path(a.rejects) if a.rejects else out.with_name(
-        out.stem + ".rejects" + (".xlsx" if out.suffix == ".xlsx" else ".csv"))  # rejects are for people
+    rej_path = score_rejects_path(out, a.rejects)  # rejects are for people
     with progress(4, "score") as bar:
         bar.set_postfix_str("loading")
         ds = load_dataset(a.data, strict=a.strict, profile=a.profile, encoding=a.encoding)
@@ -83,7 +87,7 @@ def cmd_score(a: argparse.Namespace) -> int:
                                                f"{n_rej:,} rejected, {len(res.excluded):,} outside the supervision "
                                                "pool (see validate --lenient)")])
         db = db_writer(a, "score", f"score-{a.as_of}-{bundle.version}",
-                        {"scores": res.scored.reset_index(), "score_rejects": rejects})
+                        dict(zip(SCORE_TABLES, (res.scored.reset_index(), rejects), strict=True)))
         write_tables([(res.scored.reset_index(), out), (rejects, rej_path)], before_commit=db)
         bar.update()
     say(f"scored {len(res.scored):,} entities at {a.as_of} with {bundle.version} → {out}")
@@ -174,6 +178,31 @@ def _check_score(a: argparse.Namespace) -> str | None:
     return None
 
 
+def _config_inputs(a: argparse.Namespace) -> list[tuple[str, str | None]]:
+    return [(f"--{k}", getattr(a, k, None)) for k in ("policy", "catalogue", "profile")]
+
+
+def _io_train(a: argparse.Namespace):
+    return io_plan(a, data=a.data, inputs=[("--data", a.data), *_config_inputs(a)], out_dirs=[("--out", a.out)])
+
+
+def _io_score(a: argparse.Namespace):
+    from ..data.paths import score_rejects_path
+
+    return io_plan(a, data=a.data, inputs=[("--model", a.model), *_config_inputs(a)],
+                   outputs=[("--out", a.out), ("--rejects" if a.rejects else "the rejects file (default name)",
+                                               score_rejects_path(a.out, a.rejects))], db_tables=SCORE_TABLES)
+
+
+def _io_report(a: argparse.Namespace):
+    return io_plan(a, data=a.data, inputs=[("--model", a.model), ("--plan", a.plan), *_config_inputs(a)],
+                   outputs=[("--out", a.out)])
+
+
+def _io_monitor(a: argparse.Namespace):
+    return io_plan(a, data=a.data, inputs=[("--model", a.model), *_config_inputs(a)], outputs=[("--out", a.out)])
+
+
 def _check_train(a: argparse.Namespace) -> str | None:
     if bool(a.data) == bool(a.synthetic):
         return "give exactly one of --data DIR or --synthetic N"
@@ -183,7 +212,8 @@ def _check_train(a: argparse.Namespace) -> str | None:
 def register(sp) -> None:
     """Add this group's commands to the subparsers ``sp``."""
     p = add_command(sp, "train", cmd_train, "Train a model bundle (features, labels, fit, out-of-time evaluation).",
-             "yiwu-credit train --data out/world/dataset --as-of 2024-01-01 --out models/mine", check=_check_train)
+             "yiwu-credit train --data out/world/dataset --as-of 2024-01-01 --out models/mine", check=_check_train,
+             io=_io_train)
     p.add_argument("--data", help="dataset directory")
     add_source_args(p)
     p.add_argument("--synthetic", type=count_arg(100), metavar="N", help="train on a synthetic world of N entities instead")
@@ -201,7 +231,8 @@ def register(sp) -> None:
     p.add_argument("--out", required=True, help="bundle directory to write")
 
     p = add_command(sp, "score", cmd_score, "Score every entity: probability, credit score, tier, reasons.",
-             "yiwu-credit score --data out/world/dataset --as-of 2026-01-01 --out out/scores.xlsx --excel", check=_check_score)
+             "yiwu-credit score --data out/world/dataset --as-of 2026-01-01 --out out/scores.xlsx --excel", check=_check_score,
+             io=_io_score)
     p.add_argument("--data", required=True)
     add_source_args(p)
     p.add_argument("--model", help="bundle directory or shipped name (default: models/default)")
@@ -217,7 +248,8 @@ def register(sp) -> None:
     add_db_args(p)
 
     p = add_command(sp, "report", cmd_report, "One self-contained HTML report: scores, tiers, performance, stability, plan.",
-             "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html")
+             "yiwu-credit report --data out/world/dataset --as-of 2025-01-01 --evaluate --out out/report.html",
+             io=_io_report)
     p.add_argument("--data", required=True)
     add_source_args(p)
     p.add_argument("--model")
@@ -236,7 +268,8 @@ def register(sp) -> None:
 
     p = add_command(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "
              "performance drift; flags 'retrain' by the policy's thresholds.",
-             "yiwu-credit monitor --data out/world/dataset --as-of 2025-01-01 --previous-as-of 2024-07-01 --evaluate")
+             "yiwu-credit monitor --data out/world/dataset --as-of 2025-01-01 --previous-as-of 2024-07-01 --evaluate",
+             io=_io_monitor)
     p.add_argument("--data", required=True)
     add_source_args(p)
     p.add_argument("--model")

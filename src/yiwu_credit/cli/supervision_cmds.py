@@ -14,12 +14,16 @@ from .boundary import (
     date_arg,
     db_writer,
     floats_arg,
+    io_plan,
     positive_float,
     read_input,
     say,
 )
 
-__all__ = ["register"]
+__all__ = ["PLOT_SUFFIXES", "register"]
+
+#: image formats ``frontier --plot`` writes (the suffix chooses the format)
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 
 def cmd_plan(a: argparse.Namespace) -> int:
@@ -65,14 +69,15 @@ def cmd_frontier(a: argparse.Namespace) -> int:
 
 def cmd_draw(a: argparse.Namespace) -> int:
     from ..data.io import write_tables
+    from ..data.paths import conventional_assignments_path, draw_audit_path
     from ..supervision.audit import audit_json
     from ..supervision.systematic import draw
-    from ..supervision.verification import conventional_assignments_path, read_table
+    from ..supervision.verification import read_table
 
     plan = read_input(a.plan, "plan")
     d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
     sel = d.frame(plan).reset_index()
-    audit_path = Path(a.audit) if a.audit else Path(a.out).with_suffix(".audit.json")
+    audit_path = draw_audit_path(a.out, a.audit)
     if a.inspectors:
         from ..supervision.inspectors import assign_inspectors, inspectors_by_entity
 
@@ -112,6 +117,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
 
 def cmd_estimate(a: argparse.Namespace) -> int:
     from ..data.io import write_tables
+    from ..data.paths import publish_summary_path
     from ..supervision.estimates import publication_summary, tie_results, violation_rates
     from ..supervision.verification import load_audit, verify
 
@@ -134,7 +140,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     outputs = [(est, a.out, a.excel)]
     if table is not None:
         pub = Path(a.publish)
-        summary_path = pub.with_name(pub.stem + ".summary" + (".xlsx" if pub.suffix == ".xlsx" else ".csv"))
+        summary_path = publish_summary_path(pub)
         outputs += [(table, pub, True), (publication_summary(c, est), summary_path, True)]
     write_tables(outputs)                                            # all files of the run, or none
     overall = est[est["domain"] == "all"].iloc[0]
@@ -200,6 +206,41 @@ def _check_draw(a: argparse.Namespace) -> str | None:
     return _window_problem(*a.window, "--window") if a.window else None
 
 
+def _io_plan(a: argparse.Namespace):
+    return io_plan(a, inputs=[("--scores", a.scores), ("--policy", a.policy)], outputs=[("--out", a.out)])
+
+
+def _io_frontier(a: argparse.Namespace):
+    return io_plan(a, inputs=[("--scores", a.scores), ("--policy", a.policy)],
+                   outputs=[("--out", a.out), ("--burden", a.burden), ("--plot", a.plot)])
+
+
+def _io_draw(a: argparse.Namespace):
+    from ..data.paths import conventional_assignments_path, draw_audit_path
+
+    audit = draw_audit_path(a.out, a.audit)
+    return io_plan(a, inputs=[("--plan", a.plan), ("--inspectors", a.inspectors), ("--previous", a.previous)],
+                   outputs=[("--out", a.out), ("--audit" if a.audit else "the audit record (default name)", audit),
+                            *([("the assignments written beside the audit", conventional_assignments_path(audit))]
+                              if a.inspectors else [])])
+
+
+def _io_estimate(a: argparse.Namespace):
+    from ..data.paths import publish_summary_path
+
+    return io_plan(a, inputs=[("--results", a.results), ("--plan", a.plan), ("--audit", a.audit),
+                              ("--drawn", a.drawn), ("--policy", a.policy), ("--assignments", a.assignments)],
+                   outputs=[("--out", a.out), ("--publish", a.publish),
+                            *([("the summary written beside --publish", publish_summary_path(a.publish))]
+                              if a.publish else [])])
+
+
+def _check_frontier(a: argparse.Namespace) -> str | None:
+    if a.plot and Path(a.plot).suffix.lower() not in PLOT_SUFFIXES:
+        return f"--plot {a.plot}: give a file ending in {', '.join(PLOT_SUFFIXES)} (the suffix is the image format)"
+    return None
+
+
 def _check_estimate(a: argparse.Namespace) -> str | None:
     if a.excel and Path(a.out).suffix != ".xlsx":
         return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {Path(a.out).suffix})"
@@ -212,7 +253,7 @@ def register(sp) -> None:
     """Add this group's commands to the subparsers ``sp``."""
     p = add_command(sp, "plan", cmd_plan, "Supervision plan: expected inspections per year and campaign inclusion "
              "probabilities per entity.",
-             "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]")
+             "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]", io=_io_plan)
     p.add_argument("--scores", required=True, help="output of 'score' (or any table with entity_id, tier)")
     p.add_argument("--policy", help="policy name or TOML path (default yiwu-2022)")
     p.add_argument("--n", type=count_arg(1), help="campaign size (default: the annual budget)")
@@ -223,7 +264,8 @@ def register(sp) -> None:
     p = add_command(sp, "frontier", cmd_frontier, "Policy frontier: expected detections and burden of a family of "
              "candidate sampling policies (tier weights × alpha × entity-type factor scope × floor).",
              "yiwu-credit frontier --scores out/scores.csv --budget-rate 0.04 --out out/frontier.csv "
-             "--plot out/frontier.png [--alphas 0,1,2 --scopes all,routine,none]")
+             "--plot out/frontier.png [--alphas 0,1,2 --scopes all,routine,none]",
+             check=_check_frontier, io=_io_frontier)
     p.add_argument("--scores", required=True, help="output of 'score' (entity_id, tier, probability, ...)")
     p.add_argument("--policy", help="base policy name or TOML path (default yiwu-2022)")
     g = p.add_mutually_exclusive_group()
@@ -238,11 +280,11 @@ def register(sp) -> None:
     p.add_argument("--top", type=int, default=10, help="rows to print (default 10, plus the policy in force)")
     p.add_argument("--out", required=True, help="one row per candidate (.csv/.parquet/.xlsx)")
     p.add_argument("--burden", help="optional: burden ratio by entity type, town and section per candidate")
-    p.add_argument("--plot", help="optional PNG: detections against the low-risk burden")
+    p.add_argument("--plot", help="optional image (.png, .svg or .pdf): detections against the low-risk burden")
 
     p = add_command(sp, "draw", cmd_draw, "Draw a campaign (双随机: random entities, random inspectors) with an audit record.",
              "yiwu-credit draw --plan out/plan.csv --seed 20260101 --inspectors out/world/inspectors.csv "
-             "--out out/drawn.csv", check=_check_draw)
+             "--out out/drawn.csv", check=_check_draw, io=_io_draw)
     p.add_argument("--plan", required=True)
     p.add_argument("--seed", required=True, help="a public seed (e.g. a lottery number), int or text")
     p.add_argument("--n", type=count_arg(1), help="campaign size (default: Σπ of the plan)")
@@ -272,7 +314,8 @@ def register(sp) -> None:
     p = add_command(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results, tied to "
              "the draw, adjusted for non-response (一公开).",
              "yiwu-credit estimate --results out/results.csv --plan out/plan.csv --audit out/drawn.audit.json "
-             "--out out/estimates.csv --publish out/published.csv", check=_check_estimate)
+             "--out out/estimates.csv --publish out/published.csv", check=_check_estimate,
+             io=_io_estimate)
     p.add_argument("--results", required=True, help="entity_id, date, result (SAMR result codes)")
     p.add_argument("--plan", required=True)
     g = p.add_mutually_exclusive_group(required=True)

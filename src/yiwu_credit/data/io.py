@@ -52,18 +52,25 @@ def _temp_for(path: Path) -> Path:
     return Path(tmp)
 
 
-def _output_error(e: OSError, path: Path) -> OutputError:
+def _output_error(e: OSError, path: Path, written: Sequence[str] = (), unwritten: Sequence[Path] = ()) -> OutputError:
+    """The error for ``path``; ``written``: what of the run is already in place (then the message
+    says so, and which files are not, instead of claiming nothing was written)."""
     why = {errno.ENOSPC: "no space left on the device", errno.EDQUOT: "disk quota exceeded",
            errno.EROFS: "read-only file system", errno.EACCES: "permission denied",
            errno.EFBIG: "file too large for this file system or limit"}.get(e.errno or -1, e.strerror or str(e))
+    if written:
+        return OutputError(f"cannot write {path}: {why}; ALREADY WRITTEN: {'; '.join(written)}; NOT written: "
+                           f"{', '.join(str(u) for u in unwritten) or path} (re-run to complete the set)")
     return OutputError(f"cannot write {path}: {why}; nothing was written (no partial output is left)")
 
 
 @contextlib.contextmanager
-def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+def atomic_outputs(*paths: str | os.PathLike, written: list[str] | None = None) -> Iterator[list[Path]]:
     """Yield one temporary path per target; rename them all onto their targets only if the block
     succeeds. The renames run with SIGINT/SIGTERM held back, so an interrupted run leaves either
-    the previous set of files or the new one, never a mix, and no temporary files."""
+    the previous set of files or the new one, never a mix, and no temporary files. ``written``:
+    what the block committed elsewhere (a database transaction appends its description), named
+    with the files already renamed if a rename fails."""
     targets = [Path(p) for p in paths]
     temps: list[Path] = []
     try:
@@ -79,11 +86,13 @@ def atomic_outputs(*paths: str | os.PathLike) -> Iterator[list[Path]]:
             raise _output_error(e, targets[temps.index(where)] if where in temps else where) from None
         old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED) if hasattr(signal, "pthread_sigmask") else None
         try:
-            for tmp, t in zip(temps, targets, strict=True):
+            done = list(written or [])
+            for i, (tmp, t) in enumerate(zip(temps, targets, strict=True)):
                 try:
                     os.replace(tmp, t)
                 except OSError as e:
-                    raise _output_error(e, t) from None
+                    raise _output_error(e, t, done, targets[i:]) from None
+                done.append(str(t))
         finally:
             if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
@@ -239,10 +248,13 @@ def write_tables(items: Sequence[tuple], *, excel: bool = False, index: bool = F
     ``.parquet``, ``.xlsx`` (Excel workbook) or CSV (anything else; ``excel=True`` adds a UTF-8
     byte-order mark so Excel shows Chinese text). ``neutralise`` guards CSV text cells against
     formula injection. ``before_commit`` runs once every file is written and before any is renamed
-    into place (a database transaction of the same run): if it fails, no file appears.
+    into place (a database transaction of the same run): if it fails, no file appears; if it
+    succeeds and a rename then fails, the error names what it returned (what it wrote) and the
+    files that are in place and those that are not.
     """
     paths = [Path(it[1]) for it in items]
-    with atomic_outputs(*paths) as temps:
+    written: list[str] = []
+    with atomic_outputs(*paths, written=written) as temps:
         for it, tmp, target in zip(items, temps, paths, strict=True):
             obj, bom = it[0], it[2] if len(it) > 2 else excel
             if isinstance(obj, str):
@@ -250,7 +262,8 @@ def write_tables(items: Sequence[tuple], *, excel: bool = False, index: bool = F
             else:
                 _write_one(obj, tmp, target, excel=bom, index=index, neutralise=neutralise)
         if before_commit is not None:
-            before_commit()
+            done = before_commit()
+            written.append(str(done) if done else "the database transaction (committed)")
     return paths
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from ..data.paths import conventional_assignments_path
 from ..errors import ConfigError, VerificationFailed
 from ..policy import Policy
 from .audit import SamplingDesign, VerifyResult, seal_problems
@@ -130,14 +131,6 @@ def read_table(path: str | os.PathLike, what: str = "frame") -> pd.DataFrame:
     if "entity_id" not in df.columns:
         raise DataValidationError([Problem(what, "entity_id", f"missing column in {p}")])
     return df
-
-
-def conventional_assignments_path(audit_path: str | os.PathLike) -> Path:
-    """Where ``yiwu-credit draw`` writes the assignments next to an audit: ``X.audit.json`` →
-    ``X.inspectors.csv`` (otherwise ``<stem>.inspectors.csv``)."""
-    p = Path(audit_path)
-    stem = p.name[:-len(".audit.json")] if p.name.endswith(".audit.json") else p.stem
-    return p.with_name(stem + ".inspectors.csv")
 
 
 def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | Mapping[str, str | os.PathLike],

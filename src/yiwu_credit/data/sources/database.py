@@ -55,6 +55,7 @@ from .dburl import (
     sqlite_path,
     url_scheme,
 )
+from .runs import clear_earlier_run
 
 __all__ = [
     "RUNS_TABLE", "SCHEMES", "is_database_url", "read_tables", "redact", "write_dataset", "write_run",
@@ -555,6 +556,7 @@ def write_run(url: str, run_id: str, tables: Mapping[str, pd.DataFrame], *, audi
     with _writer(url, scheme, schema=schema) as w:
         w.lock()
         w.ensure_runs()
+        clear_earlier_run(w, RUNS_TABLE, run_id, command, list(tables))  # refuses another command's run id
         for name, df in tables.items():
             w.replace_run_rows(name, run_id, df, chunk_rows)
         w.record_run(run_id, command, audit_json, counts_json)

@@ -4,6 +4,7 @@ connecting. :mod:`yiwu_credit.data.sources.database` reads and writes through th
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
@@ -11,7 +12,7 @@ from ...errors import UsageError
 
 __all__ = [
     "DB_EXTRA", "URL_PATTERN", "Unreachable", "candidates", "is_database_url", "pg_connect", "quote_ident",
-    "redact", "refuse_mysql", "url_scheme", "scrub", "secrets_of", "split_name", "sqlite_path",
+    "redact", "redact_text", "refuse_mysql", "url_scheme", "scrub", "secrets_of", "split_name", "sqlite_path",
 ]
 
 URL_PATTERN = re.compile(r"^\s*(postgresql|postgres|sqlite|mysql|mariadb)(\+[a-z0-9_]+)?://", re.IGNORECASE)
@@ -58,6 +59,23 @@ def redact(url: str) -> str:
         (f"#{parts.fragment}" if parts.fragment else "")
 
 
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]*:)([^\s@/'\"]+)(@)", re.IGNORECASE)
+_PASSWORD_PARAM = re.compile(r"([?&;\s]password=)([^&\s'\"]+)", re.IGNORECASE)
+
+
+def redact_text(text: str, urls: Iterable[str] = ()) -> str:
+    """``text`` (a message, a traceback, a log record) safe to print or record: every URL in it
+    with its password replaced by ``***`` (:func:`redact`), and the passwords of ``urls`` (the
+    run's own URLs, as written and decoded) removed wherever else they appear."""
+    for url in urls:
+        if url in text:
+            text = text.replace(url, redact(url))
+        for s in secrets_of(url):
+            text = text.replace(s, "***")
+    text = _USERINFO.sub(r"\1***\3", text)
+    return _PASSWORD_PARAM.sub(r"\1***", text)
+
+
 def secrets_of(url: str) -> list[str]:
     """The password as written in ``url`` and decoded (to scrub from driver messages)."""
     out: list[str] = []
@@ -74,11 +92,8 @@ def secrets_of(url: str) -> list[str]:
 
 
 def scrub(text: str, url: str) -> str:
-    """A driver message made safe to show: the URL redacted, the password removed."""
-    text = text.replace(url, redact(url))
-    for s in secrets_of(url):
-        text = text.replace(s, "***")
-    return " ".join(text.split())
+    """A driver message made safe to show on one line (:func:`redact_text` with ``url``)."""
+    return " ".join(redact_text(text, [url]).split())
 
 
 # ----------------------------------------------------------------------------- names

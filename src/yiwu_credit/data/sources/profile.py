@@ -86,6 +86,16 @@ def _strs(v: Any, where: str) -> tuple[str, ...]:
     return tuple(x.strip() for x in v)
 
 
+def _names(v: Any, where: str) -> tuple[str, ...]:
+    """Table names: a file name in the dataset directory (or a relation), never a path."""
+    names = _strs(v, where)
+    for n in names:
+        if any(c in n for c in "/\\\0") or n in (".", "..") or (len(n) > 1 and n[1] == ":" and n[0].isalpha()):
+            raise ConfigError(f"{where}: {n!r} is not a table name: a name is a file name inside the dataset "
+                              "directory (or a database relation), without a path, '..' or a drive")
+    return names
+
+
 def _validate(raw: dict, src: str) -> Profile:
     meta = raw.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
@@ -121,7 +131,7 @@ def _validate(raw: dict, src: str) -> Profile:
         sheet = cfg.get("sheet")
         if sheet is not None and not isinstance(sheet, str):
             raise ConfigError(f"{where}.sheet: expected a sheet name")
-        tables[name] = TableMap(names=_strs(cfg.get("names", [name]), f"{where}.names"), columns=cols,
+        tables[name] = TableMap(names=_names(cfg.get("names", [name]), f"{where}.names"), columns=cols,
                                 ignore=tuple(cfg.get("ignore", ())), sheet=sheet or None)
     code_cols = {c.name: c.codes for t in TABLES.values() for c in t.columns if c.kind == "code"}
     codes: dict[str, dict[str, str]] = {}
