@@ -47,6 +47,8 @@ def cmd_train(a: argparse.Namespace) -> int:
          f"out-of-time at {res.training['test_as_of']}: AUC {m['auc']:.3f}, KS {m['ks']:.3f}, "
          f"Brier {m['brier']:.4f}, tiers monotone: {m['tiers_monotone']}")
     say(res.test_tiers.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    for w in res.warnings:
+        say(f"warning: {w}")
     if "truth" in res.metrics:
         say("ground truth: " + json.dumps({k: round(v, 3) for k, v in res.metrics["truth"].items()}))
     say(f"bundle written to {a.out}")
@@ -175,8 +177,18 @@ def _check_score(a: argparse.Namespace) -> str | None:
 
 
 def _check_train(a: argparse.Namespace) -> str | None:
+    from ..errors import UsageError
+    from ..model.labels import horizon_days
+    from ..model.training import check_test_window
+
     if bool(a.data) == bool(a.synthetic):
         return "give exactly one of --data DIR or --synthetic N"
+    try:                                 # the library's own rules, before any work
+        days = horizon_days(a.horizon) if a.horizon is not None else None
+        if a.test_as_of:
+            check_test_window(a.as_of, a.test_as_of, days if days is not None else 1)
+    except UsageError as e:
+        return f"--{str(e).replace('_', '-')}"
     return None
 
 
