@@ -119,6 +119,29 @@ def test_a_foreign_scores_table_is_planned_under_the_default_with_a_note(capsys,
     assert set(pd.read_csv(flow / "p_foreign.csv")["plan_policy"]) == {"yiwu-2022"}
 
 
+def test_a_policy_file_that_tiered_the_scores_must_be_given_again(capsys, flow, tmp_path):
+    """Scores tiered by a policy FILE named like a shipped one but hashing differently: plan without
+    --policy is refused (exit 4, asking for --policy PATH); with that file it plans under it."""
+    from importlib import resources
+
+    shipped = resources.files("yiwu_credit") / "resources" / "policy" / "yiwu-2022-1.1.toml"
+    text = shipped.read_text(encoding="utf-8")
+    assert "weight = 15.0" in text
+    mine = tmp_path / "mine.toml"
+    mine.write_text(text.replace("weight = 15.0", "weight = 20.0"), encoding="utf-8")
+    d = flow
+    assert run(capsys, "score", "--data", d / "w" / "dataset", "--as-of", "2026-01-01", "--policy", mine,
+               "--out", tmp_path / "s.csv")[0] == 0
+    code, _, err = run(capsys, "plan", "--scores", tmp_path / "s.csv", "--out", tmp_path / "p.csv")
+    assert code == 4 and "not the shipped yiwu-2022-1.1" in err and "--policy PATH" in err
+    assert run(capsys, "plan", "--scores", tmp_path / "s.csv", "--policy", mine, "--out", tmp_path / "p.csv")[0] == 0
+    assert set(pd.read_csv(tmp_path / "p.csv")["plan_policy_sha256"]) == {load_policy(mine).sha256}
+    # and the shipped one of that name is another policy for these scores
+    code, _, err = run(capsys, "plan", "--scores", tmp_path / "s.csv", "--policy", "yiwu-2022-1.1",
+                       "--out", tmp_path / "p2.csv")
+    assert code == 2 and "is not the policy that tiered the scores" in err
+
+
 # ------------------------------------------------------------------ the record travels in the file
 @pytest.mark.parametrize("suffix", [".csv", ".parquet", ".xlsx"])
 def test_plan_file_round_trip_keeps_the_record_and_draw_audits_it(capsys, flow, suffix):

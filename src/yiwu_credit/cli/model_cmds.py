@@ -243,7 +243,7 @@ def register(sp) -> None:
     p.add_argument("--frontier", type=float, metavar="RATE",
                    help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
     p.add_argument("--policy", help="policy name or TOML path that tiers the run (default: the bundle's) and "
-                   "base sampling policy of the frontier (default yiwu-2022)")
+                   "base sampling policy of the frontier")
     p.add_argument("--out", required=True)
 
     p = add_command(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "
