@@ -359,8 +359,14 @@ def test_impossible_plan_and_bad_roster(capsys, campaign, tmp_path):
 @pytest.mark.slow
 def test_report_command_writes_self_contained_html(capsys, campaign):
     d, _ = campaign
+    # the plan must be of the population reported on (2025-01-01): report refuses another one
+    assert run(capsys, "score", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--out", d / "s2025.csv")[0] == 0
+    assert run(capsys, "plan", "--scores", d / "s2025.csv", "--out", d / "plan2025.csv")[0] == 0
     code, out, _ = run(capsys, "report", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--evaluate",
                        "--plan", d / "plan.csv", "--frontier", 0.04, "--out", d / "report.html")
+    assert code == 3 and not (d / "report.html").exists()
+    code, out, _ = run(capsys, "report", "--data", d / "w" / "dataset", "--as-of", "2025-01-01", "--evaluate",
+                       "--plan", d / "plan2025.csv", "--frontier", 0.04, "--out", d / "report.html")
     assert code == 0
     html = (d / "report.html").read_text(encoding="utf-8")
     assert 'id="frontier-candidates"' in html and "Policy in force" in html

@@ -156,7 +156,11 @@ def read_input(path: str, what: str) -> pd.DataFrame:
     if not p.is_file():
         raise DataValidationError([Problem(what, None, f"file not found: {p}")])
     try:
-        df = read_table(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str})
+        from ..supervision.plan import PLAN_COLUMNS  # the plan record: parsed from text, exactly
+
+        df = read_table(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str,
+                                  "tier_policy": str, "tier_policy_sha256": str,
+                                  **dict.fromkeys(PLAN_COLUMNS.values(), str)})
     except Exception as e:
         raise DataValidationError([Problem(what, None, f"cannot read {p.name}: {type(e).__name__}: {e}")]) from None
     if "entity_id" not in df.columns:

@@ -51,6 +51,8 @@ def cmd_train(a: argparse.Namespace) -> int:
          f"out-of-time at {res.training['test_as_of']}: AUC {m['auc']:.3f}, KS {m['ks']:.3f}, "
          f"Brier {m['brier']:.4f}, tiers monotone: {m['tiers_monotone']}")
     say(res.test_tiers.to_string(index=False, float_format=lambda x: f"{x:.4f}"))
+    for w in res.warnings:
+        say(f"warning: {w}")
     if "truth" in res.metrics:
         say("ground truth: " + json.dumps({k: round(v, 3) for k, v in res.metrics["truth"].items()}))
     say(f"bundle written to {a.out}")
@@ -204,8 +206,18 @@ def _io_monitor(a: argparse.Namespace):
 
 
 def _check_train(a: argparse.Namespace) -> str | None:
+    from ..errors import UsageError
+    from ..model.labels import horizon_days
+    from ..model.training import check_test_window
+
     if bool(a.data) == bool(a.synthetic):
         return "give exactly one of --data DIR or --synthetic N"
+    try:                                 # the library's own rules, before any work
+        days = horizon_days(a.horizon) if a.horizon is not None else None
+        if a.test_as_of:
+            check_test_window(a.as_of, a.test_as_of, days if days is not None else 1)
+    except UsageError as e:
+        return f"--{str(e).replace('_', '-')}"
     return None
 
 
@@ -263,7 +275,7 @@ def register(sp) -> None:
     p.add_argument("--frontier", type=float, metavar="RATE",
                    help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
     p.add_argument("--policy", help="policy name or TOML path that tiers the run (default: the bundle's) and "
-                   "base sampling policy of the frontier (default yiwu-2022)")
+                   "base sampling policy of the frontier")
     p.add_argument("--out", required=True)
 
     p = add_command(sp, "monitor", cmd_monitor, "Stability (PSI/CSI vs the training population), tier migration and "

@@ -28,16 +28,20 @@ PLOT_SUFFIXES = (".png", ".svg", ".pdf")
 
 def cmd_plan(a: argparse.Namespace) -> int:
     from ..data.io import write_tables
-    from ..supervision.plan import supervision_plan
+    from ..supervision.plan import resolve_plan_policy, supervision_plan
 
     scored = read_input(a.scores, "scores")
-    plan = supervision_plan(scored, a.policy, n=a.n, budget=a.budget)
+    pol, note = resolve_plan_policy(scored, a.policy)      # the scores' tiering policy, or refused
+    if note:
+        say(f"note: {note}")
+    plan = supervision_plan(scored, pol, n=a.n, budget=a.budget)
     db = db_writer(a, "plan", f"plan-{Path(a.scores).stem}-n{int(round(plan['pi'].sum()))}",
                     {"plans": plan.reset_index()})
     write_tables([(plan.reset_index(), a.out)], before_commit=db)
     by = plan.groupby("tier").agg(entities=("pi", "size"), per_year=("expected_per_year", "sum"), campaign=("pi", "sum"))
     say(f"plan for {len(plan):,} entities: {plan['expected_per_year'].sum():,.0f} inspections a year, "
          f"campaign of {plan['pi'].sum():,.0f} (Σπ); must-include {int(plan['must_include'].sum())} → {a.out}")
+    say(f"under policy {pol.name}@{pol.version} (sha256 {pol.sha256[:12]}…), recorded in the plan_* columns")
     say(by.to_string(float_format=lambda x: f"{x:,.1f}"))
     return 0
 
@@ -45,11 +49,15 @@ def cmd_plan(a: argparse.Namespace) -> int:
 def cmd_frontier(a: argparse.Namespace) -> int:
     from ..data.io import write_tables
     from ..supervision.frontier import candidate_grid, policy_frontier
+    from ..supervision.plan import resolve_plan_policy
 
     scored = read_input(a.scores, "scores")
+    pol, note = resolve_plan_policy(scored, a.policy)      # the scores' tiering policy, or refused
+    if note:
+        say(f"note: {note}")
     budget = a.budget if a.budget is not None else (a.budget_rate * len(scored) if a.budget_rate is not None else None)
-    cands = candidate_grid(a.policy, alphas=a.alphas, scopes=a.scopes, floors=a.floors)
-    f = policy_frontier(scored, budget, cands, policy=a.policy, n=a.n)
+    cands = candidate_grid(pol, alphas=a.alphas, scopes=a.scopes, floors=a.floors)
+    f = policy_frontier(scored, budget, cands, policy=pol, n=a.n)
     items = [(f.table, a.out)]
     if a.burden:
         items.append((f.burden, a.burden))
@@ -255,7 +263,8 @@ def register(sp) -> None:
              "probabilities per entity.",
              "yiwu-credit plan --scores out/scores.csv --out out/plan.csv [--n 500 | --budget 800]", io=_io_plan)
     p.add_argument("--scores", required=True, help="output of 'score' (or any table with entity_id, tier)")
-    p.add_argument("--policy", help="policy name or TOML path (default yiwu-2022)")
+    p.add_argument("--policy", help="policy name or TOML path (default: the one that tiered the scores, "
+                   "column tier_policy; yiwu-2022 for a table without it); another is refused")
     p.add_argument("--n", type=count_arg(1), help="campaign size (default: the annual budget)")
     p.add_argument("--budget", type=positive_float, help="inspections per year over the pool (default: policy rates)")
     p.add_argument("--out", required=True)
@@ -267,7 +276,8 @@ def register(sp) -> None:
              "--plot out/frontier.png [--alphas 0,1,2 --scopes all,routine,none]",
              check=_check_frontier, io=_io_frontier)
     p.add_argument("--scores", required=True, help="output of 'score' (entity_id, tier, probability, ...)")
-    p.add_argument("--policy", help="base policy name or TOML path (default yiwu-2022)")
+    p.add_argument("--policy", help="base policy name or TOML path (default: the one that tiered the scores; "
+                   "yiwu-2022 for a table without tier_policy columns); another is refused")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--budget", type=positive_float, help="inspections per year over the pool (default: the policy's)")
     g.add_argument("--budget-rate", type=positive_float, help="inspections per year as a share of the pool, e.g. 0.04")

@@ -52,14 +52,17 @@ from ..supervision.audit import AuditHasher
 from ..supervision.plan import (
     CARRY,
     PLAN_ATTR,
+    PLAN_COLUMNS,
     PlanCells,
     PlanPart,
     SolvedPlan,
     apply,
     as_entity_frame,
     group_counts,
+    merge_plan_records,
     plan_pi,
     plan_settings,
+    read_plan_record,
     solve_groups,
 )
 from ..supervision.prn import id_bytes, keys_of, prn_keys, prn_order, seed_text
@@ -664,6 +667,8 @@ def _plan_meta(scored_meta: pd.DataFrame) -> pd.DataFrame:
     for c in CARRY:
         if c in df.columns:
             out[c] = df[c]
+    for c in PLAN_COLUMNS.values():   # apply() adds the plan record as one-category columns
+        out[c] = pd.Categorical([])
     out.index.name = "entity_id"
     return out
 
@@ -770,6 +775,9 @@ def draw_distributed(plan: DistributedPlan | dd.DataFrame, n: int | None, seed: 
         parts, summary = plan.parts, plan.summary
     else:
         parts, summary = list(plan.to_delayed()), None
+        if plan_attrs is None and set(PLAN_COLUMNS.values()) & set(plan.columns):   # the record in the rows
+            _, _, delayed = _dask()
+            summary = delayed(merge_plan_records, pure=True)([delayed(read_plan_record, pure=True)(p) for p in parts])
     if nranges is None:
         client = _client()
         workers = len(client.scheduler_info().get("workers", {})) if client is not None else 1

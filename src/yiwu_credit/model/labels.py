@@ -16,28 +16,61 @@ Two designs:
 
 from __future__ import annotations
 
+import datetime
+import math
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from ..data.dataset import Dataset
 from ..data.dates import NAT, Day, day_array
+from ..errors import UsageError
 from ..features.build import alive
 from ..policy import Policy, load_policy
 
-__all__ = ["build_labels", "horizon_days"]
+__all__ = ["MAX_HORIZON_DAYS", "build_labels", "horizon_days"]
+
+
+#: the longest label horizon accepted (10 years): a longer one is a typo, not a design
+MAX_HORIZON_DAYS = 3660
 
 
 def horizon_days(horizon: str | int | pd.Timedelta | None, policy: Policy | str | None = None) -> int:
     """The label horizon in whole days: ``horizon`` (days, or a pandas offset such as ``"365D"``),
-    or the policy's ``[labels].horizon_days`` when ``None``."""
+    or the policy's ``[labels].horizon_days`` when ``None``. UsageError (exit 2) unless it is a
+    whole number of days in [1, :data:`MAX_HORIZON_DAYS`] (this is the one place it is parsed)."""
     if horizon is None:
         return load_policy(policy).labels.horizon_days
-    if isinstance(horizon, str) and horizon.strip().isdigit():
-        horizon = int(horizon)
-    days = horizon if isinstance(horizon, int) else pd.Timedelta(horizon).days
-    if days < 1:
-        raise ValueError(f"horizon must be at least one day, got {horizon!r}")
-    return int(days)
+    bad = UsageError(f"horizon: expected a whole number of days from 1 to {MAX_HORIZON_DAYS} (e.g. 365 or "
+                     f"365D), got {horizon!r}")
+    if isinstance(horizon, bool | np.bool_):
+        raise bad
+    if isinstance(horizon, int | np.integer):
+        days = int(horizon)
+    elif isinstance(horizon, float | np.floating):
+        if not (math.isfinite(horizon) and float(horizon).is_integer()):
+            raise bad
+        days = int(horizon)
+    elif isinstance(horizon, str | pd.Timedelta | datetime.timedelta):
+        text = horizon.strip() if isinstance(horizon, str) else None
+        if text is not None and text.isdigit():    # ASCII digits only (str.isdigit also takes "²")
+            days = int(text) if text.isascii() else -1
+        else:
+            try:
+                with warnings.catch_warnings():        # deprecated units ("12H"): refused or parsed, quietly
+                    warnings.simplefilter("ignore")
+                    td = pd.Timedelta(horizon)
+            except (ValueError, TypeError, OverflowError):
+                raise bad from None
+            if td is pd.NaT or td % pd.Timedelta(days=1) != pd.Timedelta(0):
+                raise bad
+            days = int(td.days)
+    else:
+        raise bad
+    if not 1 <= days <= MAX_HORIZON_DAYS:
+        raise bad
+    return days
 
 
 def build_labels(dataset: Dataset, as_of: str | pd.Timestamp, horizon: str | int | None = None,

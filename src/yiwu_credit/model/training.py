@@ -17,6 +17,7 @@ from sklearn.metrics import roc_auc_score
 
 from ..data.dataset import Dataset
 from ..data.dates import Day
+from ..errors import DataValidationError, Problem, UsageError
 from ..features.build import build_features
 from ..features.catalogue import Catalogue, load_catalogue
 from ..policy import Policy, load_policy
@@ -24,7 +25,7 @@ from .estimator import TieredRiskModel
 from .evaluation import calibration_table, metrics, tier_table
 from .labels import build_labels, horizon_days
 
-__all__ = ["TrainResult", "train"]
+__all__ = ["TrainResult", "check_test_window", "train"]
 
 
 @dataclass
@@ -38,6 +39,7 @@ class TrainResult:
     test_calibration: pd.DataFrame = field(repr=False)
     test_frame: pd.DataFrame = field(repr=False)  # y and probability per test entity
     reference: pd.DataFrame = field(repr=False, default=None)  # the training feature matrix
+    warnings: list[str] = field(default_factory=list)  # doubts about the run (a test window overlapping the labels)
 
 
 def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_as_of: str | None = None,
@@ -48,21 +50,26 @@ def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_a
     ``horizon``: label horizon (default the policy's ``[labels].horizon_days``).
     ``params`` go to the model (e.g. ``learner="scorecard"``). ``truth`` (synthetic worlds only)
     adds agreement with the ground-truth propensity to the metrics.
+    ``test_as_of`` must be after ``as_of`` (:func:`check_test_window`); UsageError for a bad horizon,
+    DataValidationError when the training or test labels have no violations (or only violations).
     """
     cat = load_catalogue(catalogue)
     pol = load_policy(policy)
     day = Day.parse(as_of)
     test_day = Day.parse(test_as_of, "test_as_of") if test_as_of else None
-    X = build_features(dataset, day, cat, pol)
-    days = horizon_days(horizon, pol)
+    days = horizon_days(horizon, pol)                       # usage errors before any work
+    test_day = test_day if test_day is not None else Day(day + days)
+    notes = check_test_window(day, test_day, days)
     lab = build_labels(dataset, day, days, pol, source=label_source)
+    _both_classes(lab["y"], f"training labels at {day}", "cannot fit", days)
+    lte = build_labels(dataset, test_day, days, pol)
+    _both_classes(lte["y"], f"out-of-time test labels at {test_day}", "cannot evaluate out of time", days)
+    X = build_features(dataset, day, cat, pol)
     Xtr = X.loc[lab.index]
     model = TieredRiskModel(catalogue=cat, policy=pol, **params)
     weight = lab["weight"].to_numpy() if label_source == "campaigns" else None
     model.fit(Xtr, lab["y"].to_numpy(), sample_weight=weight)
-    test_day = test_day if test_day is not None else Day(day + days)
     Xte = build_features(dataset, test_day, cat, pol)
-    lte = build_labels(dataset, test_day, days, pol)
     a = model.assess(Xte)
     y = lte["y"].to_numpy()
     m = {"train_oof": metrics(lab["y"].to_numpy(), model.oof_proba_, model.tiers_from_proba(model.oof_proba_)),
@@ -79,7 +86,37 @@ def train(dataset: Dataset, as_of: str, horizon: str | int | None = None, test_a
     training = {"as_of": str(day), "horizon_days": days, "test_as_of": str(test_day),
                 "label_source": label_source, "n_train": int(len(Xtr)), "n_test": int(len(Xte)),
                 "data_fingerprint": dataset.fingerprint()}
+    if notes:
+        training["warnings"] = notes
     frame = pd.DataFrame({"y": y, "probability": a["probability"], "tier": a["tier"],
                           "credit_score": a["credit_score"]}, index=Xte.index)
     return TrainResult(model, m, training, tier_table(y, a["tier"].to_numpy(), a["probability"].to_numpy()),
-                       calibration_table(y, a["probability"].to_numpy()), frame, Xtr)
+                       calibration_table(y, a["probability"].to_numpy()), frame, Xtr, notes)
+
+
+def check_test_window(as_of: Day | str, test_as_of: Day | str, horizon: int) -> list[str]:
+    """The one rule for the out-of-time test date: UsageError (exit 2) unless ``test_as_of`` is
+    after ``as_of``; a warning (returned) when it is before ``as_of + horizon``, where the test
+    population's outcomes overlap the training labels' window (not fully out of time)."""
+    a, t = Day.parse(as_of), Day.parse(test_as_of, "test_as_of")
+    if t <= a:
+        raise UsageError(f"test_as_of: {t} is not after as_of {a}: the out-of-time test must be at a later date "
+                         "than the training one (default as_of + horizon)")
+    if t < a + horizon:
+        return [f"test_as_of {t} is within the training label window ({a} + {horizon} days = {Day(a + horizon)}): "
+                "the test outcomes overlap the training labels, so the test is only partly out of time"]
+    return []
+
+
+def _both_classes(y: pd.Series, what: str, consequence: str, days: int) -> None:
+    """DataValidationError (exit 3) unless the labels hold violations and non-violations."""
+    k, n = int(y.sum()), len(y)
+    if n == 0:
+        reason = f"no entities alive: {consequence}"
+    elif k == 0:
+        reason = f"no violations in the {days}-day horizon among {n:,} entities: {consequence}"
+    elif k == n:
+        reason = f"every one of the {n:,} entities has a violation in the {days}-day horizon: {consequence}"
+    else:
+        return
+    raise DataValidationError([Problem("labels", "y", f"{what}: {reason}")])

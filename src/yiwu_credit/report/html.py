@@ -107,7 +107,9 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
     features : the scored feature matrix (``.features``), for CSI with ``reference_features``.
     outcomes : 0/1 outcomes ``y`` (Series, or DataFrame with column ``y``) indexed by entity_id,
         observed after ``as_of``; enables the evaluation section.
-    plan : a supervision plan (entity_id index; tier, town, expected_per_year, optional pi).
+    plan : a supervision plan (entity_id index; tier, town, expected_per_year, optional pi) of
+        exactly the scored entities, planned under ``policy`` when it records one (``plan_*``
+        columns); else DataValidationError (exit 3).
     reference_features : the training-time feature matrix, for CSI.
     title : page title (default: bilingual report title). as_of : shown in the header.
     monitoring : a :class:`~yiwu_credit.model.monitoring.MonitorResult` (status, migration, drift).
@@ -132,6 +134,10 @@ def build_report(scored: pd.DataFrame, bundle: Bundle | str | None = None, *, fe
             by = sorted(set(scored["tier_policy"].astype(str))) if "tier_policy" in scored.columns else other
             raise ValueError(f"scored was tiered by policy {', '.join(by)}, not {cut.policy} (sha256 "
                              f"{pol.sha256[:12]}…): pass the policy that tiered it (policy=)")
+    if plan is not None:                    # a plan of this population, planned under this policy
+        from ..supervision.plan import check_plan_matches
+
+        check_plan_matches(plan, scored, pol)
     b = dataclasses.replace(b, policy=pol)  # the sections show the policy in force
     need = [c for c in ("credit_score", "probability", "tier") if c not in scored.columns]
     if need:

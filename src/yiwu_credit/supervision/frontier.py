@@ -27,7 +27,14 @@ from ..data.io import markdown_table, save_figure
 from ..errors import PlanError
 from ..policy import TIERS, Policy, load_policy, policy_from_raw
 from .allocation import check_budget, check_n
-from .plan import SCOPES, as_entity_frame, plan_cells, plan_on_cells, sampling_settings
+from .plan import (
+    SCOPES,
+    as_entity_frame,
+    plan_cells,
+    plan_on_cells,
+    resolve_plan_policy,
+    sampling_settings,
+)
 
 __all__ = ["Candidate", "Frontier", "candidate_grid", "candidate_plan", "in_force", "policy_frontier",
            "TIER_WEIGHT_SETS"]
@@ -218,15 +225,16 @@ def policy_frontier(scored: pd.DataFrame, budget: float | None = None,
         ``entity_type``, ``town``, ``industry`` and the policy's must-include flags.
     budget : inspections per year over the pool; default the policy in force's own budget.
     candidates : default :func:`candidate_grid` of ``policy``; the policy in force is added if absent.
-    policy : the base policy (tier rates, caps, entity-type factors, must-include rules).
+    policy : the base policy (tier rates, caps, entity-type factors, must-include rules); default
+        the policy that tiered ``scored`` (:func:`~yiwu_credit.supervision.plan.resolve_plan_policy`).
     n : campaign size; default the budget rounded (one campaign a year, so π = expected_per_year).
 
-    Returns a :class:`Frontier`. Cost: the pool is reduced once to cells of identical inputs; each
+    Returns a :class:`Frontier`; DataValidationError for duplicated entity ids. Cost: the pool is reduced once to cells of identical inputs; each
     candidate is then a plan on the cells plus three weighted counts over the entities.
     """
     t0 = time.perf_counter()
     budget = None if budget is None else check_budget(budget)   # before any work: nan, inf, 0, < 0 refused
-    pol = load_policy(policy)
+    pol = load_policy(policy) if policy is not None else resolve_plan_policy(as_entity_frame(scored), None)[0]
     s = pol.sampling
     base = sampling_settings(pol)
     cur = in_force(pol)

@@ -18,8 +18,10 @@ Dask partitions, and :func:`yiwu_credit.supervision.frontier.policy_frontier` ru
 
 from __future__ import annotations
 
+import json
 import math
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -29,14 +31,16 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..errors import PlanError
+from ..errors import ConfigError, DataValidationError, PlanError, Problem, UsageError
 from ..policy import TIERS, Policy, load_policy
 from .allocation import Bound, Infeasible, allocate, resolve_budget_n
 
 __all__ = [
-    "CARRY", "FLAT_NOTE", "PLAN_ATTR", "ROUTINE_TIERS", "SCOPES", "PlanCells", "PlanPart", "PlanSettings",
-    "SolvedPlan", "apply", "as_entity_frame", "group_counts", "merge_cells", "plan_cells", "plan_on_cells",
-    "plan_pi", "plan_settings", "sampling_settings", "solve_groups", "supervision_plan", "type_factor_matrix",
+    "CARRY", "FLAT_NOTE", "PLAN_ATTR", "PLAN_COLUMNS", "ROUTINE_TIERS", "SCOPES", "PlanCells", "PlanPart",
+    "PlanSettings", "SolvedPlan", "apply", "as_entity_frame", "check_plan_matches", "check_unique_ids",
+    "group_counts", "merge_cells", "merge_plan_records", "plan_cells", "plan_on_cells", "plan_pi", "plan_record", "plan_record_columns",
+    "plan_settings", "read_plan_record", "resolve_plan_policy", "sampling_settings", "scores_policy", "solve_groups",
+    "supervision_plan", "type_factor_matrix",
 ]
 
 CARRY: tuple[str, ...] = ("entity_type", "town", "industry")
@@ -117,6 +121,228 @@ def plan_pi(plan: pd.DataFrame, what: str = "plan") -> np.ndarray:
                         f"{_examples(plan.index, bad)}")
     return pi
 
+
+def check_unique_ids(df: pd.DataFrame, what: str = "scored") -> None:
+    """DataValidationError (exit 3) naming the duplicated entity ids and their rows (1-based data
+    rows of ``df``): a duplicated entity would be planned, counted and drawn twice."""
+    idx = df.index
+    if idx.is_unique:
+        return
+    dup = idx.duplicated(keep=False)
+    rows = np.flatnonzero(dup)
+    ids = sorted({str(x) for x in idx[dup]})
+    shown = ", ".join(repr(x) for x in ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+    raise DataValidationError([Problem(what, "entity_id", f"duplicate entity_id {shown}: each entity must "
+                                       "appear once (it would be counted twice)",
+                                       tuple(int(r) + 1 for r in rows[:5]), len(rows))])
+
+
+# ============================================================== the plan record, in files
+#: the plan record (``attrs["yiwu_credit.plan"]``) key → the constant column that carries it in
+#: the plan's rows, so that it survives CSV/Parquet/Excel files (``campaigns_per_year`` = budget / n)
+PLAN_COLUMNS: dict[str, str] = {k: f"plan_{k}" for k in (
+    "policy", "policy_version", "policy_sha256", "n", "budget", "floor", "scale_by_probability", "alpha",
+    "entity_type_factor_scope", "population", "must_include", "notes")}
+_SHA = re.compile(r"[0-9a-f]{64}")
+_POLICY_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+
+
+def plan_record_columns(record: Mapping[str, Any], n_rows: int) -> dict[str, pd.Categorical]:
+    """The record as constant columns of ``n_rows`` (one-category categoricals: a byte a row);
+    ``notes`` as a JSON list. :func:`read_plan_record` reads them back."""
+    codes = np.zeros(n_rows, np.int8)
+    out = {}
+    for key, col in PLAN_COLUMNS.items():
+        v = record[key]
+        v = json.dumps(list(v), ensure_ascii=False) if key == "notes" else v
+        v = v.item() if isinstance(v, np.generic) else v
+        out[col] = pd.Categorical.from_codes(codes, categories=[v])
+    return out
+
+
+def _constant(s: pd.Series, what: str, col: str) -> Any:
+    """The one value of a constant column (DataValidationError naming the rows that differ)."""
+    if isinstance(s.dtype, pd.CategoricalDtype):
+        codes = s.cat.codes.to_numpy()
+        bad = (codes != codes[0]) | (codes < 0)
+        value = s.cat.categories[codes[0]] if codes[0] >= 0 else None
+    else:
+        arr = s.to_numpy(dtype=object)
+        value = arr[0]
+        bad = np.asarray(pd.isna(arr) | (arr != value), dtype=bool)
+    if bad.any() or value is None:
+        rows = np.flatnonzero(bad) if bad.any() else np.array([0])
+        raise DataValidationError([Problem(what, col, "the plan record must be the same on every row (was the "
+                                           "plan edited or two plans concatenated?); rebuild it with 'plan'",
+                                           tuple(int(r) + 1 for r in rows[:5]), len(rows))])
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def _parse(key: str, v: Any) -> Any:
+    """A record value read from a file as its Python type; ValueError with the expectation."""
+    if key in ("policy", "policy_version"):
+        if not isinstance(v, str) or not v:
+            raise ValueError("expected a non-empty text")
+        return v
+    if key == "policy_sha256":
+        if not (isinstance(v, str) and _SHA.fullmatch(v)):
+            raise ValueError("expected a SHA-256 (64 lowercase hex digits)")
+        return v
+    if key == "entity_type_factor_scope":
+        if v not in SCOPES:
+            raise ValueError(f"expected one of {list(SCOPES)}")
+        return v
+    if key == "scale_by_probability":
+        t = {"true": True, "false": False}.get(str(v).strip().lower()) if not isinstance(v, bool) else v
+        if t is None:
+            raise ValueError("expected True or False")
+        return t
+    if key == "notes":
+        try:
+            notes = json.loads(v) if isinstance(v, str) else None
+        except json.JSONDecodeError:
+            notes = None
+        if not (isinstance(notes, list) and all(isinstance(x, str) for x in notes)):
+            raise ValueError("expected a JSON list of texts")
+        return notes
+    try:
+        x = float(v) if not isinstance(v, bool) else math.nan
+    except (TypeError, ValueError):
+        x = math.nan
+    if not math.isfinite(x):
+        raise ValueError("expected a finite number")
+    if key in ("n", "population", "must_include"):
+        if x != int(x) or x < (1 if key != "must_include" else 0):
+            raise ValueError("expected a whole number" + (" ≥ 1" if key != "must_include" else " ≥ 0"))
+        return int(x)
+    lo_ok = {"budget": x > 0, "floor": 0 < x <= 1, "alpha": x >= 0}[key]
+    if not lo_ok:
+        raise ValueError({"budget": "expected a number > 0", "floor": "expected a number in (0, 1]",
+                          "alpha": "expected a number ≥ 0"}[key])
+    return x
+
+
+def read_plan_record(plan: pd.DataFrame, what: str = "plan") -> dict[str, Any] | None:
+    """The plan record carried by the plan's ``plan_*`` columns (:data:`PLAN_COLUMNS`), as
+    :func:`supervision_plan` puts it in ``attrs``; None when the table has none of them (a plan
+    made elsewhere). DataValidationError (exit 3) when some are missing, differ between rows or
+    hold a value of the wrong kind."""
+    present = [c for c in PLAN_COLUMNS.values() if c in plan.columns]
+    if not present or len(plan) == 0:
+        return None
+    missing = [c for c in PLAN_COLUMNS.values() if c not in plan.columns]
+    if missing:
+        raise DataValidationError([Problem(what, c, "missing: the plan record's columns travel together "
+                                           f"(found {present[:3]}…); rebuild the plan with 'plan'") for c in missing])
+    rec: dict[str, Any] = {}
+    problems = []
+    for key, col in PLAN_COLUMNS.items():
+        v = _constant(plan[col], what, col)
+        try:
+            rec[key] = _parse(key, v)
+        except (ValueError, TypeError) as e:
+            problems.append(Problem(what, col, f"{e}, got {v!r}"))
+    if problems:
+        raise DataValidationError(problems)
+    notes = rec.pop("notes")
+    pop, must = rec.pop("population"), rec.pop("must_include")
+    return {**rec, "campaigns_per_year": rec["budget"] / rec["n"], "population": pop, "must_include": must,
+            "notes": notes}
+
+
+def plan_record(plan: pd.DataFrame, what: str = "plan") -> dict[str, Any]:
+    """The plan's record: from its ``plan_*`` columns (checked, :func:`read_plan_record`), else
+    its ``attrs["yiwu_credit.plan"]``, else empty (a plan made elsewhere)."""
+    rec = read_plan_record(plan, what)
+    return rec if rec is not None else dict(plan.attrs.get(PLAN_ATTR, {}))
+
+
+def merge_plan_records(records: Sequence[dict[str, Any] | None], what: str = "plan") -> dict[str, Any]:
+    """The one record of a plan read in partitions (each :func:`read_plan_record`'s result): the
+    same in every partition that has one (DataValidationError otherwise), ``{}`` if none has."""
+    got = [r for r in records if r is not None]
+    if any(r != got[0] for r in got[1:]):
+        raise DataValidationError([Problem(what, PLAN_COLUMNS["policy_sha256"], "the partitions carry different "
+                                           "plan records (two plans concatenated?); rebuild the plan with 'plan'")])
+    return got[0] if got else {}
+
+
+def scores_policy(scored: pd.DataFrame, what: str = "scores") -> tuple[str, str] | None:
+    """``(tier_policy, tier_policy_sha256)``: the policy that tiered the scores (columns written
+    by ``score``), the same on every row; None for a table without them."""
+    cols = ("tier_policy", "tier_policy_sha256")
+    have = [c for c in cols if c in scored.columns]
+    if not have or len(scored) == 0:
+        return None
+    if len(have) == 1:
+        other = cols[1 - cols.index(have[0])]
+        raise DataValidationError([Problem(what, other, f"missing while {have[0]} is present: the scores record "
+                                           "which policy tiered them in both columns")])
+    name = _constant(scored["tier_policy"], what, "tier_policy")
+    sha = _constant(scored["tier_policy_sha256"], what, "tier_policy_sha256")
+    if not (isinstance(sha, str) and _SHA.fullmatch(sha)):
+        raise DataValidationError([Problem(what, "tier_policy_sha256", f"expected a SHA-256, got {sha!r}")])
+    return str(name), sha
+
+
+def resolve_plan_policy(scored: pd.DataFrame, policy: str | Path | Policy | None,
+                        what: str = "scores") -> tuple[Policy, str | None]:
+    """The sampling policy for planning ``scored``, and a note to print (or None).
+
+    The scores record the policy that tiered them (``tier_policy`` = name@version and its hash):
+    without ``policy`` it is that one, loaded by name (ConfigError, exit 4, when the name is not a
+    shipped policy or the shipped one hashes differently: pass ``--policy PATH``); a ``policy``
+    that hashes differently is refused (UsageError, exit 2). A table without those columns (not
+    written by ``score``) is planned under ``policy`` or the default, with a note.
+    """
+    rec = scores_policy(scored, what)
+    if rec is None:
+        pol = load_policy(policy)
+        note = None if policy is not None else (f"{what} record no tiering policy (no tier_policy columns: not "
+                                                f"written by 'score'): planning under the default policy {pol.name}")
+        return pol, note
+    label, sha = rec
+    if policy is not None:
+        pol = load_policy(policy)
+        if pol.sha256 != sha:
+            raise UsageError(f"policy: {pol.name}@{pol.version} (sha256 {pol.sha256[:12]}…) is not the policy that "
+                             f"tiered the {what} ({label}, sha256 {sha[:12]}…): plan them under that policy (omit "
+                             f"--policy) or re-score with --policy {policy if not isinstance(policy, Policy) else pol.name}")
+        return pol, None
+    name = label.rsplit("@", 1)[0]
+    if not _POLICY_NAME.fullmatch(name) or name.lower().endswith(".toml"):
+        raise ConfigError(f"{what}.tier_policy: {label!r} is not a policy name; pass the policy file with --policy PATH")
+    try:
+        pol = load_policy(name)
+    except ConfigError:
+        raise ConfigError(f"{what} were tiered by policy {label} (sha256 {sha[:12]}…), which is not a shipped policy: "
+                          "pass its file with --policy PATH") from None
+    if pol.sha256 != sha:
+        raise ConfigError(f"{what} were tiered by policy {label} (sha256 {sha[:12]}…), not the shipped {name} (sha256 "
+                          f"{pol.sha256[:12]}…): pass the policy file that tiered them with --policy PATH")
+    return pol, None
+
+
+def check_plan_matches(plan: pd.DataFrame, scored: pd.DataFrame, policy: Policy | None = None,
+                       what: str = "plan") -> None:
+    """Refuse (DataValidationError, exit 3) a plan of another population — its entity ids are not
+    those of ``scored`` — or, when both are known, planned under another policy than ``policy``."""
+    p_ids, s_ids = as_entity_frame(plan, what).index, as_entity_frame(scored).index
+    problems = []
+    extra, lack = p_ids.difference(s_ids), s_ids.difference(p_ids)
+    if len(extra) or len(lack):
+        def ids(x: pd.Index) -> str:
+            return ", ".join(repr(str(v)) for v in x[:3]) + (f" (+{len(x) - 3} more)" if len(x) > 3 else "")
+        problems.append(Problem(what, "entity_id", "not the scored population: "
+                                + "; ".join(m for m in (f"{len(extra)} planned entities not scored ({ids(extra)})" if len(extra) else "",
+                                                        f"{len(lack)} scored entities not planned ({ids(lack)})" if len(lack) else "") if m)))
+    rec = read_plan_record(plan, what) if policy is not None else None
+    if rec is not None and rec["policy_sha256"] != policy.sha256:
+        problems.append(Problem(what, PLAN_COLUMNS["policy_sha256"], f"planned under policy {rec['policy']}@"
+                                f"{rec['policy_version']} (sha256 {rec['policy_sha256'][:12]}…), not {policy.name}@"
+                                f"{policy.version} (sha256 {policy.sha256[:12]}…) that tiered the scores"))
+    if problems:
+        raise DataValidationError(problems)
 
 
 # ============================================================== settings
@@ -234,6 +460,7 @@ class PlanCells:
 def plan_cells(scored: pd.DataFrame, etypes: Sequence[str], must_cols: Sequence[str], with_p: bool) -> PlanCells:
     """Validate ``scored`` (tier, optional entity_type, probability, must-include flags) into cells."""
     df = as_entity_frame(scored)
+    check_unique_ids(df, "scored")
     N = len(df)
     if "tier" not in df.columns:
         raise PlanError("scored: missing column 'tier'")
@@ -458,7 +685,8 @@ def _plan_attrs(s: PlanSettings, n: int, budget: float, N: int, n_must: int, cli
 def apply(part: PlanPart, solved: SolvedPlan) -> pd.DataFrame:
     """Step 3, per partition: the plan rows (entity_id index): ``tier``, ``weight``,
     ``expected_per_year``, ``pi``, ``must_include`` and the carried columns. ``solved`` is the
-    whole solution (one partition) or ``solved.for_part(k)``; attrs are not attached."""
+    whole solution (one partition) or ``solved.for_part(k)``; attrs are not attached, but the
+    record travels in the constant ``plan_*`` columns (:data:`PLAN_COLUMNS`)."""
     c, df = part.cells, part.frame
     if c.inverse is None or len(solved.maps) != 1 or solved.tables.shape[1] != len(c.count):
         raise PlanError("plan: apply needs the partition's own cells and solved.for_part(k)")
@@ -474,6 +702,8 @@ def apply(part: PlanPart, solved: SolvedPlan) -> pd.DataFrame:
     for col in CARRY:
         if col in df.columns:
             out[col] = df[col]
+    for col, v in plan_record_columns(solved.attrs, N).items():
+        out[col] = v
     out.index.name = "entity_id"
     return out
 
@@ -489,7 +719,8 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     scored : DataFrame indexed by ``entity_id`` with ``tier`` (A–D) and, optionally,
         ``probability`` (calibrated, [0, 1]), ``entity_type``, ``town``, ``industry`` and the
         must-include flags named in the policy (``serious_dishonest``, ``abnormal_operation``).
-    policy : policy name, TOML path or Policy (default ``yiwu-2022``).
+    policy : policy name, TOML path or Policy. Default: the policy that tiered ``scored`` (its
+        ``tier_policy`` columns, see :func:`resolve_plan_policy`), else ``yiwu-2022``.
     n : campaign size (entities). Default: the annual budget rounded (one campaign a year).
     budget : inspections per year over the whole pool. Default: Σ tier ``annual_rate`` ×
         entity-type factor, the policy's own rates.
@@ -506,12 +737,16 @@ def supervision_plan(scored: pd.DataFrame, policy: str | Path | Policy | None = 
     ``pi`` (campaign inclusion probability π, Σ = n), ``must_include`` (bool) and the carried
     columns ``entity_type``/``town``/``industry`` when present. ``attrs["yiwu_credit.plan"]`` holds
     the policy name/hash and the parameters, which :func:`~yiwu_credit.supervision.systematic.draw`
-    records in its audit.
+    records in its audit; the same record travels in files as the constant ``plan_*`` columns
+    (:func:`read_plan_record`).
 
     Raises PlanError for impossible requests (n larger than the pool, smaller than the
-    must-includes, too small for the floor; a budget outside the frequency caps).
+    must-includes, too small for the floor; a budget outside the frequency caps) and
+    DataValidationError for duplicated entity ids.
     """
     df = as_entity_frame(scored)
+    if policy is None:
+        policy = resolve_plan_policy(df, None)[0]
     settings = plan_settings(policy, df.columns, floor=floor, scale_by_probability=scale_by_probability,
                              alpha=alpha, scope=entity_type_factor_scope)
     part = group_counts(df, settings)

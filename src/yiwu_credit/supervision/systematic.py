@@ -63,7 +63,7 @@ from .fixedpoint import (
     spread_deficit,
     systematic_select,
 )
-from .plan import PLAN_ATTR, as_entity_frame, plan_pi, supervision_plan
+from .plan import as_entity_frame, plan_pi, plan_record, supervision_plan
 from .prn import IdBytes, derive_seed, id_bytes, prn_order, seed_text
 
 __all__ = [
@@ -325,7 +325,7 @@ class SystematicPPS:
         win = None if window is None else campaign_window(*window)
         seed_text(seed)
         plan, offs, selected, hasher = _compute(plan, n, seed)
-        audit = self.audit(seed, offs, hasher, plan.attrs.get(PLAN_ATTR, {}), selected, win)
+        audit = self.audit(seed, offs, hasher, plan_record(plan), selected, win)
         return Draw(selected=pd.Index(selected, name="entity_id"), audit=audit)
 
     audit = staticmethod(draw_audit)
