@@ -6,7 +6,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 import pandas as pd
 
@@ -106,20 +105,11 @@ def print_reconcile(ds) -> None:
 
 
 def read_input(path: str, what: str) -> pd.DataFrame:
-    """A CSV/Parquet table with an entity_id column, indexed by it (clear errors)."""
-    from ..data.io import read_table
-    from ..errors import DataValidationError, Problem
+    """A command's input table with an entity_id column, indexed by it (the one reader,
+    :func:`yiwu_credit.data.tables.read_input`: exit 3 naming the file, column, rows and reason)."""
+    from ..data.tables import read_input as read_one
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataValidationError([Problem(what, None, f"file not found: {p}")])
-    try:
-        df = read_table(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str})
-    except Exception as e:
-        raise DataValidationError([Problem(what, None, f"cannot read {p.name}: {type(e).__name__}: {e}")]) from None
-    if "entity_id" not in df.columns:
-        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p.name}")])
-    return df.set_index("entity_id")
+    return read_one(path, what).set_index("entity_id")
 
 
 def add_command(sp, name: str, func: Callable, help: str, example: str,
