@@ -360,3 +360,30 @@ def test_every_spelling_of_an_id_recuses_and_matches(data, ids):
                           previous={spelt[2]: [" i2 "]})
     by = dict(zip(a["entity_id"], a["inspector_id"], strict=True))
     assert by[ids[0]] in {"I2", "I3"} and by[ids[1]] in {"I0", "I2", "I3"} and by[ids[2]] != "I2"
+
+
+@pytest.mark.parametrize("case", ["validate", "plan --scores"])
+def test_parquet_duplicate_header_is_refused(capsys, camp, tmp_path, case):
+    """Parquet allows two fields of one name; the dataset loader said 'Multiple matches for
+    FieldRef', the command reader kept one of them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    src = camp / ("w/dataset/entities.csv" if case == "validate" else "scores.csv")
+    df = pd.read_csv(src, dtype=str)
+    names = list(df.columns)
+    victim = "industry" if case == "validate" else "probability"
+    column = "town" if case == "validate" else "tier"
+    pos = sorted([names.index(victim) + 1, names.index(column) + 1])
+    names[names.index(victim)] = column
+    table = pa.table([pa.array([None if pd.isna(v) else v for v in df[c]], pa.string()) for c in df.columns],
+                     names=names)
+    if case == "validate":
+        ds = _dataset_copy(camp, tmp_path)
+        (ds / "entities.csv").unlink()
+        pq.write_table(table, ds / "entities.parquet")
+        code, out, err = run(capsys, "validate", ds)
+    else:
+        pq.write_table(table, tmp_path / "scores.parquet")
+        code, out, err = run(capsys, "plan", "--scores", tmp_path / "scores.parquet", "--out", tmp_path / "o.csv")
+    assert code == 3 and f"duplicate header '{column}' (columns {pos[0]} and {pos[1]})" in out + err

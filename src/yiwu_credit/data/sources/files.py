@@ -310,6 +310,11 @@ def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None 
     Raises :class:`Unreadable` for a file that cannot be read, has missing or ambiguous
     columns, or (with ``strict_headers``) headers the profile does not know."""
     if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        dup = duplicate_headers([str(n) for n in pq.read_schema(p).names])
+        if dup:
+            raise Unreadable(dup)
         raw = RawTable(pd.read_parquet(p), None, [], p.name, detail="parquet")
     elif p.suffix == ".xlsx":
         raw = _read_xlsx(p, profile.tables[table].sheet)
