@@ -387,3 +387,20 @@ def test_parquet_duplicate_header_is_refused(capsys, camp, tmp_path, case):
         pq.write_table(table, tmp_path / "scores.parquet")
         code, out, err = run(capsys, "plan", "--scores", tmp_path / "scores.parquet", "--out", tmp_path / "o.csv")
     assert code == 3 and f"duplicate header '{column}' (columns {pos[0]} and {pos[1]})" in out + err
+
+
+@pytest.mark.parametrize("spelling", sorted(SPELLINGS))
+def test_tie_results_applies_the_id_rule_to_a_results_frame(camp, spelling):
+    """The library path (a results DataFrame, not a file) uses the same rule: ids were only stripped."""
+    from yiwu_credit.data.tables import read_input
+    from yiwu_credit.supervision.estimates import tie_results
+    from yiwu_credit.supervision.verification import load_audit
+
+    plan = read_input(camp / "plan.csv", "plan").set_index("entity_id")
+    audit = load_audit(camp / "drawn.audit.json")
+    drawn = pd.read_csv(camp / "drawn.csv", dtype={"entity_id": str})
+    res = drawn[["entity_id"]].assign(date="2026-02-01", result="no_problem")
+    a = tie_results(res, plan, drawn=audit, verify_plan=False)
+    b = tie_results(res.assign(entity_id=res["entity_id"].map(SPELLINGS[spelling])), plan, drawn=audit,
+                    verify_plan=False)
+    pd.testing.assert_frame_equal(a.results, b.results)

@@ -120,12 +120,11 @@ def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required:
             continue
         raw = df[c]
         ids = normalise_ids(raw)
-        blank = np.array([v is None for v in ids])
+        blank = pd.isna(ids)
         if blank.any():
             rows = tuple(int(i) + 1 for i in np.flatnonzero(blank))
             raise DataValidationError([Problem(what, c, f"{name}: missing {c}", rows=rows[:10], n_rows=len(rows))])
-        before = raw.astype(object).to_numpy()
-        changed[c] = int(sum(a != b for a, b in zip(before, ids, strict=True)))
+        changed[c] = int((raw.astype(object).to_numpy() != ids).sum())
         df[c] = pd.Series(ids, index=df.index, dtype=object)
     df.attrs.update(source=name, ids_changed=changed)
     return df

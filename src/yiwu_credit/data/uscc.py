@@ -126,10 +126,14 @@ def normalise_id_array(arr: pa.Array, *, trimmed: bool = False) -> pa.Array:
 def normalise_ids(values: Iterable[object] | pd.Series | pa.Array) -> np.ndarray:
     """:func:`normalise_id_array` of any ids (non-strings as their text; missing stays missing), as
     an object array of ``str`` or ``None``."""
-    vals = values.to_pylist() if isinstance(values, pa.Array | pa.ChunkedArray) else list(values)
-    text = [None if v is None or (isinstance(v, float) and v != v) or v is pd.NA else str(v) for v in vals]
-    out = normalise_id_array(pa.array(text, type=pa.large_string())).to_pylist()
-    return np.array(out, dtype=object)
+    try:  # text already (the usual case): straight into Arrow, missing → null
+        arr = _as_arrow(values) if isinstance(values, pa.Array | pa.ChunkedArray) else \
+            pa.array(values if isinstance(values, pd.Series) else list(values), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other objects: their text
+        vals = values.to_pylist() if isinstance(values, pa.Array | pa.ChunkedArray) else list(values)
+        arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in vals],
+                       type=pa.large_string())
+    return normalise_id_array(arr).to_numpy(zero_copy_only=False).astype(object)
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:
