@@ -187,8 +187,10 @@ def _cell(v: Any) -> Any:
     return str(v)
 
 
-_CELL = re.compile(rb"<(?:\w+:)?c\s[^>]*?\br=\"([A-Z]{1,4})([0-9]{1,9})\"")
-_ROW = re.compile(rb"<(?:\w+:)?row\s[^>]*?\br=\"([0-9]{1,9})\"")
+# cell references: r="B7" (a cell; letters then digits) and r="7" (a row). Matched as bare literals
+# for speed: a false match can only widen the range (a refusal), never narrow it.
+_REF_COL = re.compile(rb'r="([A-Z]{1,4})[0-9]')
+_REF_ROW = re.compile(rb'r="[A-Z]{0,4}([0-9]{1,9})"')
 
 
 def _column_number(letters: bytes) -> int:
@@ -238,39 +240,37 @@ def _check_used_range(p: Path, sheet: str | None) -> str:
     try:
         with zipfile.ZipFile(p) as z:
             name, part = _sheet_part(z, sheet)
-            lo_r = lo_c = 1 << 62
-            hi_r = hi_c = filled = 0
-            far = ""
+            cols: set[bytes] = set()
+            rows: set[bytes] = set()
+            filled = 0
             tail = b""
             with z.open(part) as fh:
-                while chunk := fh.read(1 << 20):
+                while chunk := fh.read(1 << 22):
                     buf = tail + chunk
                     cut = buf.rfind(b"<")
                     body, tail = (buf[:cut], buf[cut:]) if cut > 0 else (buf, b"")
-                    for m in _CELL.finditer(body):
-                        c, r = _column_number(m.group(1)), int(m.group(2))
-                        filled += 1
-                        lo_r, lo_c = min(lo_r, r), min(lo_c, c)
-                        if r > hi_r or c > hi_c:
-                            far = f"{m.group(1).decode()}{r}"
-                        hi_r, hi_c = max(hi_r, r), max(hi_c, c)
-                    for m in _ROW.finditer(body):
-                        hi_r = max(hi_r, int(m.group(1)))
+                    found = _REF_COL.findall(body)
+                    filled += len(found)
+                    cols.update(found)
+                    rows.update(_REF_ROW.findall(body))
     except (zipfile.BadZipFile, KeyError, OSError, SyntaxError) as e:  # ET.ParseError is a SyntaxError
         raise Unreadable(f"not a readable .xlsx workbook ({type(e).__name__}: {e})") from None
     if not filled:
         return name
-    rows, cols = hi_r - min(lo_r, hi_r) + 1, hi_c - lo_c + 1
+    row_nums = [int(r) for r in rows]
+    col_nums = [_column_number(c) for c in cols]
+    lo_r, hi_r, lo_c, hi_c = min(row_nums), max(row_nums), min(col_nums), max(col_nums)
+    n_rows, n_cols = hi_r - lo_r + 1, hi_c - lo_c + 1
     used = f"{_column_letters(lo_c)}{lo_r}:{_column_letters(hi_c)}{hi_r}"
     if hi_r > EXCEL_MAX_SHEET_ROWS or hi_c > EXCEL_MAX_COLUMNS:
         raise Unreadable(f"sheet {name!r}: used range {used} exceeds Excel's limits ({EXCEL_MAX_SHEET_ROWS:,} rows × "
                          f"{EXCEL_MAX_COLUMNS:,} columns); not a valid workbook")
-    area = rows * cols
+    area = n_rows * n_cols
     if area > MAX_XLSX_CELLS or area > 20 * filled + 1_000_000:
-        raise Unreadable(f"sheet {name!r}: used range {used} ({rows:,} rows × {cols:,} columns = {area:,} cells) "
-                         f"holds only {filled:,} cells — a stray cell far from the table (e.g. {far}); delete "
-                         f"it or save the sheet as CSV (a range over {MAX_XLSX_CELLS:,} cells or mostly empty is "
-                         "not read)")
+        raise Unreadable(f"sheet {name!r}: used range {used} ({n_rows:,} rows × {n_cols:,} columns = {area:,} cells) "
+                         f"holds only {filled:,} cells — a stray cell far from the table (e.g. at row {hi_r:,} or "
+                         f"column {_column_letters(hi_c)}, {_column_letters(hi_c)}{hi_r}); delete it or save the "
+                         f"sheet as CSV (a range over {MAX_XLSX_CELLS:,} cells or mostly empty is not read)")
     return name
 
 
