@@ -404,3 +404,20 @@ def test_tie_results_applies_the_id_rule_to_a_results_frame(camp, spelling):
     b = tie_results(res.assign(entity_id=res["entity_id"].map(SPELLINGS[spelling])), plan, drawn=audit,
                     verify_plan=False)
     pd.testing.assert_frame_equal(a.results, b.results)
+
+
+def test_a_roster_workbook_is_the_roster(capsys, camp, tmp_path):
+    """The roster goes through the one reader too: as .xlsx it hashes like the CSV, so a draw made
+    with the workbook verifies with the CSV."""
+    from yiwu_credit.data.io import write_table
+    from yiwu_credit.supervision.inspectors import roster_sha256
+
+    roster = pd.read_csv(camp / "w" / "inspectors.csv", dtype=str, keep_default_na=False)
+    write_table(roster, tmp_path / "roster.xlsx")
+    assert roster_sha256(tmp_path / "roster.xlsx") == roster_sha256(camp / "w" / "inspectors.csv")
+    code, out, err = run(capsys, "draw", "--plan", camp / "plan.csv", "--seed", 7, "--inspectors",
+                         tmp_path / "roster.xlsx", "--out", tmp_path / "d.csv")
+    assert code == 0, out + err
+    code, out, _ = run(capsys, "verify", "--audit", tmp_path / "d.audit.json", "--frame", camp / "plan.csv",
+                       "--inspectors", camp / "w" / "inspectors.csv")
+    assert code == 0 and out.startswith("OK")

@@ -72,7 +72,9 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
         return df
     enc, names = csv_header(p)
     dtype = {c: str for c in names if c in text}
-    return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig" if enc == "utf-8" else enc))
+    # only an empty cell is missing (as in the dataset loader): 'NA' or 'null' is text, not a gap
+    return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig" if enc == "utf-8" else enc,
+                                        keep_default_na=False, na_values=[""]))
 
 
 def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required: Sequence[str] = ("entity_id",),
