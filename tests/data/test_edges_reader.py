@@ -421,3 +421,13 @@ def test_a_roster_workbook_is_the_roster(capsys, camp, tmp_path):
     code, out, _ = run(capsys, "verify", "--audit", tmp_path / "d.audit.json", "--frame", camp / "plan.csv",
                        "--inspectors", camp / "w" / "inspectors.csv")
     assert code == 0 and out.startswith("OK")
+
+
+@pytest.mark.parametrize("pad", [" ", "\t", "  "])
+def test_command_input_headers_are_matched_stripped(capsys, camp, tmp_path, pad):
+    """A padded header is the column (the loader's rule), not a 'missing column'."""
+    plan = pd.read_csv(camp / "plan.csv", dtype={"entity_id": str})
+    plan.rename(columns={"entity_id": pad + "entity_id", "pi": "pi" + pad}).to_csv(tmp_path / "plan.csv", index=False)
+    code, out, err = run(capsys, "draw", "--plan", tmp_path / "plan.csv", "--seed", 7, "--out", tmp_path / "d.csv")
+    assert code == 0, out + err
+    assert pd.read_csv(tmp_path / "d.csv")["entity_id"].tolist() == pd.read_csv(camp / "drawn.csv")["entity_id"].tolist()

@@ -73,8 +73,9 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
     enc, names = csv_header(p)
     dtype = {c: str for c in names if c in text}
     # only an empty cell is missing (as in the dataset loader): 'NA' or 'null' is text, not a gap
+    # headers as stripped for matching (the dataset loader's rule), so ' entity_id' is entity_id
     return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig" if enc == "utf-8" else enc,
-                                        keep_default_na=False, na_values=[""]))
+                                        header=0, names=names, keep_default_na=False, na_values=[""]))
 
 
 def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required: Sequence[str] = ("entity_id",),
