@@ -431,3 +431,14 @@ def test_command_input_headers_are_matched_stripped(capsys, camp, tmp_path, pad)
     code, out, err = run(capsys, "draw", "--plan", tmp_path / "plan.csv", "--seed", 7, "--out", tmp_path / "d.csv")
     assert code == 0, out + err
     assert pd.read_csv(tmp_path / "d.csv")["entity_id"].tolist() == pd.read_csv(camp / "drawn.csv")["entity_id"].tolist()
+
+
+@pytest.mark.parametrize("extra", ["all rows", "one row"])
+def test_rows_longer_than_the_header_are_refused_not_shifted(capsys, camp, tmp_path, extra):
+    """With one field more on every row, pandas made the first column the index: every column
+    shifted by one (entity_id became the tier) and the draw ran on it."""
+    lines = (camp / "plan.csv").read_text(encoding="utf-8").splitlines()
+    body = [ln + ",x" if extra == "all rows" or i == 3 else ln for i, ln in enumerate(lines[1:])]
+    (tmp_path / "plan.csv").write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
+    code, _, err = run(capsys, "draw", "--plan", tmp_path / "plan.csv", "--seed", 7, "--out", tmp_path / "o.csv")
+    assert code == 3 and "plan" in err and "plan.csv" in err and not (tmp_path / "o.csv").exists()

@@ -15,6 +15,7 @@ match nothing, for the command to report.
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -73,9 +74,17 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
     enc, names = csv_header(p)
     dtype = {c: str for c in names if c in text}
     # only an empty cell is missing (as in the dataset loader): 'NA' or 'null' is text, not a gap
-    # headers as stripped for matching (the dataset loader's rule), so ' entity_id' is entity_id
-    return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig" if enc == "utf-8" else enc,
-                                        header=0, names=names, keep_default_na=False, na_values=[""]))
+    # headers as stripped for matching (the dataset loader's rule), so ' entity_id' is entity_id; never
+    # the first column as an index when rows have one field more than the header (every column would shift)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", pd.errors.ParserWarning)
+        try:
+            df = pd.read_csv(p, dtype=dtype, encoding="utf-8-sig" if enc == "utf-8" else enc, header=0, names=names,
+                             index_col=False, keep_default_na=False, na_values=[""])
+        except pd.errors.ParserWarning:
+            raise Unreadable(f"data rows have more fields than the header's {len(names)} ({names}); a column "
+                             "without a header is not guessed") from None
+    return restore_formulas(df)
 
 
 def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required: Sequence[str] = ("entity_id",),
