@@ -268,7 +268,7 @@ def test_estimate_is_tied_to_the_draw(capsys, campaign, tmp_path):
     asg.to_csv(tmp_path / "asg.csv", index=False)
     (tmp_path / "est.csv").unlink()
     code, _, err = estimate(res[keep], "--publish", tmp_path / "pub2.csv", "--assignments", tmp_path / "asg.csv")
-    assert code == 3 and f"entity {asg.loc[0, 'entity_id']}" in err and "ZF-nobody" in err
+    assert code == 3 and f"entity {asg.loc[0, 'entity_id']}" in err and "ZF-NOBODY" in err  # inspector ids follow the one id rule
     assert not (tmp_path / "pub2.csv").exists() and not (tmp_path / "est.csv").exists()
 
 

@@ -148,24 +148,11 @@ def print_reconcile(ds) -> None:
 
 
 def read_input(path: str, what: str) -> pd.DataFrame:
-    """A CSV/Parquet table with an entity_id column, indexed by it (clear errors)."""
-    from ..data.io import read_table
-    from ..errors import DataValidationError, Problem
+    """A command's input table with an entity_id column, indexed by it (the one reader,
+    :func:`yiwu_credit.data.tables.read_input`: exit 3 naming the file, column, rows and reason)."""
+    from ..data.tables import read_input as read_one
 
-    p = Path(path)
-    if not p.is_file():
-        raise DataValidationError([Problem(what, None, f"file not found: {p}")])
-    try:
-        from ..supervision.plan import PLAN_COLUMNS  # the plan record: parsed from text, exactly
-
-        df = read_table(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str,
-                                  "tier_policy": str, "tier_policy_sha256": str,
-                                  **dict.fromkeys(PLAN_COLUMNS.values(), str)})
-    except Exception as e:
-        raise DataValidationError([Problem(what, None, f"cannot read {p.name}: {type(e).__name__}: {e}")]) from None
-    if "entity_id" not in df.columns:
-        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p.name}")])
-    return df.set_index("entity_id")
+    return read_one(path, what).set_index("entity_id")
 
 
 def io_plan(a: argparse.Namespace, *, inputs: Sequence[tuple[str, str | None]] = (),

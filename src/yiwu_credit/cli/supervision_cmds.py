@@ -80,17 +80,27 @@ def cmd_draw(a: argparse.Namespace) -> int:
     from ..data.paths import conventional_assignments_path, draw_audit_path
     from ..supervision.audit import audit_json
     from ..supervision.systematic import draw
-    from ..supervision.verification import read_table
 
     plan = read_input(a.plan, "plan")
     d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
     sel = d.frame(plan).reset_index()
     audit_path = draw_audit_path(a.out, a.audit)
     if a.inspectors:
-        from ..supervision.inspectors import assign_inspectors, inspectors_by_entity
+        from ..data.tables import read_input as read_one
+        from ..data.tables import unmatched_ids
+        from ..supervision.inspectors import assign_inspectors, inspectors_by_entity, load_roster
 
-        prev = read_table(a.previous, "previous") if a.previous else None
-        asg = assign_inspectors(d.frame(plan), a.inspectors, a.seed, previous=prev, qualification=a.qualification)
+        roster = load_roster(a.inspectors)
+        prev = read_one(a.previous, "previous", required=("entity_id", "inspector_id")) if a.previous else None
+        for w in (unmatched_ids((e for cs in roster.table["conflicts"] for e in cs), plan.index,
+                                f"roster {Path(a.inspectors).name} conflicts", "the plan"),
+                  unmatched_ids(prev["entity_id"] if prev is not None else (), plan.index,
+                                f"previous {Path(a.previous or '').name} entity_id", "the plan"),
+                  unmatched_ids(prev["inspector_id"] if prev is not None else (), roster.table.index,
+                                f"previous {Path(a.previous or '').name} inspector_id", "the roster")):
+            if w:
+                say(w)
+        asg = assign_inspectors(d.frame(plan), roster, a.seed, previous=prev, qualification=a.qualification)
         d = d.with_inspectors(asg)           # roster hash, parameters and assignment go into the audit
         sel["inspectors"] = sel["entity_id"].map(inspectors_by_entity(asg))
         asg_path = conventional_assignments_path(audit_path)
@@ -177,11 +187,9 @@ def _published_table(a: argparse.Namespace, c, drawn) -> pd.DataFrame:
 
     recorded = drawn["inspectors"]["assignment"] if a.audit and "inspectors" in drawn else None
     if a.assignments:
-        try:
-            asg = pd.read_csv(a.assignments, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except Exception as e:
-            raise DataValidationError([Problem("assignments", None, f"cannot read {a.assignments}: "
-                                               f"{type(e).__name__}: {e}")]) from None
+        from ..data.tables import read_input as read_one
+
+        asg = read_one(a.assignments, "assignments", required=("entity_id", "inspector_id"))
         diff = compare_assignments(recorded, assignment_map(asg), "assignments") if recorded is not None else []
         if diff:
             raise DataValidationError([Problem("assignments", "inspector_id",

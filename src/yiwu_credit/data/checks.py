@@ -219,13 +219,8 @@ def _run_starts(arr: pa.Array | pa.ChunkedArray) -> np.ndarray | None:
 
 
 def _normalise_ids(arr: pa.Array) -> pa.Array:
-    """Trimmed text (blank already missing) in Unicode NFKC (full-width ９１ → 91), trimmed, upper
-    case; blank → missing. The normalisation runs only when a value is not ASCII."""
-    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # True, or None when every value is missing
-        arr = pc.ascii_upper(arr)
-    else:
-        arr = pc.utf8_upper(pc.utf8_trim_whitespace(pc.utf8_normalize(arr, "NFKC")))
-    return _blank_to_null(arr)
+    """Trimmed text (blank already missing) under the one id rule (:func:`uscc.normalise_id_array`)."""
+    return uscc.normalise_id_array(arr, trimmed=True)
 
 
 def _printable_ascii(arr: pa.Array) -> bool | None:

@@ -275,34 +275,12 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, excel: bool = Fals
 
 def read_table(path: str | os.PathLike, dtype: dict | None = None) -> pd.DataFrame:
     """Read a table this package wrote (CSV with or without BOM, Excel workbook or Parquet),
-    undoing the formula guard of CSV text cells. Errors propagate (callers name the table)."""
-    p = Path(path)
-    if p.suffix == ".parquet":
-        return pd.read_parquet(p)
-    if p.suffix == ".xlsx":
-        from python_calamine import CalamineWorkbook
+    undoing the formula guard of CSV text cells: the one reader
+    (:func:`yiwu_credit.data.tables.read_input`) without required or id columns; the columns in
+    ``dtype`` are read as text."""
+    from .tables import read_input
 
-        rows = CalamineWorkbook.from_path(str(p)).get_sheet_by_index(0).to_python()
-        if not rows:
-            raise ValueError("the workbook's first sheet is empty")
-        df = pd.DataFrame(rows[1:], columns=[str(c) for c in rows[0]], dtype=object).replace({"": None})
-        for c in df.columns:
-            if dtype and c in dtype:
-                df[c] = df[c].astype(object).where(df[c].notna(), None).map(lambda v: v if v is None else str(v))
-            else:
-                df[c] = _infer(df[c])
-        return df
-    return restore_formulas(pd.read_csv(p, dtype=dtype, encoding="utf-8-sig"))
-
-
-def _infer(s: pd.Series) -> pd.Series:
-    """Numbers and booleans of a workbook column as such, text as text."""
-    vals = s.dropna()
-    if len(vals) and all(isinstance(v, bool) for v in vals):
-        return s.astype("boolean")
-    if len(vals) and all(isinstance(v, int | float) and not isinstance(v, bool) for v in vals):
-        return s.astype("float64")
-    return s
+    return read_input(path, Path(path).name, required=(), id_columns=(), text=tuple(dtype or ()))
 
 
 def sha256_file(path: str | os.PathLike) -> str:

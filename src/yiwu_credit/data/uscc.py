@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 
 __all__ = [
     "CHARSET", "WEIGHTS", "ENTITY_TYPE_PREFIX", "YIWU_DIVISION", "check_char",
-    "is_valid", "invalid_reasons", "generate",
+    "is_valid", "invalid_reasons", "generate", "normalise_id_array", "normalise_ids",
 ]
 
 CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
@@ -108,6 +108,32 @@ def _as_arrow(codes: Iterable[str] | pd.Series | pa.Array | pa.ChunkedArray) -> 
         return _as_arrow(pa.array(codes))
     values = codes.to_pylist() if isinstance(codes, pa.Array) else list(codes)
     return pa.array([x if isinstance(x, str) else None for x in values], type=pa.large_string())
+
+
+def normalise_id_array(arr: pa.Array, *, trimmed: bool = False) -> pa.Array:
+    """THE id rule for every file that names an entity or an inspector: Unicode NFKC (full-width
+    ９１ → 91, no-break and ideographic spaces → spaces), trimmed, upper case; blank → missing.
+    ``trimmed``: the values are already trimmed (the loader's fast path). NFKC runs only when a
+    value is not ASCII."""
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # True, or None when every value is missing
+        arr = pc.ascii_upper(arr if trimmed else pc.ascii_trim_whitespace(arr))
+    else:
+        arr = pc.utf8_upper(pc.utf8_trim_whitespace(pc.utf8_normalize(arr, "NFKC")))
+    empty = pc.equal(arr, "")
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr) if pc.any(empty).as_py() else arr
+
+
+def normalise_ids(values: Iterable[object] | pd.Series | pa.Array) -> np.ndarray:
+    """:func:`normalise_id_array` of any ids (non-strings as their text; missing stays missing), as
+    an object array of ``str`` or ``None``."""
+    try:  # text already (the usual case): straight into Arrow, missing → null
+        arr = _as_arrow(values) if isinstance(values, pa.Array | pa.ChunkedArray) else \
+            pa.array(values if isinstance(values, pd.Series) else list(values), type=pa.large_string(), from_pandas=True)
+    except (pa.ArrowTypeError, pa.ArrowInvalid):  # numbers or other objects: their text
+        vals = values.to_pylist() if isinstance(values, pa.Array | pa.ChunkedArray) else list(values)
+        arr = pa.array([None if v is None or v is pd.NA or (isinstance(v, float) and v != v) else str(v) for v in vals],
+                       type=pa.large_string())
+    return normalise_id_array(arr).to_numpy(zero_copy_only=False).astype(object)
 
 
 def string_buffers(arr: pa.Array) -> tuple[np.ndarray, np.ndarray]:

@@ -261,8 +261,9 @@ def tie_results(results: pd.DataFrame, plan: pd.DataFrame, *, drawn: Any, window
     missing = [c for c in ("entity_id", result_col, date_col) if c not in r.columns]
     if missing:
         raise DataValidationError([Problem("results", c, "missing column") for c in missing])
-    eid = r["entity_id"].astype(object).where(r["entity_id"].notna(), None)
-    eid = eid.map(lambda v: None if v is None or (isinstance(v, str) and not v.strip()) else str(v).strip())
+    from ..data.uscc import normalise_ids
+
+    eid = pd.Series(normalise_ids(r["entity_id"]), index=r.index, dtype=object)  # the one id rule
     no_id = eid.isna().to_numpy()
     if no_id.any():
         problems.append(_problem("entity_id", "missing entity_id", no_id))

@@ -51,6 +51,14 @@ def _split(v: Any) -> frozenset[str]:
     return frozenset(x.strip() for x in str(v).split(";") if x.strip())
 
 
+def _split_ids(v: Any) -> frozenset[str]:
+    """A ";"-separated list of entity ids under the one id rule (NFKC, trim, upper case)."""
+    from ..data.uscc import normalise_ids
+
+    parts = _split(v)
+    return frozenset(x for x in normalise_ids(sorted(parts)) if x is not None) if parts else parts
+
+
 @dataclass(frozen=True)
 class Roster:
     """A validated inspector roster. ``table`` is indexed by ``inspector_id`` with ``department``
@@ -64,22 +72,27 @@ class Roster:
 
 
 def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
-    """Read and validate a roster (CSV path or DataFrame). ConfigError names file, column and rows."""
+    """Read and validate a roster (CSV/xlsx/Parquet path or DataFrame) with the one reader; inspector
+    ids and conflict entity ids follow the one id rule (NFKC, trim, upper case). ConfigError names
+    file, column and rows."""
     if isinstance(source, Roster):
         return source
+    from ..data.tables import read_input
+    from ..errors import DataValidationError
+
     if isinstance(source, pd.DataFrame):
         df, src = source.copy(), "roster"
     else:
         p = Path(source)
         if not p.is_file():
             raise ConfigError(f"roster file not found: {p}")
-        try:
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except pd.errors.EmptyDataError:
+        if p.stat().st_size == 0:
             raise ConfigError(f"{p}: the roster file is empty (no header row; expected columns "
-                              f"{list(ROSTER_COLUMNS)})") from None
-        except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as e:
-            raise ConfigError(f"{p}: not a readable CSV: {e}") from None
+                              f"{list(ROSTER_COLUMNS)})")
+        try:
+            df = read_input(p, "roster", required=(), id_columns=())
+        except DataValidationError as e:
+            raise ConfigError(f"{p}: {'; '.join(str(x) for x in e.problems)}") from None
         src = str(p)
     if df.index.name == "inspector_id":
         df = df.reset_index()
@@ -88,7 +101,9 @@ def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
         raise ConfigError(f"{src}: missing column(s) {missing}; expected {list(ROSTER_COLUMNS)}")
     if len(df) == 0:
         raise ConfigError(f"{src}: the roster is empty")
-    ids = df["inspector_id"].fillna("").astype(str).str.strip()
+    from ..data.uscc import normalise_ids
+
+    ids = pd.Series(normalise_ids(df["inspector_id"]), index=df.index, dtype=object).fillna("")
     empty = np.flatnonzero((ids == "").to_numpy())
     if len(empty):
         raise ConfigError(f"{src}.inspector_id: empty id in data row(s) {empty[:5].tolist()}")
@@ -104,7 +119,7 @@ def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
         "department": dept.to_numpy(),
         "towns": [_split(v) for v in df["towns"]],
         "qualifications": [_split(v) for v in df["qualifications"]],
-        "conflicts": [_split(v) for v in df["conflicts"]],
+        "conflicts": [_split_ids(v) for v in df["conflicts"]],
     }, index=pd.Index(ids.to_numpy(), name="inspector_id"))
     return Roster(table=table, source=src)
 
@@ -134,17 +149,25 @@ def previous_sha256(previous: pd.DataFrame | Mapping[str, Iterable[str]]) -> str
 
 
 def _previous_map(previous: pd.DataFrame | Mapping[str, Iterable[str]] | None) -> dict[str, set[str]]:
+    """Entity → inspector ids of the previous campaign, both under the one id rule (NFKC, trim,
+    upper case), so a lower-case or padded id still excludes its inspector."""
+    from ..data.uscc import normalise_ids
+
     if previous is None:
         return {}
     if isinstance(previous, pd.DataFrame):
         p = previous.reset_index() if "entity_id" not in previous.columns else previous
         if not {"entity_id", "inspector_id"} <= set(p.columns):
             raise PlanError("previous: expected columns entity_id and inspector_id (an assign_inspectors result)")
-        out: dict[str, set[str]] = {}
-        for e, i in zip(p["entity_id"].astype(str), p["inspector_id"].astype(str), strict=True):
+        pairs = list(zip(p["entity_id"], p["inspector_id"], strict=True))
+    else:
+        pairs = [(e, x) for e, v in previous.items() for x in ([v] if isinstance(v, str) else v)]
+    es, js = normalise_ids([e for e, _ in pairs]), normalise_ids([j for _, j in pairs])
+    out: dict[str, set[str]] = {}
+    for e, i in zip(es, js, strict=True):
+        if e is not None and i is not None:
             out.setdefault(e, set()).add(i)
-        return out
-    return {str(e): {str(x) for x in ([v] if isinstance(v, str) else v)} for e, v in previous.items()}
+    return out
 
 
 def _entities(selected: pd.DataFrame | pd.Index | Sequence[str]) -> tuple[pd.Index, np.ndarray]:
@@ -241,6 +264,12 @@ def assign_inspectors(selected: pd.DataFrame | pd.Index | Sequence[str], roster:
     if no_repeat:
         for e, s in _previous_map(previous).items():
             prev_j[e] = {pos[x] for x in s if x in pos}
+    from ..data.uscc import normalise_ids
+
+    keys = normalise_ids(ids)              # the one id rule: a drawn id matches its conflicts however spelt
+    if any(k != e for k, e in zip(keys, ids, strict=True)):
+        conflicts = {e: conflicts[k] for k, e in zip(keys, ids, strict=True) if k in conflicts}
+        prev_j = {e: prev_j[k] for k, e in zip(keys, ids, strict=True) if k in prev_j}
 
     def eligible(i: int) -> np.ndarray:
         m = town_vec[town[i]] & qual_ok
@@ -377,10 +406,13 @@ def _published(published: pd.DataFrame | str | os.PathLike) -> tuple[dict[str, l
         name = p.name
         if not p.is_file():
             return None, f"{p}: published assignments file not found"
+        from ..data.tables import read_input
+        from ..errors import DataValidationError
+
         try:
-            df = pd.read_csv(p, dtype=str, keep_default_na=False, encoding="utf-8-sig")
-        except Exception as e:  # 0 bytes, not a CSV, bad encoding: all mean the file is not what was published
-            return None, f"{name}: unreadable published assignments ({type(e).__name__}: {e})"
+            df = read_input(p, "assignments", required=("entity_id", "inspector_id"))
+        except DataValidationError as e:  # 0 bytes, not a table, bad encoding: not what was published
+            return None, f"{name}: unreadable published assignments ({'; '.join(str(x) for x in e.problems)})"
     try:
         return assignment_map(df), name
     except PlanError as e:

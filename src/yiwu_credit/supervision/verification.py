@@ -23,8 +23,8 @@ from .audit import SamplingDesign, VerifyResult, seal_problems
 from .joint import JOINT_MICROSTRATA, JointDraw
 from .systematic import SYSTEMATIC_PPS, Draw
 
-__all__ = ["DESIGNS", "check_audit", "check_seal", "conventional_assignments_path", "load_audit", "read_table",
-           "verify", "verify_files"]
+__all__ = ["DESIGNS", "check_audit", "check_seal", "conventional_assignments_path", "load_audit", "verify",
+           "verify_files"]
 
 #: audit ``format`` → the design that wrote it
 DESIGNS: dict[str, SamplingDesign] = {d.format: d for d in (SYSTEMATIC_PPS, JOINT_MICROSTRATA)}
@@ -112,25 +112,6 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     return VerifyResult(not mismatches and not unverified, mismatches, res.recomputed, checked, unverified)
 
 
-def read_table(path: str | os.PathLike, what: str = "frame") -> pd.DataFrame:
-    """A plan, scored or assignments table from CSV or Parquet, ids as strings (DataValidationError
-    if unreadable or without ``entity_id``; ConfigError if missing)."""
-    from ..errors import DataValidationError, Problem
-
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{what} file not found: {p}")
-    try:
-        if p.suffix == ".parquet":
-            df = pd.read_parquet(p)
-        else:
-            df = pd.read_csv(p, dtype={"entity_id": str, "tier": str, "town": str, "industry": str,
-                                       "entity_type": str, "inspector_id": str}, encoding="utf-8-sig")
-    except Exception as e:  # any unreadable file (0 bytes, not CSV/Parquet, bad encoding)
-        raise DataValidationError([Problem(what, None, f"cannot read {p}: {type(e).__name__}: {e}")]) from None
-    if "entity_id" not in df.columns:
-        raise DataValidationError([Problem(what, "entity_id", f"missing column in {p}")])
-    return df
 
 
 def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | Mapping[str, str | os.PathLike],
@@ -138,18 +119,21 @@ def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | 
                  previous: str | os.PathLike | None = None,
                  assignments: str | os.PathLike | None = None) -> VerifyResult:
     """:func:`verify` on files: an audit JSON and a plan/scored table (CSV or Parquet; for a joint
-    audit a mapping department → table path). This is what ``yiwu-credit verify`` runs.
+    audit a mapping department → table path; read by the one reader, exit 3 if missing or
+    unreadable). This is what ``yiwu-credit verify`` runs.
 
     ``roster`` / ``previous``: the inspector roster and the previous campaign's assignments
     (CSV) to recompute the recorded inspector draw. ``assignments``: the published assignments
     file; by default the conventional file next to the audit (``X.audit.json`` →
     ``X.inspectors.csv``) is checked when it exists.
     """
+    from ..data.tables import read_input
+
     audit = load_audit(audit_path, sealed=False)   # the seal is reported by verify, with the rest
     if isinstance(frame_path, Mapping):
-        return verify(audit, {d: read_table(p) for d, p in frame_path.items()}, policy)
-    frame = read_table(frame_path)
-    prev = read_table(previous, "previous") if previous is not None else None
+        return verify(audit, {d: read_input(p, f"frame {d}") for d, p in frame_path.items()}, policy)
+    frame = read_input(frame_path, "frame")
+    prev = read_input(previous, "previous", required=("entity_id", "inspector_id")) if previous is not None else None
     asg = Path(assignments) if assignments is not None else None
     if asg is None and "inspectors" in audit and conventional_assignments_path(audit_path).is_file():
         asg = conventional_assignments_path(audit_path)

@@ -13,6 +13,7 @@ import csv
 import datetime
 import gzip
 import io
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,10 +24,15 @@ import pandas as pd
 from ...errors import Problem
 from .profile import Profile
 
-__all__ = ["EXTENSIONS", "RawTable", "detect_encoding", "find_table", "read_table_file", "write_dataset"]
+__all__ = ["EXCEL_MAX_COLUMNS", "EXCEL_MAX_SHEET_ROWS", "EXTENSIONS", "MAX_XLSX_CELLS", "RawTable", "Unreadable",
+           "csv_header", "detect_encoding", "duplicate_headers", "find_table", "read_table_file", "write_dataset",
+           "xlsx_rows"]
 
 EXTENSIONS = (".parquet", ".csv", ".csv.gz", ".xlsx")
 _SNIFF = 1 << 20
+EXCEL_MAX_SHEET_ROWS = 1_048_576   # Excel's limits of a sheet
+EXCEL_MAX_COLUMNS = 16_384
+MAX_XLSX_CELLS = 50_000_000        # a used range larger than this is refused (a dense range is allocated)
 
 
 class Unreadable(Exception):
@@ -89,10 +95,30 @@ def detect_encoding(p: Path) -> str:
         raise Unreadable(f"neither UTF-8 nor GB18030/GBK text ({where}); give --encoding") from None
 
 
-def _read_csv(p: Path, encoding: str | None, id_headers: tuple[str, ...] = ("entity_id",)) -> RawTable:
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
+def duplicate_headers(names: list[str], mapped: dict[str, str] | None = None) -> str | None:
+    """Why a header row is ambiguous, or None: a header that appears twice (after stripping
+    spaces), or two headers that ``mapped`` (stripped header → contract column) sends to one
+    column; names the headers and their 1-based column positions. Reading such a file would keep
+    one of the columns and drop the other silently."""
+    seen: dict[str, tuple[int, str]] = {}
+    for i, h in enumerate(names, 1):
+        key = str(h).strip()
+        if not key:  # a column without a header is the profile's concern (unmapped), not a duplicate
+            continue
+        col = (mapped or {}).get(key, key)
+        if col in seen:
+            j, first = seen[col]
+            if first == key:
+                return f"duplicate header {key!r} (columns {j} and {i}); which one is meant is not guessed"
+            return (f"headers {first!r} (column {j}) and {key!r} (column {i}) both map to column {col!r}; "
+                    "keep one (which one is meant is not guessed)")
+        seen[col] = (i, key)
+    return None
 
+
+def csv_header(p: Path, encoding: str | None = None) -> tuple[str, list[str]]:
+    """A CSV file's encoding (given, or :func:`detect_encoding`) and stripped header names;
+    :class:`Unreadable` for an empty file, a header that cannot be decoded or duplicate headers."""
     enc = encoding or detect_encoding(p)
     with _open(p) as fh:
         head = fh.read(_SNIFF)
@@ -104,6 +130,17 @@ def _read_csv(p: Path, encoding: str | None, id_headers: tuple[str, ...] = ("ent
     if not first.strip():
         raise Unreadable("the file is empty (no header line)")
     names = [h.strip() for h in next(csv.reader(io.StringIO(first)))]
+    dup = duplicate_headers(names)
+    if dup:
+        raise Unreadable(dup)
+    return enc, names
+
+
+def _read_csv(p: Path, encoding: str | None, id_headers: tuple[str, ...] = ("entity_id",)) -> RawTable:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    enc, names = csv_header(p, encoding)
     id_at = next((i for i, h in enumerate(names) if h in id_headers), None)
     bad: list[tuple[int, str | None, str]] = []
 
@@ -150,23 +187,121 @@ def _cell(v: Any) -> Any:
     return str(v)
 
 
-def _read_xlsx(p: Path, sheet: str | None) -> RawTable:
+# cell references: r="B7" (a cell; letters then digits) and r="7" (a row). Matched as bare literals
+# for speed: a false match can only widen the range (a refusal), never narrow it.
+_REF_COL = re.compile(rb'r="([A-Z]{1,4})[0-9]')
+_REF_ROW = re.compile(rb'r="[A-Z]{0,4}([0-9]{1,9})"')
+
+
+def _column_number(letters: bytes) -> int:
+    n = 0
+    for ch in letters:
+        n = n * 26 + ch - 64
+    return n
+
+
+def _column_letters(n: int) -> str:
+    out = ""
+    while n:
+        n, r = divmod(n - 1, 26)
+        out = chr(65 + r) + out
+    return out
+
+
+def _sheet_part(z: Any, sheet: str | None) -> tuple[str, str]:
+    """(sheet name, zip member) of ``sheet`` (default: the first) from the workbook's XML."""
+    import posixpath
+    import xml.etree.ElementTree as ET
+
+    ns = {"m": "http://schemas.openxmlformats.org/spreadsheetml/2006/main"}
+    rid = "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id"
+    sheets = [(el.get("name") or "", el.get(rid) or "") for el in ET.fromstring(z.read("xl/workbook.xml"))
+              .iterfind("m:sheets/m:sheet", ns)]
+    if not sheets:
+        raise Unreadable("the workbook has no sheets")
+    if sheet is not None and sheet not in [n for n, _ in sheets]:
+        raise Unreadable(f"no sheet {sheet!r}; sheets are {[n for n, _ in sheets]}")
+    name, r = next((n, r) for n, r in sheets if sheet is None or n == sheet)
+    rels = {el.get("Id"): el.get("Target") or "" for el in ET.fromstring(z.read("xl/_rels/workbook.xml.rels"))}
+    target = rels.get(r, "")
+    part = target.lstrip("/") if target.startswith("/") else posixpath.normpath(posixpath.join("xl", target))
+    if part not in z.namelist():
+        raise Unreadable(f"sheet {name!r}: its part {part!r} is missing from the workbook")
+    return name, part
+
+
+def _check_used_range(p: Path, sheet: str | None) -> str:
+    """The sheet's name, after checking its used range from the cell references in its XML
+    (streamed, nothing dims-sized is allocated): :class:`Unreadable` when the range exceeds
+    Excel's limits or :data:`MAX_XLSX_CELLS`, or is mostly empty (a stray cell far from the table:
+    reading it would allocate every empty cell of the range)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(p) as z:
+            name, part = _sheet_part(z, sheet)
+            cols: set[bytes] = set()
+            rows: set[bytes] = set()
+            filled = 0
+            tail = b""
+            with z.open(part) as fh:
+                while chunk := fh.read(1 << 22):
+                    buf = tail + chunk
+                    cut = buf.rfind(b"<")
+                    body, tail = (buf[:cut], buf[cut:]) if cut > 0 else (buf, b"")
+                    found = _REF_COL.findall(body)
+                    filled += len(found)
+                    cols.update(found)
+                    rows.update(_REF_ROW.findall(body))
+    except (zipfile.BadZipFile, KeyError, OSError, SyntaxError) as e:  # ET.ParseError is a SyntaxError
+        raise Unreadable(f"not a readable .xlsx workbook ({type(e).__name__}: {e})") from None
+    if not filled:
+        return name
+    row_nums = [int(r) for r in rows]
+    col_nums = [_column_number(c) for c in cols]
+    lo_r, hi_r, lo_c, hi_c = min(row_nums), max(row_nums), min(col_nums), max(col_nums)
+    n_rows, n_cols = hi_r - lo_r + 1, hi_c - lo_c + 1
+    used = f"{_column_letters(lo_c)}{lo_r}:{_column_letters(hi_c)}{hi_r}"
+    if hi_r > EXCEL_MAX_SHEET_ROWS or hi_c > EXCEL_MAX_COLUMNS:
+        raise Unreadable(f"sheet {name!r}: used range {used} exceeds Excel's limits ({EXCEL_MAX_SHEET_ROWS:,} rows × "
+                         f"{EXCEL_MAX_COLUMNS:,} columns); not a valid workbook")
+    area = n_rows * n_cols
+    if area > MAX_XLSX_CELLS or area > 20 * filled + 1_000_000:
+        raise Unreadable(f"sheet {name!r}: used range {used} ({n_rows:,} rows × {n_cols:,} columns = {area:,} cells) "
+                         f"holds only {filled:,} cells — a stray cell far from the table (e.g. at row {hi_r:,} or "
+                         f"column {_column_letters(hi_c)}, {_column_letters(hi_c)}{hi_r}); delete it or save the "
+                         f"sheet as CSV (a range over {MAX_XLSX_CELLS:,} cells or mostly empty is not read)")
+    return name
+
+
+def xlsx_rows(p: Path, sheet: str | None = None) -> tuple[str, list[str], list[list[Any]]]:
+    """A sheet (default: the first) as (sheet name, stripped header names, data rows of raw
+    cells), read within its bounded used range (see :func:`_check_used_range`); trailing empty
+    rows dropped. :class:`Unreadable` for an empty sheet or duplicate headers."""
     from python_calamine import CalamineWorkbook
 
-    wb = CalamineWorkbook.from_path(str(p))
-    if sheet is not None and sheet not in wb.sheet_names:
-        raise Unreadable(f"no sheet {sheet!r}; sheets are {wb.sheet_names}")
-    ws = wb.get_sheet_by_name(sheet) if sheet is not None else wb.get_sheet_by_index(0)
-    rows = ws.to_python(skip_empty_area=False)
+    name = _check_used_range(p, sheet)
+    try:
+        rows = CalamineWorkbook.from_path(str(p)).get_sheet_by_name(name).to_python(skip_empty_area=False)
+    except Exception as e:  # calamine's own errors for a damaged workbook
+        raise Unreadable(f"sheet {name!r}: not readable ({type(e).__name__}: {e})") from None
     while rows and all(v in (None, "") for v in rows[-1]):
         rows.pop()
     if not rows:
-        raise Unreadable(f"sheet {ws.name!r} is empty (no header row)")
+        raise Unreadable(f"sheet {name!r} is empty (no header row)")
     names = [str(h).strip() if h is not None else "" for h in rows[0]]
+    dup = duplicate_headers(names)
+    if dup:
+        raise Unreadable(f"sheet {name!r}: {dup}")
+    return name, names, rows[1:]
+
+
+def _read_xlsx(p: Path, sheet: str | None) -> RawTable:
+    name, names, data = xlsx_rows(p, sheet)
     width = len(names)
-    body = [[_cell(v) for v in r[:width]] + [None] * (width - len(r)) for r in rows[1:]]
+    body = [[_cell(v) for v in r[:width]] + [None] * (width - len(r)) for r in data]
     df = pd.DataFrame(body, columns=names, dtype=object) if body else pd.DataFrame({c: [] for c in names}, dtype=object)
-    return RawTable(df, None, [], p.name, detail=f"xlsx, sheet {ws.name!r}")
+    return RawTable(df, None, [], p.name, detail=f"xlsx, sheet {name!r}")
 
 
 def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None = None) -> RawTable:
@@ -175,6 +310,11 @@ def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None 
     Raises :class:`Unreadable` for a file that cannot be read, has missing or ambiguous
     columns, or (with ``strict_headers``) headers the profile does not know."""
     if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        dup = duplicate_headers([str(n) for n in pq.read_schema(p).names])
+        if dup:
+            raise Unreadable(dup)
         raw = RawTable(pd.read_parquet(p), None, [], p.name, detail="parquet")
     elif p.suffix == ".xlsx":
         raw = _read_xlsx(p, profile.tables[table].sheet)
@@ -186,6 +326,10 @@ def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None 
 def apply_headers(raw: RawTable, table: str, profile: Profile) -> RawTable:
     """Rename the source headers to contract columns (see :meth:`Profile.header_map`)."""
     headers = [str(c) for c in raw.df.columns]
+    tm = profile.tables[table]
+    dup = duplicate_headers(headers, {h: c for c in tm.columns for h in (c, *tm.columns[c])})
+    if dup:
+        raise Unreadable(dup)
     found, missing, unmapped = profile.header_map(table, headers)
     if missing:
         raise Unreadable(f"missing column(s) {missing}; found {headers}")
