@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from .config import check_finite, config_sha256, read_config
-from .data.contract import ABNORMAL_REASONS, ENTITY_TYPES, INSPECTION_RESULTS
+from .data.contract import ENTITY_TYPES, INSPECTION_RESULTS, LIST_REASONS
 from .errors import ConfigError
 
 __all__ = [
@@ -329,7 +329,7 @@ def _validate(raw: dict, src: str) -> None:
         if not isinstance(lab.get(k, True), bool):
             raise ConfigError(f"{src} [labels].{k}: expected true or false, got {lab[k]!r}")
     if "abnormal_operation_exclude_reasons" in lab:
-        _codes(lab, "abnormal_operation_exclude_reasons", f"{src} [labels]", ABNORMAL_REASONS)
+        _codes(lab, "abnormal_operation_exclude_reasons", f"{src} [labels]", LIST_REASONS)  # list_records.reason
     s = raw["sampling"]
     _num(s, "min_inclusion_prob", f"{src} [sampling]", 0.0, 1.0)
     if s["min_inclusion_prob"] <= 0:

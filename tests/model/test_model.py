@@ -57,11 +57,12 @@ def tabular(n=600, seed=0):
 
 
 @pytest.mark.slow
-def test_sklearn_check_estimator_subset():
-    # The model is binary-only (tagged so); the one check that does not apply is listed with why.
+def test_sklearn_check_estimator_subset(target_expected_failures):
+    # The model is binary-only (tagged so); the checks that do not apply are listed with why.
     expected = {
         "check_sample_weight_equivalence_on_dense_data":
             "LightGBM histogram bins and min_child_samples count rows, so weight 2 is not two copies",
+        **target_expected_failures,
     }
     est = TieredRiskModel(n_estimators=10, min_child_samples=2, cv=2, monotone=None)
     with warnings.catch_warnings():
@@ -70,7 +71,7 @@ def test_sklearn_check_estimator_subset():
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert not failed, failed
     passed = [r for r in results if r["status"] == "passed"]
-    assert len(passed) >= 55
+    assert len(passed) >= 52  # 7 more are expected failures of the target rule (tests/model/conftest.py)
 
 
 @pytest.mark.slow

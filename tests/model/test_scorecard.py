@@ -211,18 +211,19 @@ def test_old_pickles_load_with_new_parameters(bundle, world):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("learner", ["lightgbm", "scorecard"])
-def test_check_estimator_at_default_settings(learner):
+def test_check_estimator_at_default_settings(learner, target_expected_failures):
     # Defaults that depend on data size scale (min_child_samples="auto", min_bin_size a share).
     # The one exception: cross-fitted calibration splits rows, LightGBM histograms and the WOE
     # smoothing count rows, so weight 2 is not two copies.
     expected = {"check_sample_weight_equivalence_on_dense_data":
-                "cross-fitted calibration and row-count smoothing: weight 2 is not two copies"}
+                "cross-fitted calibration and row-count smoothing: weight 2 is not two copies",
+                **target_expected_failures}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         results = check_estimator(TieredRiskModel(learner=learner), expected_failed_checks=expected, on_fail=None)
     failed = [r["check_name"] for r in results if r["status"] == "failed"]
     assert not failed, failed
-    assert sum(r["status"] == "passed" for r in results) >= 55
+    assert sum(r["status"] == "passed" for r in results) >= 52  # + 7 target checks (tests/model/conftest.py)
 
 
 @pytest.fixture(scope="module")

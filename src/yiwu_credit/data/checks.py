@@ -7,6 +7,7 @@ every fast path against the plain per-row rule.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +18,7 @@ import pyarrow.compute as pc
 
 from ..errors import Problem
 from . import uscc
-from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, Column, Table
+from .contract import EVENT_TABLES, INDUSTRY_PATTERN, TABLES, YIWU_TOWNS, Column, Table
 from .dates import LOCAL_TZ, MAX_DATE, MIN_DATE, parse_text_dates
 from .sources.files import (
     RawTable,
@@ -26,7 +27,7 @@ from .sources.profile import Profile
 
 __all__ = [
     "MAX_ROWS_SHOWN", "REJECT_COLUMNS", "Findings", "HashedIndex", "Runs", "check_entities", "check_events", "coerce",
-    "id_runs", "lookup_dictionary",
+    "id_runs", "key_text", "lookup_dictionary",
 ]
 
 MAX_ROWS_SHOWN = 5
@@ -161,6 +162,94 @@ def _text(raw: pd.Series) -> pd.Series:
         return _str_series(_blank_to_null(pc.utf8_trim_whitespace(_arrow(s))), s.index)
     s = s.str.strip()
     return s.mask(s == "")
+
+
+#: Unicode format characters (category Cf): zero-width space and joiners, BOM, bidi marks, soft hyphen
+_FORMAT_CHARS = r"\p{Cf}"
+
+
+def key_text(s: pd.Series) -> tuple[pd.Series, int]:
+    """Text read as a key (code columns, towns): format characters (Unicode Cf: zero-width
+    spaces, BOM, bidi marks) removed, then Unicode NFKC (full-width → ASCII), trimmed; blank →
+    missing. Returns the text and how many values changed. The one normalisation of keys: each
+    distinct value is normalised once; all-ASCII text (no Cf, NFKC already) is returned as is."""
+    if not len(s):
+        return s, 0
+    src = s if _is_arrow_text(s) else s.astype(pd.StringDtype("pyarrow", na_value=np.nan))
+    arr = _one(_arrow(src))
+    if pc.all(pc.string_is_ascii(arr)).as_py() is not False:  # True, or None when all are missing
+        return s, 0
+    enc = pc.dictionary_encode(arr)
+    d = enc.dictionary
+    nd = _blank_to_null(pc.utf8_trim_whitespace(
+        pc.utf8_normalize(pc.replace_substring_regex(d, _FORMAT_CHARS, ""), "NFKC")))
+    same = pc.equal(nd, d).fill_null(False).to_numpy(zero_copy_only=False)
+    if same.all():
+        return s, 0
+    idx = enc.indices.fill_null(0).to_numpy(zero_copy_only=False)
+    valid = arr.is_valid().to_numpy(zero_copy_only=False)
+    n_changed = int(np.count_nonzero(valid & ~same[idx]))
+    return _str_series(nd.take(enc.indices), s.index), n_changed
+
+
+def _cut(v: str, width: int = 40) -> str:
+    return v if len(v) <= width else v[:width] + "…"
+
+
+def _shown(values: list[str], k: int = 3) -> str:
+    return ", ".join(values[:k]) + (" …" if len(values) > k else "")
+
+
+def _codes(table: Table, col: Column, s: pd.Series, f: Findings | None, profile: Profile | None) -> pd.Series:
+    """A code column's text (keys already) as contract codes: the profile's exact values (read
+    as keys too), the codes themselves, then the profile's ``re:`` patterns. A value matching
+    no code, or patterns of several codes, is a finding, or becomes the column's ``fallback``
+    code, counted in the notes. Each distinct value is matched once."""
+    uniq, pos = _distinct(s)
+    if not len(uniq):
+        return s
+    exact = dict(profile.codes.get(col.name, {})) if profile is not None else {}
+    if exact:
+        keys, _ = key_text(pd.Series(list(exact), dtype="str"))
+        exact = dict(zip(keys.tolist(), exact.values(), strict=True))
+    pats = [(re.compile(p), c) for p, c in (profile.patterns.get(col.name, ()) if profile is not None else ())]
+    vals = uniq.tolist()
+    out = np.empty(len(vals), dtype=object)
+    how = np.zeros(len(vals), dtype=np.int8)  # 0 code, 1 profile value, 2 pattern, 3 no code, 4 several
+    several: dict[str, set[str]] = {}
+    for i, v in enumerate(vals):
+        if v in exact:
+            out[i], how[i] = exact[v], 1
+        elif v in col.codes:
+            out[i] = v
+        else:
+            hit = {c for rx, c in pats if rx.search(v)}
+            if len(hit) == 1:
+                out[i], how[i] = hit.pop(), 2
+            else:
+                out[i], how[i] = col.fallback or v, 3 + (len(hit) > 1)
+                if hit:
+                    several[v] = hit
+    rows = _expand(how, pos, -1)
+    name = profile.name if profile is not None else ""
+    if f is not None:
+        f.note(table.name, col.name, f"mapped to contract codes by profile {name!r}", rows == 1)
+        f.note(table.name, col.name, f"mapped to contract codes by the patterns of profile {name!r}", rows == 2)
+    for k, what in ((3, f"match no code of {list(col.codes)}"), (4, "match patterns of several codes")):
+        bad = rows == k
+        if f is None or not bad.any():
+            continue
+        found = [repr(_cut(v)) + (f" ({'/'.join(sorted(several[v]))})" if k == 4 else "")
+                 for v, h in zip(vals, how, strict=True) if h == k]
+        if col.fallback:
+            f.note(table.name, col.name, f"{what}: read as {col.fallback!r} (e.g. {_shown(found)})", bad)
+        else:
+            f.add(table.name, col.name, f"not one of {list(col.codes)} (found {_shown(found, 5)})"
+                  if k == 3 else f"{what} (found {_shown(found, 5)})", bad)
+    if not how.any():  # every value a contract code already
+        return s
+    mapped = pa.array(out.tolist(), type=pa.large_string()).take(pa.array(pos, mask=pos < 0))
+    return _str_series(mapped, s.index)
 
 
 def _distinct(txt: pd.Series) -> tuple[pd.Series, np.ndarray]:
@@ -381,20 +470,15 @@ def coerce(table: Table, df: pd.DataFrame, f: Findings | None = None, profile: P
             out[col.name] = s
         elif col.kind in ("id", "str", "code"):
             s = _text(raw) if n else pd.Series([], dtype="str")
-            present = s.notna().to_numpy()
-            if col.kind == "code" and col.name in codes and n:
-                mapped = s.map(codes[col.name])
+            if col.kind == "code" or col.key:
+                s, n_changed = key_text(s)
                 if f is not None:
-                    f.note(table.name, col.name, f"mapped to contract codes by profile {profile.name!r}",
-                           mapped.notna().to_numpy())
-                s = mapped.astype("str").where(mapped.notna(), s)
+                    f.note(table.name, col.name, "normalised (Unicode NFKC, format characters such as "
+                           "zero-width spaces removed)", n_changed)
+            present = s.notna().to_numpy()
+            if col.kind == "code" and n:
+                s = _codes(table, col, s, f, profile)
             null = s.isna().to_numpy()
-            if col.kind == "code" and f is not None:
-                bad = ~null & ~s.isin(col.codes).to_numpy()
-                if bad.any():
-                    found = pd.unique(s[bad])
-                    shown = ", ".join(repr(v) for v in found[:5]) + (" …" if len(found) > 5 else "")
-                    f.add(table.name, col.name, f"not one of {list(col.codes)} (found {shown})", bad)
             out[col.name] = s
         elif col.kind == "date":
             s, present = _dates(table, col, raw, f, formats)
@@ -555,6 +639,9 @@ def check_entities(df: pd.DataFrame, f: Findings, as_of: pd.Timestamp | None, du
     ok = np.append(pd.Series(distinct, dtype="str").str.fullmatch(INDUSTRY_PATTERN).fillna(False)
                    .to_numpy(dtype=bool), True)  # code -1 (missing) is not this check's concern
     f.add("entities", "industry", "not a GB/T 4754-2017 code (section letter + up to 4 digits)", ~ok[codes])
+    town = df["town"]
+    f.note("entities", "town", f"not one of the {len(YIWU_TOWNS)} Yiwu towns/streets (grouped as 其他 by the model)",
+           (town.notna() & ~town.isin(YIWU_TOWNS)).to_numpy())
     f.add("entities", "closed_on", "before established_on", (df["closed_on"] < df["established_on"]).to_numpy())
     f.add("entities", "closed_on", "status is revoked/cancelled but closed_on is empty",
           (df["status"].isin(["revoked", "cancelled"]) & df["closed_on"].isna()).to_numpy())

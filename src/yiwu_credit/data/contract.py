@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "ENTITY_TYPES", "STATUSES", "PROCEDURES", "LISTS", "TAX_RATINGS", "INDUSTRY_PATTERN", "YIWU_TOWNS",
-    "RESULT_LABELS_ZH", "INSPECTION_RESULTS", "ABNORMAL_REASONS", "Column", "Table", "TABLES",
+    "RESULT_LABELS_ZH", "INSPECTION_RESULTS", "ABNORMAL_REASONS", "LIST_REASONS", "Column", "Table", "TABLES",
     "EVENT_TABLES",
 ]
 
@@ -42,12 +42,24 @@ RESULT_LABELS_ZH = {
 #: The inspection result codes (the national 双随机 result categories), in the order above.
 INSPECTION_RESULTS: tuple[str, ...] = tuple(RESULT_LABELS_ZH)
 
+#: The four grounds for the abnormal-operation list (《企业经营异常名录管理暂行办法》第四条): annual
+#: report not published in time, instant information not published when ordered, false
+#: information, unreachable at the registered address.
 ABNORMAL_REASONS = ("annual_report", "instant_info", "false_info", "unreachable")
+#: Codes of list_records.reason (列入事由): the abnormal-operation grounds, the serious-dishonest
+#: list's (serious_violation) and the court's (court_judgment), and ``other``: a reason matching
+#: none of them, kept as ``other`` and counted in the notes when loading.
+LIST_REASONS = (*ABNORMAL_REASONS, "serious_violation", "court_judgment", "other")
 
 
 @dataclass(frozen=True)
 class Column:
-    """One column: ``kind`` is id | str | code | date | float | int | bool | year."""
+    """One column: ``kind`` is id | str | code | date | float | int | bool | year.
+
+    Code columns, and text columns with ``key=True`` (compared with a fixed list, as towns
+    are), are read as keys: Unicode NFKC with format characters (zero-width spaces...) removed.
+    A code value that matches no code is rejected, unless the column has a ``fallback`` code:
+    then it becomes that code, counted in the notes."""
 
     name: str
     kind: str
@@ -58,6 +70,8 @@ class Column:
     min_value: float | None = None  # inclusive lower bound for numbers
     max_value: float | None = None
     min_exclusive: bool = False  # the lower bound itself is not allowed
+    key: bool = False  # text read as a key (see above); always so for code columns
+    fallback: str | None = None  # code of values that match no code (instead of a reject)
 
 
 @dataclass(frozen=True)
@@ -83,8 +97,9 @@ TABLES: dict[str, Table] = {t.name: t for t in (
     Table("entities", "市场主体", "market entities", (
         _ID,
         Column("entity_type", "code", "主体类型", "entity type", codes=ENTITY_TYPES),
-        Column("industry", "str", "行业代码(GB/T 4754-2017)", "industry code (GB/T 4754-2017, e.g. F5137)"),
-        Column("town", "str", "所属镇街", "town or street"),
+        Column("industry", "str", "行业代码(GB/T 4754-2017)", "industry code (GB/T 4754-2017, e.g. F5137)",
+               key=True),
+        Column("town", "str", "所属镇街", "town or street", key=True),
         Column("established_on", "date", "成立日期", "date established"),
         Column("registered_capital", "float", "注册资本(万元)", "registered capital (10k CNY)", nullable=True, min_value=0),
         Column("employees", "float", "从业人数", "employees", nullable=True, min_value=0),
@@ -123,7 +138,8 @@ TABLES: dict[str, Table] = {t.name: t for t in (
         Column("list", "code", "名单类型", "list", codes=LISTS),
         Column("entered_on", "date", "列入日期", "date entered"),
         Column("removed_on", "date", "移出日期", "date removed", nullable=True),
-        Column("reason", "str", "列入事由", "reason", nullable=True),
+        Column("reason", "code", "列入事由", "reason (ground of the listing)",
+               nullable=True, codes=LIST_REASONS, fallback="other"),
     ), date_column="entered_on"),
     Table("tax_ratings", "纳税信用等级", "tax credit ratings", (
         _ID,

@@ -392,6 +392,7 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
     match = None if hashed is not None else lookup_dictionary(f.runs)
     if pe.checks is not None:
         f.items += pe.checks.items
+        f.notes += pe.checks.notes
         known, est = pe.known, pe.established
     else:
         check_entities(ent, f, as_of_ts, match.dup, f.runs["entities"].values)

@@ -44,6 +44,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import type_of_target
 from sklearn.utils.validation import check_is_fitted, column_or_1d
 
+from ..errors import DataValidationError, Problem
 from ..features.catalogue import Catalogue, load_catalogue
 from ..policy import Policy
 from ..tiering.cutoffs import TierCutoffs, tier_cutoffs
@@ -53,7 +54,7 @@ from .learners import LGBLearner, ScorecardLearner
 from .points import PointsScale
 from .reasons import reason_texts, top_reasons
 
-__all__ = ["BASE_COLUMN", "TieredRiskModel"]
+__all__ = ["BASE_COLUMN", "TargetError", "TieredRiskModel", "positive_class"]
 
 _EPS = 1e-6
 
@@ -62,8 +63,63 @@ _EPS = 1e-6
 _MONOTONE_INT = {1: "ascending", -1: "descending", 0: "none"}
 _LGB_SIGN = {"ascending": 1, "descending": -1, "none": 0}
 #: Parameters added after the first bundles were pickled, with their defaults (old pickles load).
-_ADDED_PARAMS = {"max_n_bins": 10, "min_bin_size": 0.05, "special_codes": None, "missing": "bin", "min_iv": None}
+_ADDED_PARAMS = {"max_n_bins": 10, "min_bin_size": 0.05, "special_codes": None, "missing": "bin", "min_iv": None,
+                 "pos_label": None}
 BASE_COLUMN = "base"
+
+
+class TargetError(DataValidationError, ValueError):
+    """A target ``y`` the model cannot read without guessing (exit 3 in the CLI; a ``ValueError``
+    for scikit-learn): missing values, one class only, or classes whose violation class is not
+    named by ``pos_label``."""
+
+    def __init__(self, reason: str, rows: tuple[int, ...] = (), n_rows: int = 0):
+        super().__init__([Problem("target", "y", reason, rows, n_rows)])
+
+
+def _shown(classes: np.ndarray) -> str:
+    return "[" + ", ".join(repr(c.item() if isinstance(c, np.generic) else c) for c in classes[:10]) + \
+        (", …" if len(classes) > 10 else "") + "]"
+
+
+def positive_class(y: Any, pos_label: Any = None) -> tuple[np.ndarray, Any]:
+    """The sorted classes of a binary target and its positive (violation) class.
+
+    Without ``pos_label`` only targets whose violation class is unambiguous are read: 0/1
+    (violation = 1), boolean (True) and -1/1 (1). Any other target (``"bad"``/``"good"``, 1/2...)
+    is refused with the classes found, as are missing values, one class only and a ``pos_label``
+    that is not among the classes: a target read backwards scores bad entities as good.
+    """
+    y_arr = np.asarray(y)
+    missing = np.asarray(pd.isna(y_arr), dtype=bool).reshape(-1)
+    if missing.any():
+        rows = np.flatnonzero(missing)
+        raise TargetError("missing target value(s) (NaN/None): every training row needs a label",
+                          tuple(int(r) + 1 for r in rows[:5]), len(rows))
+    try:
+        classes = np.unique(y_arr)
+    except TypeError:
+        raise TargetError(f"target mixes value types ({sorted({type(v).__name__ for v in y_arr.tolist()})}); "
+                          "one type of class label is needed") from None
+    if len(classes) < 2:
+        raise TargetError(f"y has only one class {_shown(classes)}: a risk model needs both violators "
+                          "and non-violators")
+    if len(classes) > 2:
+        raise TargetError(f"Only binary classification is supported: y has {len(classes)} classes "
+                          f"{_shown(classes)}")
+    if pos_label is not None:
+        hit = [c for c in classes.tolist() if c == pos_label]
+        if not hit:
+            raise TargetError(f"pos_label={pos_label!r} is not a class of y; classes found: {_shown(classes)}")
+        return classes, hit[0]
+    values = classes.tolist()
+    if y_arr.dtype.kind == "b" or all(isinstance(c, bool) for c in values):
+        return classes, True
+    if y_arr.dtype.kind in "iuf" and (set(values) == {0, 1} or set(values) == {-1, 1}):
+        return classes, classes[-1].item()
+    raise TargetError(f"classes {_shown(classes)} found in y: which one is the violation? Name it with "
+                      "pos_label= (only 0/1, boolean and -1/1 targets are read without it, 1/True being "
+                      "the violation)")
 
 
 def _min_child_samples(n: int) -> int:
@@ -118,6 +174,11 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         ``base_odds``; ``pdo`` points double the odds).
     n_reasons : reason codes per entity.
     random_state, n_jobs : determinism and threads.
+    pos_label : the violation class of ``y``. Needed for any target but 0/1, boolean and -1/1
+        (where it is 1/True): ``fit`` refuses ``"bad"``/``"good"`` or 1/2 without it, naming the
+        classes found, rather than guess which one is the violation (:func:`positive_class`).
+        ``classes_`` stays sorted, ``predict_proba``'s columns follow it and ``predict`` returns
+        labels as given; :meth:`assess`, tiers and scores use the probability of ``pos_label``.
     """
 
     _parameter_constraints: dict = {
@@ -145,6 +206,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         "n_reasons": [Interval(Integral, 0, None, closed="left")],
         "random_state": [Interval(Integral, 0, None, closed="left")],
         "n_jobs": [Interval(Integral, 1, None, closed="left")],
+        "pos_label": "no_validation",
     }
 
     def __init__(self, learner: str = "lightgbm", monotone: str | dict | None = "catalogue",
@@ -155,7 +217,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
                  min_bin_size: float = 0.05, special_codes: dict | None = None, missing: str = "bin",
                  min_iv: float | None = None, C: float = 1.0,
                  base_points: float = 600.0, base_odds: float = 50.0, pdo: float = 40.0,
-                 n_reasons: int = 3, random_state: int = 0, n_jobs: int = 2):
+                 n_reasons: int = 3, random_state: int = 0, n_jobs: int = 2, pos_label: Any = None):
         self.learner = learner
         self.monotone = monotone
         self.catalogue = catalogue
@@ -180,6 +242,7 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         self.n_reasons = n_reasons
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.pos_label = pos_label
 
     def __setstate__(self, state: dict) -> None:
         state = dict(state)
@@ -189,6 +252,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
             state.setdefault("oof_weight_", None)  # older fits did not keep their weights
         for k, v in _ADDED_PARAMS.items():
             state.setdefault(k, v)
+        if "classes_" in state:  # fitted before pos_label: the target was 0/1
+            state.setdefault("positive_class_", state["classes_"][-1])
         super().__setstate__(state)
 
     def __sklearn_tags__(self):
@@ -328,7 +393,8 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: Any, y: Any, sample_weight: Any = None) -> TieredRiskModel:
         """Fit learner and calibration, and keep the reference distribution (``oof_proba_``,
-        ``oof_weight_``) for tiering. ``X``: (n, p) frame or array; ``y``: 0/1."""
+        ``oof_weight_``) for tiering. ``X``: (n, p) frame or array; ``y``: 0/1, boolean, -1/1, or
+        two classes of which ``pos_label`` is the violation (:func:`positive_class`)."""
         self._validate_params()
         if y is None:
             raise ValueError("requires y to be passed, but the target y is None")
@@ -336,16 +402,12 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         y_arr = column_or_1d(y, warn=True)
         if len(y_arr) != len(Xf):
             raise ValueError(f"Found input variables with inconsistent numbers of samples: [{len(Xf)}, {len(y_arr)}]")
-        kind = type_of_target(y_arr, raise_unknown=True)
-        if kind in ("continuous", "continuous-multioutput"):
-            raise ValueError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
-        if kind not in ("binary", "unknown"):
-            if len(np.unique(y_arr)) > 2:
-                raise ValueError(f"Only binary classification is supported. The type of the target is {kind}.")
-        self.classes_, y01 = np.unique(y_arr, return_inverse=True)
-        if len(self.classes_) < 2:
-            raise ValueError("y has only one class; a risk model needs both violators and non-violators.")
-        y01 = y01.astype(float)
+        if not np.asarray(pd.isna(y_arr), dtype=bool).any():
+            kind = type_of_target(y_arr, raise_unknown=True)
+            if kind in ("continuous", "continuous-multioutput"):
+                raise TargetError(f"Unknown label type: {kind}. TieredRiskModel needs a binary target.")
+        self.classes_, self.positive_class_ = positive_class(y_arr, self.pos_label)
+        y01 = (y_arr == self.positive_class_).astype(float)
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
         if w is not None and (w.shape != (len(y01),) or (w < 0).any()):
             raise ValueError("sample_weight must be non-negative with one weight per row")
@@ -394,24 +456,40 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
         return np.clip(p, _EPS, 1 - _EPS)
 
     # -------------------------------------------------------------- prediction
-    def decision_function(self, X: Any) -> np.ndarray:
-        """Raw margin (log-odds before calibration), shape (n,)."""
-        Xf = self._prepare(X, fitting=False)
+    def _violation_first(self) -> bool:
+        """Whether the violation class sorts first in ``classes_`` (e.g. "bad" before "good")."""
+        return bool(self.classes_[0] == self.positive_class_)
+
+    def _margin(self, X: Any) -> np.ndarray:
+        Xf = self._prepare(X, fitting=False)  # checks the model is fitted
         return self.learner_.margin(Xf)
 
+    def violation_proba(self, X: Any) -> np.ndarray:
+        """Calibrated probability of violation (of ``pos_label``), shape (n,)."""
+        return self.proba_from_margin(self._margin(X))
+
+    def decision_function(self, X: Any) -> np.ndarray:
+        """Raw margin (log-odds before calibration) of ``classes_[1]`` (scikit-learn's sign
+        convention), shape (n,); the violation's margin unless the violation class sorts first."""
+        m = self._margin(X)
+        return -m if self._violation_first() else m
+
     def predict_proba(self, X: Any) -> np.ndarray:
-        """Calibrated probabilities, shape (n, 2): columns P(no violation), P(violation)."""
-        p = self.proba_from_margin(self.decision_function(X))
-        return np.column_stack([1 - p, p])
+        """Calibrated probabilities, shape (n, 2), columns in ``classes_`` order: P(no violation),
+        P(violation) for 0/1 targets."""
+        p = self.violation_proba(X)
+        return np.column_stack([p, 1 - p] if self._violation_first() else [1 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        """Most probable class (scikit-learn's convention); for supervision use :meth:`predict_tier`."""
-        p = self.predict_proba(X)[:, 1]
-        return self.classes_[(p > 0.5).astype(int)]
+        """Most probable class, in ``y``'s own labels (scikit-learn's convention); for supervision
+        use :meth:`predict_tier`."""
+        p = self.violation_proba(X)
+        hit = (p > 0.5).astype(int)
+        return self.classes_[hit ^ 1 if self._violation_first() else hit]
 
     def score(self, X: Any, y: Any, sample_weight: Any = None) -> float:
         """ROC AUC of the calibrated probability (scikit-learn's 'higher is better' score)."""
-        return float(roc_auc_score(np.asarray(y) == self.classes_[1], self.predict_proba(X)[:, 1],
+        return float(roc_auc_score(np.asarray(y) == self.positive_class_, self.violation_proba(X),
                                    sample_weight=sample_weight))
 
     @property
@@ -438,18 +516,18 @@ class TieredRiskModel(ClassifierMixin, BaseEstimator):
 
     def credit_score(self, X: Any) -> pd.Series:
         """Credit score in points (higher = better credit), indexed like X."""
-        return pd.Series(self.credit_points(self.predict_proba(X)[:, 1]), index=self._index(X), name="credit_score")
+        return pd.Series(self.credit_points(self.violation_proba(X)), index=self._index(X), name="credit_score")
 
     def predict_tier(self, X: Any, policy: Policy | str | None = None) -> pd.Series:
         """Model tier A–D (before policy overrides) under ``policy`` (default: the ``policy``
         parameter), indexed like X."""
-        p = self.predict_proba(X)[:, 1]
+        p = self.violation_proba(X)
         return pd.Series(self.tiers_from_proba(p, policy), index=self._index(X), name="tier")
 
     def assess(self, X: Any, policy: Policy | str | None = None) -> pd.DataFrame:
         """probability, credit_score and model tier (under ``policy``, default the ``policy``
         parameter) in one pass, indexed like X."""
-        p = self.predict_proba(X)[:, 1]
+        p = self.violation_proba(X)
         return pd.DataFrame({"probability": p, "credit_score": self.credit_points(p),
                              "tier": self.tiers_from_proba(p, policy)}, index=self._index(X))
 

@@ -2,7 +2,9 @@
 
 A profile is a TOML file (shipped: ``resources/profiles/zh.toml``) with, per contract table, the file
 or database relation names, the column headers (with aliases) and headers to ignore; per code
-column, the source values of each contract code; and extra date formats. The default profile is
+column, the source values of each contract code (exact values, and regular expressions written
+``"re:<pattern>"`` for free-text columns whose values are sentences, e.g. list_records.reason);
+and extra date formats. The default profile is
 the contract itself: English file names and headers, contract codes, ISO dates, extra columns
 allowed. Validated on load; every problem is a :class:`~yiwu_credit.errors.ConfigError` naming
 the file and key.
@@ -10,8 +12,10 @@ the file and key.
 
 from __future__ import annotations
 
+import re
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +24,11 @@ from ...errors import ConfigError
 from ..contract import TABLES
 from ..dates import format_pattern
 
-__all__ = ["CONTRACT", "Profile", "TableMap", "load_profile"]
+__all__ = ["CONTRACT", "PATTERN_PREFIX", "Profile", "TableMap", "load_profile"]
+
+#: A code value starting with this is a regular expression (Python ``re``, searched anywhere in
+#: the value after the value is read as a key: NFKC, format characters removed, trimmed).
+PATTERN_PREFIX = "re:"
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class Profile:
     strict_headers: bool = False
     sha256: str = ""
     title: str = ""
+    #: contract column → ((regular expression, contract code), ...), in the order written
+    patterns: Mapping[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
 
     def header_map(self, table: str, headers: list[str]) -> tuple[dict[str, str], list[str], list[str]]:
         """Map a source header row: (contract column → source header, missing columns with the
@@ -96,6 +106,25 @@ def _names(v: Any, where: str) -> tuple[str, ...]:
     return names
 
 
+def _pattern(p: str, where: str) -> str:
+    """A ``re:`` pattern, checked: it compiles, does not match empty text (it would match every
+    value) and is stable under NFKC (values are matched after NFKC, so a full-width character in
+    the pattern could never match)."""
+    p = p.strip()
+    try:
+        rx = re.compile(p)
+    except re.error as e:
+        raise ConfigError(f"{where}: bad regular expression {PATTERN_PREFIX}{p!r}: {e}") from None
+    if not p or rx.search("") is not None:
+        raise ConfigError(f"{where}: regular expression {PATTERN_PREFIX}{p!r} matches empty text, so it "
+                          "would match every value")
+    if unicodedata.normalize("NFKC", p) != p:
+        raise ConfigError(f"{where}: regular expression {PATTERN_PREFIX}{p!r} has characters that Unicode "
+                          f"NFKC changes (full-width letters or brackets): values are matched after NFKC, "
+                          f"write {unicodedata.normalize('NFKC', p)!r}")
+    return p
+
+
 def _validate(raw: dict, src: str) -> Profile:
     meta = raw.get("meta")
     if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
@@ -135,6 +164,7 @@ def _validate(raw: dict, src: str) -> Profile:
                                 ignore=tuple(cfg.get("ignore", ())), sheet=sheet or None)
     code_cols = {c.name: c.codes for t in TABLES.values() for c in t.columns if c.kind == "code"}
     codes: dict[str, dict[str, str]] = {}
+    patterns: dict[str, tuple[tuple[str, str], ...]] = {}
     for col, m in raw.get("codes", {}).items():
         where = f"{src} [codes.{col}]"
         allowed = ("true", "false") if col == "bool" else code_cols.get(col)
@@ -143,14 +173,20 @@ def _validate(raw: dict, src: str) -> Profile:
         if not isinstance(m, dict):
             raise ConfigError(f"{where}: must be a table code = [source values]")
         values: dict[str, str] = {}
+        pats: list[tuple[str, str]] = []
         for code, srcs in m.items():
             if code not in allowed:
                 raise ConfigError(f"{where}: {code!r} is not one of {list(allowed)}")
             for v in _strs(srcs, f"{where}.{code}"):
+                if v.startswith(PATTERN_PREFIX) and col != "bool":
+                    pats.append((_pattern(v[len(PATTERN_PREFIX):], f"{where}.{code}"), code))
+                    continue
                 if v in values and values[v] != code:
                     raise ConfigError(f"{where}: value {v!r} maps to both {values[v]} and {code}")
                 values[v] = code
         codes[col] = values
+        if pats:
+            patterns[col] = tuple(pats)
     dates = raw.get("dates", {})
     fmts = dates.get("formats", []) if isinstance(dates, dict) else None
     if not isinstance(fmts, list) or not all(isinstance(f, str) and "%" in f for f in fmts):
@@ -162,7 +198,7 @@ def _validate(raw: dict, src: str) -> Profile:
         raise ConfigError(f"{src} [meta].strict_headers: expected true or false")
     return Profile(name=meta["name"], version=str(meta.get("version", "")), source=src, tables=tables,
                    codes=codes, date_formats=tuple(fmts), strict_headers=strict,
-                   title=str(meta.get("title_en", "")))
+                   title=str(meta.get("title_en", "")), patterns=patterns)
 
 
 def load_profile(profile: str | Path | Profile | None = None) -> Profile:
