@@ -49,3 +49,34 @@ def test_the_cli_exits_with_the_class_code(code, capsys):
 
     assert app._run(argparse.Namespace(func=fail, debug=False)) == code
     assert "why" in capsys.readouterr().err
+
+
+def _actions():
+    """(command, option, action) for every option of every command."""
+    import argparse
+
+    ap = build_parser()
+    sub = next(a for a in ap._actions if isinstance(a, argparse._SubParsersAction))
+    for name, p in sub.choices.items():
+        for act in p._actions:
+            if act.option_strings:
+                yield name, act.option_strings[-1], act
+
+
+def test_no_option_takes_a_bare_number():
+    """Every numeric option has a checked type (finite, in range): a bare float lets nan and inf
+    through, a bare int negative counts. Seeds are free text or any whole number on purpose."""
+    bare = [f"{c} {o}" for c, o, act in _actions() if act.type in (float, int) and o != "--seed"]
+    assert not bare, f"options with an unchecked numeric type: {bare}"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "-1", "1e400"])
+def test_numeric_options_refuse_non_finite_and_negative_values(value, capsys):
+    checked = [(c, o, act) for c, o, act in _actions() if callable(act.type) and act.type not in (str,)
+               and getattr(act.type, "__name__", "") not in ("date_arg", "_scopes") and o != "--seed"
+               and act.nargs is None]
+    assert len(checked) >= 8
+    for _c, o, act in checked:
+        with pytest.raises(Exception) as e:  # argparse.ArgumentTypeError, turned into exit 2 by argparse
+            act.type(value)
+        assert "ArgumentTypeError" in type(e.value).__name__ or isinstance(e.value, ValueError), o

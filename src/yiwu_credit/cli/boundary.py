@@ -65,13 +65,15 @@ positive_float.__name__ = "number > 0"
 
 
 def floats_arg(value: str) -> tuple[float, ...]:
-    """argparse type: comma-separated non-negative numbers."""
+    """argparse type: comma-separated finite numbers ≥ 0."""
+    import math
+
     try:
         v = tuple(float(x) for x in value.split(",") if x.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"{value!r} is not a comma-separated list of numbers") from None
-    if not v or any(not (x >= 0) for x in v):
-        raise argparse.ArgumentTypeError(f"{value!r}: expected one or more numbers ≥ 0")
+    if not v or any(not (math.isfinite(x) and x >= 0) for x in v):
+        raise argparse.ArgumentTypeError(f"{value!r}: expected one or more finite numbers ≥ 0")
     return v
 
 

@@ -9,6 +9,7 @@ from .boundary import (
     add_command,
     count_arg,
     io_plan,
+    positive_float,
     say,
 )
 
@@ -47,7 +48,7 @@ def register(sp) -> None:
              "yiwu-credit simulate-loop --entities 20000 --cycles 4 --out out/loop", io=_io_out_dir)
     p.add_argument("--entities", type=count_arg(1), default=20_000)
     p.add_argument("--cycles", type=count_arg(1), default=4)
-    p.add_argument("--budget-rate", type=float, default=0.04, help="inspections per year as a share of the pool")
+    p.add_argument("--budget-rate", type=positive_float, default=0.04, help="inspections per year as a share of the pool")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="out/loop")
 

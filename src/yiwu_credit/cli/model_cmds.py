@@ -15,6 +15,7 @@ from .boundary import (
     date_arg,
     db_writer,
     io_plan,
+    positive_float,
     print_reconcile,
     progress,
     read_input,
@@ -272,7 +273,7 @@ def register(sp) -> None:
     p.add_argument("--previous-as-of", type=date_arg, help="tier migration against a scoring run at this date")
     p.add_argument("--reference-as-of", type=date_arg, help="feature stability (CSI) against the population at this date "
                    "(default: the training population stored in the bundle)")
-    p.add_argument("--frontier", type=float, metavar="RATE",
+    p.add_argument("--frontier", type=positive_float, metavar="RATE",
                    help="add the policy frontier at this budget (inspections/year as a share of the pool, e.g. 0.04)")
     p.add_argument("--policy", help="policy name or TOML path that tiers the run (default: the bundle's) and "
                    "base sampling policy of the frontier")

@@ -295,7 +295,7 @@ def register(sp) -> None:
     p.add_argument("--scopes", type=_scopes, default=("all", "routine", "none"),
                    help="entity-type factor scopes: all, routine (tiers A–B), none (comma-separated)")
     p.add_argument("--floors", type=floats_arg, help="floors to try (default: the policy's min_inclusion_prob)")
-    p.add_argument("--top", type=int, default=10, help="rows to print (default 10, plus the policy in force)")
+    p.add_argument("--top", type=count_arg(1), default=10, help="rows to print (default 10, plus the policy in force)")
     p.add_argument("--out", required=True, help="one row per candidate (.csv/.parquet/.xlsx)")
     p.add_argument("--burden", help="optional: burden ratio by entity type, town and section per candidate")
     p.add_argument("--plot", help="optional image (.png, .svg or .pdf): detections against the low-risk burden")
