@@ -101,7 +101,7 @@ def _edit_scores(d, name, **cols):
 
 @pytest.mark.parametrize("edit, code, message", [
     ({"tier_policy": "my-own@1.0"}, 4, "not a shipped policy: pass its file with --policy PATH"),
-    ({"tier_policy_sha256": "0" * 64}, 4, "pass the policy file that tiered them with --policy PATH"),
+    ({"tier_policy_sha256": "0" * 64}, 4, "pass the policy file with --policy PATH"),
     ({"tier_policy": "../../etc/x.toml@1"}, 4, "--policy PATH"),
     ({"tier_policy_sha256": lambda c: c.where(c.index != 7, "f" * 64)}, 3, "same on every row"),
     ({"tier_policy_sha256": None}, 3, "tier_policy_sha256: missing"),
@@ -309,3 +309,28 @@ def test_training_data_with_no_violations_is_exit_3(capsys, flow, tmp_path):
     code, _, err = run(capsys, "train", "--data", data, "--as-of", "2024-01-01", "--out", tmp_path / "m")
     assert code == 3 and "no violations" in err and "training labels at 2024-01-01" in err and "cannot fit" in err
     assert not (tmp_path / "m").exists()
+
+
+# ------------------------------------------------------------------ estimates read the plan's policy
+def test_estimates_use_the_plan_s_policy_and_refuse_another(flow):
+    """The adverse result codes come from the policy the plan was made under (its plan_* record);
+    another --policy is refused, not silently used."""
+    from yiwu_credit.policy import load_policy
+    from yiwu_credit.supervision.estimates import violation_rates
+    from yiwu_credit.supervision.plan import plan_policy
+
+    plan = supervision_plan(read_input(flow / "s11.csv", "scores"), n=40)
+    assert plan_policy(plan)[0].sha256 == load_policy("yiwu-2022-1.1").sha256
+    d = draw(plan, None, "2026", window=("2026-02-01", "2026-04-30"))
+    drawn = d.selected if hasattr(d, "selected") else d.frame(plan).index
+    ids = list(pd.Index(drawn))
+    res = pd.DataFrame({"entity_id": ids, "date": "2026-03-01",
+                        "result": ["no_problem", "corrected"] * (len(ids) // 2) + ["no_problem"] * (len(ids) % 2)})
+    est = violation_rates(res, plan, drawn=d)
+    assert est.loc[est["domain"] == "all", "violations"].iloc[0] > 0
+    with pytest.raises(UsageError, match="not the policy that planned the plan"):
+        violation_rates(res, plan, drawn=d, policy="yiwu-2022")
+    # a plan without a record: the default, and no refusal
+    bare = plan.drop(columns=list(PLAN_COLUMNS.values()))
+    bare.attrs.clear()
+    assert plan_policy(bare)[1] is not None

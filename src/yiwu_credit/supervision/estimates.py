@@ -51,11 +51,11 @@ import pandas as pd
 from ..data.contract import INSPECTION_RESULTS, RESULT_LABELS_ZH
 from ..data.dates import parse_dates
 from ..errors import ConfigError, DataValidationError, PlanError, Problem
-from ..policy import Policy, load_policy
+from ..policy import Policy
 from .assignments import inspectors_by_entity
 from .audit import campaign_window
 from .joint import JOINT_FORMAT
-from .plan import plan_pi
+from .plan import plan_pi, plan_policy
 from .systematic import Draw
 from .verification import check_audit, check_seal, verify
 
@@ -379,10 +379,10 @@ def violation_rates(results: pd.DataFrame | Campaign, plan: pd.DataFrame | None 
     (respondents), ``response_rate``, ``violations``, ``rate`` (published: Hájek), ``se``,
     ``ci_low``/``ci_high`` (95% Korn–Graubard at n respondents), ``rate_ht``, ``se_ht``, ``N_hat``.
     """
-    adverse = tuple(load_policy(policy).labels.adverse_results if adverse is None else adverse)
-    unknown = set(adverse) - set(INSPECTION_RESULTS)
-    if unknown:
-        raise PlanError(f"adverse: unknown result code(s) {sorted(unknown)}")
+    if adverse is not None:
+        unknown = set(adverse) - set(INSPECTION_RESULTS)
+        if unknown:
+            raise PlanError(f"adverse: unknown result code(s) {sorted(unknown)}")
     if isinstance(results, Campaign):
         c = results
     else:
@@ -390,6 +390,9 @@ def violation_rates(results: pd.DataFrame | Campaign, plan: pd.DataFrame | None 
             raise PlanError("violation_rates: pass the plan")
         c = tie_results(results, plan, drawn=drawn, window=window, adjust_by=adjust_by, result_col=result_col,
                         date_col=date_col, verify_plan=verify_plan)
+    if adverse is None:  # the policy the plan was made under (its plan_* record), or the one given, checked
+        adverse = plan_policy(c.frame, policy)[0].labels.adverse_results
+    adverse = tuple(adverse)
     frame = c.frame.copy(deep=False)
     if "section" in by and "section" not in frame.columns:
         if "industry" not in frame.columns:

@@ -37,7 +37,7 @@ from .allocation import Bound, Infeasible, allocate, resolve_budget_n
 
 __all__ = [
     "CARRY", "FLAT_NOTE", "PLAN_ATTR", "PLAN_COLUMNS", "ROUTINE_TIERS", "SCOPES", "PlanCells", "PlanPart",
-    "PlanSettings", "SolvedPlan", "apply", "as_entity_frame", "check_plan_matches", "check_unique_ids",
+    "PlanSettings", "SolvedPlan", "apply", "as_entity_frame", "check_plan_matches", "plan_policy", "recorded_policy", "check_unique_ids",
     "group_counts", "merge_cells", "merge_plan_records", "plan_cells", "plan_on_cells", "plan_pi", "plan_record", "plan_record_columns",
     "plan_settings", "read_plan_record", "resolve_plan_policy", "sampling_settings", "scores_policy", "solve_groups",
     "supervision_plan", "type_factor_matrix",
@@ -295,32 +295,49 @@ def resolve_plan_policy(scored: pd.DataFrame, policy: str | Path | Policy | None
     that hashes differently is refused (UsageError, exit 2). A table without those columns (not
     written by ``score``) is planned under ``policy`` or the default, with a note.
     """
-    rec = scores_policy(scored, what)
+    return recorded_policy(scores_policy(scored, what), policy, what, "tiered")
+
+
+def recorded_policy(rec: tuple[str, str] | None, policy: str | Path | Policy | None, what: str,
+                    verb: str) -> tuple[Policy, str | None]:
+    """The policy a file records (``rec`` = (name@version, sha256) or None) or ``policy``, which
+    must then be the same one (the one rule of :func:`resolve_plan_policy` and :func:`plan_policy`);
+    ``verb`` says what that policy did to the file ("tiered", "planned")."""
     if rec is None:
         pol = load_policy(policy)
-        note = None if policy is not None else (f"{what} record no tiering policy (no tier_policy columns: not "
-                                                f"written by 'score'): planning under the default policy {pol.name}")
+        note = None if policy is not None else (f"{what} record no policy (not written by this package): using "
+                                                f"the default policy {pol.name}")
         return pol, note
     label, sha = rec
     if policy is not None:
         pol = load_policy(policy)
         if pol.sha256 != sha:
             raise UsageError(f"policy: {pol.name}@{pol.version} (sha256 {pol.sha256[:12]}…) is not the policy that "
-                             f"tiered the {what} ({label}, sha256 {sha[:12]}…): plan them under that policy (omit "
-                             f"--policy) or re-score with --policy {policy if not isinstance(policy, Policy) else pol.name}")
+                             f"{verb} the {what} (recorded in them: {label}, sha256 {sha[:12]}…): omit --policy to use that one"
+                             + (f", or redo the {what} with --policy {policy}" if not isinstance(policy, Policy) else ""))
         return pol, None
     name = label.rsplit("@", 1)[0]
     if not _POLICY_NAME.fullmatch(name) or name.lower().endswith(".toml"):
-        raise ConfigError(f"{what}.tier_policy: {label!r} is not a policy name; pass the policy file with --policy PATH")
+        raise ConfigError(f"{what}: {label!r} is not a policy name; pass the policy file with --policy PATH")
     try:
         pol = load_policy(name)
     except ConfigError:
-        raise ConfigError(f"{what} were tiered by policy {label} (sha256 {sha[:12]}…), which is not a shipped policy: "
-                          "pass its file with --policy PATH") from None
+        raise ConfigError(f"the {what} were {verb} by policy {label} (sha256 {sha[:12]}…), which is not a shipped "
+                          "policy: pass its file with --policy PATH") from None
     if pol.sha256 != sha:
-        raise ConfigError(f"{what} were tiered by policy {label} (sha256 {sha[:12]}…), not the shipped {name} (sha256 "
-                          f"{pol.sha256[:12]}…): pass the policy file that tiered them with --policy PATH")
+        raise ConfigError(f"the {what} were {verb} by policy {label} (sha256 {sha[:12]}…), not the shipped {name} "
+                          f"(sha256 {pol.sha256[:12]}…): pass the policy file with --policy PATH")
     return pol, None
+
+
+def plan_policy(plan: pd.DataFrame, policy: str | Path | Policy | None = None,
+                what: str = "plan") -> tuple[Policy, str | None]:
+    """The policy a plan was made under (its ``plan_policy*`` record), or ``policy``, which must
+    then be that one; the default (with a note) for a plan that records none."""
+    rec = plan_record(plan, what)
+    got = (f"{rec['policy']}@{rec.get('policy_version', '')}", rec["policy_sha256"]) \
+        if rec.get("policy") and rec.get("policy_sha256") else None
+    return recorded_policy(got, policy, what, "planned")
 
 
 def check_plan_matches(plan: pd.DataFrame, scored: pd.DataFrame, policy: Policy | None = None,
