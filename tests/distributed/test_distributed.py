@@ -162,8 +162,13 @@ def test_draw_on_a_bare_frame_with_negative_deficit_and_given_n(client, ref):
     got = D.draw_distributed(ddf, n, 5, plan_attrs={"note": "bare"})
     want = S.draw(plan, n, 5)
     assert got.selected.equals(want.selected)
-    assert {k: v for k, v in got.audit.items() if k != "plan"} == {k: v for k, v in want.audit.items() if k != "plan"}
+    # the plan block differs (given vs the plan's record), so does the seal over it; the rest is equal
+    assert {k: v for k, v in got.audit.items() if k not in ("plan", "seal")} == \
+        {k: v for k, v in want.audit.items() if k not in ("plan", "seal")}
     assert got.audit["plan"] == {"note": "bare"}
+    from yiwu_credit.supervision.audit import seal_audit
+
+    assert seal_audit(got.audit) == got.audit                 # sealed over what it records
 
 
 def test_draw_errors(client, ref):

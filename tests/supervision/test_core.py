@@ -22,7 +22,7 @@ from yiwu_credit.supervision.verification import DESIGNS, verify
 
 SRC = Path(__file__).resolve().parents[2] / "src"
 MODULES = ("prn", "fixedpoint", "allocation", "plan", "systematic", "audit", "joint", "verification",
-           "assignments", "inspectors", "estimates", "frontier", "policy")
+           "assignments", "inspectors", "estimates", "frontier")
 
 
 def _scored(n: int, seed: int) -> pd.DataFrame:

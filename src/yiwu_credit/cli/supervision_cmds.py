@@ -113,6 +113,9 @@ def cmd_draw(a: argparse.Namespace) -> int:
         say(f"campaign window {d.audit['campaign']['start']} – {d.audit['campaign']['end']} (results dated "
              f"outside it will be refused)")
     say(f"audit record (publish it with the frame so anyone can verify) → {audit_path}")
+    seal = d.audit.get("seal", {}).get("sha256")
+    if seal:
+        say(f"audit seal sha256 {seal} (publish it with the draw: an audit edited afterwards no longer matches it)")
     if a.inspectors:
         rec = d.audit["inspectors"]
         say(f"inspectors: {len(asg):,} assignments, {rec['per_entity']} per entity, recusal honoured; roster hash "
