@@ -105,3 +105,26 @@ def test_cli_exits_4_naming_the_file_and_key(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 4 and "tiers.shares.A" in err and str(p) in err
     assert not (tmp_path / "s.csv").exists()
+
+
+def test_shipped_name_or_path_is_one_rule_for_every_kind(tmp_path, monkeypatch):
+    """Policies, catalogues, profiles and bundles find a shipped name or a path the same way."""
+    from yiwu_credit.config import locate
+    from yiwu_credit.errors import BundleError
+    from yiwu_credit.model.bundle import resolve_bundle_path
+
+    assert locate("yiwu-2022", "policy", "policy", ".toml")[1] == "policy yiwu-2022"
+    assert locate("zh", "profile", "profiles", ".toml")[1] == "profile zh"
+    assert resolve_bundle_path(None).name == "default"
+    # a path: has a separator, ends in the suffix, or exists
+    assert locate("x/y", "policy", "policy", ".toml") == (Path("x/y"), "x/y")
+    assert locate("mine.toml", "policy", "policy", ".toml")[0] == Path("mine.toml")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "yiwu-2022").write_text("not a toml file name", encoding="utf-8")
+    assert locate("yiwu-2022", "policy", "policy", ".toml")[0] == Path("yiwu-2022")   # an existing file wins
+    for ref, kind, folder, suffix in (("nosuch", "policy", "policy", ".toml"), ("nosuch", "profile", "profiles", ".toml"),
+                                      ("nosuch", "catalogue", "features", ".toml")):
+        with pytest.raises(ConfigError, match=r"unknown .*'nosuch'; shipped"):
+            locate(ref, kind, folder, suffix)
+    with pytest.raises(BundleError, match=r"unknown bundle 'nosuch'; shipped bundles: \['default'\]"):
+        resolve_bundle_path("nosuch")

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["ConfigText", "check_finite", "config_sha256", "parse_toml", "read_config", "read_text_file"]
+__all__ = ["ConfigText", "check_finite", "config_sha256", "locate", "parse_toml", "read_config", "read_text_file"]
 
 
 @dataclass(frozen=True)
@@ -73,6 +73,26 @@ def check_finite(raw: Any, source: str, where: str = "") -> None:
         raise ConfigError(f"{source}: {where} = {raw}: every number must be finite (no nan or inf)")
 
 
+def locate(ref: str | Path, kind: str, folder: str, suffix: str = "") -> tuple[Path, str]:
+    """Where a configuration or bundle named ``ref`` lives, and how to name it in messages: a path
+    when ``ref`` names an existing file or folder, contains a path separator or ends in ``suffix``;
+    otherwise a shipped name (``resources/<folder>/<ref><suffix>`` in the package; ConfigError
+    listing the shipped names when there is none). The one "shipped name or path" rule of
+    policies, catalogues, profiles and model bundles."""
+    text = str(ref)
+    path = Path(ref)
+    if path.exists() or "/" in text or "\\" in text or (suffix and path.suffix.lower() == suffix):
+        return path, text
+    base = resources.files("yiwu_credit") / "resources" / folder
+    res = base / f"{text}{suffix}"
+    if not (res.is_file() if suffix else res.is_dir()):
+        shipped = sorted(p.name[: len(p.name) - len(suffix)] for p in base.iterdir()
+                         if (p.name.endswith(suffix) if suffix else p.is_dir()) and not p.name.startswith(("_", ".")))
+        plural = "policies" if kind == "policy" else f"{kind}s"
+        raise ConfigError(f"unknown {kind} {text!r}; shipped {plural}: {shipped}, or give a path")
+    return Path(str(res)), f"{kind} {text}"
+
+
 def read_config(ref: str | Path | None, kind: str, folder: str, default: str | None = None) -> ConfigText:
     """Read a configuration: ``ref`` is a shipped name (a file ``resources/<folder>/<ref>.toml`` of
     the package) or a path to a ``.toml`` file; ``None`` means ``default``. ``kind`` names it in
@@ -81,21 +101,10 @@ def read_config(ref: str | Path | None, kind: str, folder: str, default: str | N
     ref = default if ref is None else ref
     if ref is None:
         raise ConfigError(f"no {kind} given")
-    path = Path(ref)
-    if path.suffix.lower() != ".toml":
-        base = resources.files("yiwu_credit") / "resources" / folder
-        res = base / f"{ref}.toml"
-        if not res.is_file():
-            shipped = sorted(p.name[:-5] for p in base.iterdir() if p.name.endswith(".toml"))
-            plural = "policies" if kind == "policy" else f"{kind}s"
-            raise ConfigError(f"unknown {kind} {str(ref)!r}; shipped {plural}: {shipped}, or give a .toml path")
-        source = f"{kind} {ref}"
-        text = read_text_file(Path(str(res)), source)
-    else:
-        if not path.is_file():
-            raise ConfigError(f"{kind} file not found: {path}")
-        source = str(path)
-        text = read_text_file(path, source)
+    path, source = locate(ref, kind, folder, ".toml")
+    if not path.is_file():
+        raise ConfigError(f"{kind} file not found: {path}")
+    text = read_text_file(path, source)
     raw = parse_toml(text, source)
     check_finite(raw, source)
     return ConfigText(raw, source, config_sha256(raw))

@@ -42,6 +42,7 @@ import joblib
 import pandas as pd
 
 from .._version import __version__
+from ..config import locate
 from ..data.io import atomic_path, sha256_file, write_text
 from ..errors import BundleError, ConfigError
 from ..features.catalogue import Catalogue, load_catalogue
@@ -163,10 +164,10 @@ def _reference_record(model: TieredRiskModel) -> dict[str, Any]:
 
 def resolve_bundle_path(path: str | Path | None) -> Path:
     """A bundle directory: an explicit path, or a shipped bundle name (default 'default')."""
-    if path is None or (not Path(path).exists() and "/" not in str(path)):
-        name = DEFAULT_BUNDLE if path is None else str(path)
-        return Path(str(resources.files("yiwu_credit") / "resources" / "models" / name))
-    return Path(path)
+    try:
+        return locate(DEFAULT_BUNDLE if path is None else path, "bundle", "models")[0]
+    except ConfigError as e:
+        raise BundleError(str(e)) from None
 
 
 def _check_manifest(manifest: Any, mpath: Path) -> None:
