@@ -122,6 +122,8 @@ def test_shipped_name_or_path_is_one_rule_for_every_kind(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "yiwu-2022").write_text("not a toml file name", encoding="utf-8")
     assert locate("yiwu-2022", "policy", "policy", ".toml")[0] == Path("yiwu-2022")   # an existing file wins
+    (tmp_path / "zh").mkdir()                       # a data folder named like a profile is not the profile
+    assert locate("zh", "profile", "profiles", ".toml")[1] == "profile zh"
     for ref, kind, folder, suffix in (("nosuch", "policy", "policy", ".toml"), ("nosuch", "profile", "profiles", ".toml"),
                                       ("nosuch", "catalogue", "features", ".toml")):
         with pytest.raises(ConfigError, match=r"unknown .*'nosuch'; shipped"):

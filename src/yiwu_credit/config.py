@@ -75,13 +75,14 @@ def check_finite(raw: Any, source: str, where: str = "") -> None:
 
 def locate(ref: str | Path, kind: str, folder: str, suffix: str = "") -> tuple[Path, str]:
     """Where a configuration or bundle named ``ref`` lives, and how to name it in messages: a path
-    when ``ref`` names an existing file or folder, contains a path separator or ends in ``suffix``;
+    when ``ref`` names an existing file (a folder, for a bundle: ``suffix`` ""), contains a path separator or ends in ``suffix``;
     otherwise a shipped name (``resources/<folder>/<ref><suffix>`` in the package; ConfigError
     listing the shipped names when there is none). The one "shipped name or path" rule of
     policies, catalogues, profiles and model bundles."""
     text = str(ref)
     path = Path(ref)
-    if path.exists() or "/" in text or "\\" in text or (suffix and path.suffix.lower() == suffix):
+    exists = path.is_file() if suffix else path.is_dir()   # a folder named like a shipped policy is no policy
+    if exists or "/" in text or "\\" in text or (suffix and path.suffix.lower() == suffix):
         return path, text
     base = resources.files("yiwu_credit") / "resources" / folder
     res = base / f"{text}{suffix}"
