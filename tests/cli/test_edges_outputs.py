@@ -403,3 +403,19 @@ def test_frontier_plot_needs_an_image_suffix(capsys, tmp_path, plot):
     code, _, err = run(capsys, "frontier", "--scores", tmp_path / "s.csv", "--out", tmp_path / "f.csv",
                        "--plot", tmp_path / plot)
     assert code == 2 and ".png" in err and not (tmp_path / "f.csv").exists()
+
+
+@pytest.mark.parametrize("password", ["TopSecret-123", "Top#Secret9", "Top/Secret9", "Top?S@cret9", "p%40ss", "a:b:c"])
+def test_a_password_is_found_however_it_is_written(password, capsys):
+    """The user part ends at the last '@' before the host: unencoded '#', '/', '?', '@' or ':' in a
+    password do not hide it from the redaction, in the URL or anywhere else in a message."""
+    from yiwu_credit.data.sources.dburl import redact, redact_text, secrets_of
+
+    url = f"postgresql://yiwu:{password}@127.0.0.1:1/credit?sslmode=disable"
+    assert password in secrets_of(url)
+    assert password not in redact(url) and redact(url).startswith("postgresql://yiwu:***@127.0.0.1:1/credit")
+    assert password not in redact_text(f"cannot connect to {url}: refused", [url])
+    assert password not in redact_text(f"cannot connect to {url}: refused")          # a URL the run did not name
+    code = main(["validate", url])
+    out, err = capsys.readouterr()
+    assert code != 0 and password not in out + err and "carries a password" in err

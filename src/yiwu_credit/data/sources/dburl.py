@@ -35,31 +35,46 @@ def url_scheme(url: str) -> str:
     return {"postgres": "postgresql", "mariadb": "mysql"}.get(s, s)
 
 
+_HOST = re.compile(r"[A-Za-z0-9.\-_\[\]:%]*(?:[/?#]|$)")
+
+
+def _userinfo(url: str) -> tuple[str, str, str | None, str] | None:
+    """``url`` split as (``scheme://``, user, password or None, the rest after ``@``), or None
+    without a user part. Split on the raw text, not :func:`urllib.parse.urlsplit`: a password
+    written with an unencoded ``#``, ``/``, ``?`` or ``@`` must still be found (the user part ends
+    at the last ``@`` that is followed by a host)."""
+    m = re.match(r"^\s*[A-Za-z][A-Za-z0-9+.\-]*://", url)
+    if not m:
+        return None
+    head, body = url[:m.end()], url[m.end():]
+    cut = next((i for i in range(len(body) - 1, -1, -1) if body[i] == "@" and _HOST.match(body, i + 1)), -1)
+    if cut < 0:
+        return None
+    user = body[:cut]
+    name, sep, password = user.partition(":")
+    return head, name, (password if sep else None), body[cut + 1:]
+
+
 def redact(url: str) -> str:
     """``url`` with its password (in the user part or a ``password=`` query parameter) replaced by
     ``***``; anything that is not a URL is returned unchanged."""
+    ui = _userinfo(url)
+    text = url if ui is None or ui[2] is None else f"{ui[0]}{ui[1]}:***@{ui[3]}"
     try:
-        parts = urlsplit(url)
+        parts = urlsplit(text)
     except ValueError:
         return "<unparseable URL>"
-    netloc = parts.netloc
-    if "@" in netloc:
-        user, host = netloc.rsplit("@", 1)
-        if ":" in user:
-            user = user.split(":", 1)[0] + ":***"
-        netloc = f"{user}@{host}"
     query = parts.query
     if query:
         pairs = parse_qsl(query, keep_blank_values=True)
         if any(k.lower() == "password" for k, _ in pairs):
             query = urlencode([(k, "***" if k.lower() == "password" else v) for k, v in pairs], safe="*")
-    if netloc == parts.netloc and query == parts.query:
-        return url
-    return f"{parts.scheme}://{netloc}{parts.path}" + (f"?{query}" if query else "") + \
-        (f"#{parts.fragment}" if parts.fragment else "")
+            return f"{parts.scheme}://{parts.netloc}{parts.path}?{query}" + (f"#{parts.fragment}" if parts.fragment else "")
+    return text
 
 
-_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]*:)([^\s@/'\"]+)(@)", re.IGNORECASE)
+_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.\-]*://[^\s:/@'\"]*:)([^\s'\"]+?)(@)(?=[A-Za-z0-9.\-_\[\]:%]*(?:[/?#\s'\"]|$))",
+                       re.IGNORECASE)
 _PASSWORD_PARAM = re.compile(r"([?&;\s]password=)([^&\s'\"]+)", re.IGNORECASE)
 
 
@@ -78,17 +93,15 @@ def redact_text(text: str, urls: Iterable[str] = ()) -> str:
 
 def secrets_of(url: str) -> list[str]:
     """The password as written in ``url`` and decoded (to scrub from driver messages)."""
-    out: list[str] = []
+    ui = _userinfo(url)
+    out: list[str] = [ui[2]] if ui is not None and ui[2] else []
     try:
-        parts = urlsplit(url)
+        query = urlsplit(redact(url) if out else url).query
     except ValueError:
-        return out
-    user = parts.netloc.rsplit("@", 1)[0] if "@" in parts.netloc else ""
-    if ":" in user:
-        out.append(user.split(":", 1)[1])
-    out += [v for k, v in parse_qsl(parts.query, keep_blank_values=True) if k.lower() == "password"]
+        query = ""
+    out += [v for k, v in parse_qsl(query, keep_blank_values=True) if k.lower() == "password"]
     out += [unquote(s) for s in out]
-    return sorted({s for s in out if s}, key=len, reverse=True)
+    return sorted({s for s in out if s and s != "***"}, key=len, reverse=True)
 
 
 def scrub(text: str, url: str) -> str:
