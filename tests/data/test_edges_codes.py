@@ -309,3 +309,24 @@ def test_key_text_leaves_ascii_as_it_is():
 def test_result_label_variants_of_the_policy_notes_map_under_zh(label, code):
     got, f = _coerce("inspections", "result", [label])
     assert got == [code] and not f.problems()
+
+
+@pytest.mark.parametrize("command", ["score", "monitor", "report", pytest.param("train", marks=pytest.mark.slow)])
+def test_every_command_that_loads_data_prints_the_unmatched_reasons(small_world, tmp_path, command, capsys):
+    """A reason read as ``other`` changes labels and features: every command that loads a dataset
+    says so (not only validate and score)."""
+    from yiwu_credit.cli import main
+
+    d = tmp_path / "w"
+    small_world.dataset.save(d, format="csv")
+    lr = pd.read_csv(d / "list_records.csv", dtype=str, keep_default_na=False)
+    lr.loc[lr["reason"] == "annual_report", "reason"] = "Annual report not filed"
+    assert (lr["reason"] == "Annual report not filed").any()
+    lr.to_csv(d / "list_records.csv", index=False)
+    args = {"score": ["--as-of", "2026-01-01", "--out", tmp_path / "s.csv"],
+            "monitor": ["--as-of", "2025-01-01"],
+            "report": ["--as-of", "2025-01-01", "--out", tmp_path / "r.html"],
+            "train": ["--as-of", "2023-01-01", "--out", tmp_path / "m"]}[command]
+    assert main([command, "--data", str(d), *map(str, args)]) == 0
+    out = capsys.readouterr().out
+    assert "note:" in out and "Annual report not filed" in out

@@ -142,11 +142,15 @@ def db_writer(a: argparse.Namespace, command: str, default_run: str, tables: dic
     return write
 
 
-def print_reconcile(ds) -> None:
-    """Print rows in = kept + quarantined for every table that lost rows."""
+def print_reconcile(ds, notes: bool = True) -> None:
+    """Print rows in = kept + quarantined for every table that lost rows, and the loader's notes
+    (values mapped or grouped, e.g. reasons read as ``other``): every command that loads a
+    dataset prints them, so nothing that changes a label or a feature passes unsaid."""
     for name, (n_in, n_kept, n_rej) in ds.counts.items():
         if n_rej:
             say(f"quarantined {name}: {n_rej:,} of {n_in:,} rows (kept {n_kept:,}); reasons in the rejects file")
+    for note in ds.notes if notes else ():
+        say(f"note: {note}")
 
 
 def read_input(path: str, what: str) -> pd.DataFrame:

@@ -31,7 +31,7 @@ def cmd_validate(a: argparse.Namespace) -> int:
         say(str(e))
         return e.exit_code
     say(validation_report(ds))
-    print_reconcile(ds)
+    print_reconcile(ds, notes=False)   # the report above lists the notes
     if a.rejects and len(ds.rejects):
         from ..data.io import write_table
 

@@ -41,6 +41,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         from ..data.dataset import load_dataset
 
         ds, truth = load_dataset(a.data, profile=a.profile, encoding=a.encoding), None
+        print_reconcile(ds)
     params = {"learner": a.learner, "random_state": a.seed}
     res = train(ds, a.as_of, horizon=a.horizon, test_as_of=a.test_as_of, policy=a.policy,
                 catalogue=a.catalogue, label_source=a.labels, truth=truth, **params)
@@ -100,8 +101,6 @@ def cmd_score(a: argparse.Namespace) -> int:
     say(f"entities in {n_in:,} = scored {len(res.scored):,} + out of pool {len(res.excluded):,} "
          f"+ rejected {n_rej:,}; rejects and exclusions with reasons → {rej_path}")
     print_reconcile(ds)
-    for note in ds.notes:
-        say(f"note: {note}")
     for w in res.warnings:
         say(f"warning: {w}")
     shares = res.scored["tier"].value_counts().reindex(list("ABCD"), fill_value=0)
@@ -117,6 +116,7 @@ def cmd_report(a: argparse.Namespace) -> int:
     from ..report.html import write_report
 
     ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
+    print_reconcile(ds)
     bundle = load_bundle(a.model)
     res = score_entities(ds, a.as_of, bundle, policy=a.policy)
     outcomes = build_labels(ds, a.as_of, policy=bundle.policy)["y"] if a.evaluate else None
@@ -154,6 +154,7 @@ def cmd_monitor(a: argparse.Namespace) -> int:
     from ..pipeline.scoring import score_entities
 
     ds = load_dataset(a.data, strict=False, profile=a.profile, encoding=a.encoding)
+    print_reconcile(ds)
     bundle = load_bundle(a.model)
     res = score_entities(ds, a.as_of, bundle, reasons="none")
     prev = score_entities(ds, a.previous_as_of, bundle, reasons="none").scored if a.previous_as_of else None
