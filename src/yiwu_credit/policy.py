@@ -18,7 +18,7 @@ from .data.contract import ENTITY_TYPES, INSPECTION_RESULTS, LIST_REASONS
 from .errors import ConfigError
 
 __all__ = [
-    "DEFAULT_POLICY", "FACT_FLAGS", "FACT_NUMBERS", "HEAVY_PENALTY_KEYS", "POSTURE_ZH", "SECTIONS", "TIERS",
+    "DEFAULT_POLICY", "FACT_FLAGS", "FACT_NUMBERS", "HEAVY_PENALTY_KEYS", "MAX_HORIZON_DAYS", "POSTURE_ZH", "SECTIONS", "TIERS",
     "InspectorPolicy", "Label", "LabelPolicy", "MonitoringPolicy", "OverridePolicy", "Policy", "RepairPolicy",
     "SamplingPolicy", "TierPolicy", "TierSampling", "load_policy", "policy_from_raw",
 ]
@@ -34,6 +34,8 @@ HEAVY_PENALTY_KEYS: tuple[str, ...] = (
 )
 FACT_FLAGS: tuple[str, ...] = ("serious_dishonest", "abnormal_operation", "adverse_conduct", "is_new", "new_with_record")
 FACT_NUMBERS: tuple[str, ...] = ("recent_penalties", "recent_fines_cny")
+#: the longest label horizon (days) a policy or ``--horizon`` may set
+MAX_HORIZON_DAYS = 3660
 
 
 def _num(cfg: dict, key: str, where: str, lo: float | None = None, hi: float | None = None) -> float:
@@ -323,7 +325,9 @@ def _validate(raw: dict, src: str) -> None:
         if o["severe_penalties_min_count"] < o["heavy_penalties_min_count"]:
             raise ConfigError(f"{src} [overrides]: severe_penalties_min_count must be >= heavy_penalties_min_count")
     lab = raw["labels"]
-    _num(lab, "horizon_days", f"{src} [labels]", 1)
+    _num(lab, "horizon_days", f"{src} [labels]", 1, MAX_HORIZON_DAYS)
+    if not isinstance(lab["horizon_days"], int):
+        raise ConfigError(f"{src} [labels].horizon_days: expected a whole number of days, got {lab['horizon_days']!r}")
     _codes(lab, "adverse_results", f"{src} [labels]", INSPECTION_RESULTS)
     for k in ("general_penalty", "serious_dishonest"):
         if not isinstance(lab.get(k, True), bool):

@@ -64,3 +64,29 @@ def test_frontier_budget_rate_zero_is_not_the_default(capsys, tmp_path):
 def test_frontier_refuses_bad_n(n):
     with pytest.raises(PlanError, match="n"):
         policy_frontier(_scored(), 20.0, n=n)
+
+
+def test_inspector_options_without_a_roster_are_refused(tmp_path, capsys):
+    """--previous and --qualification only act on the inspector draw: without --inspectors they
+    would be silently ignored."""
+    from yiwu_credit.cli import main
+
+    for opt in (["--previous", "p.csv"], ["--qualification", "food"]):
+        with pytest.raises(SystemExit) as e:
+            main(["draw", "--plan", str(tmp_path / "plan.csv"), "--seed", "1", *opt, "--out", str(tmp_path / "d.csv")])
+        assert e.value.code == 2 and "--inspectors" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["365.5", "0", "99999", "nan"])
+def test_a_policy_horizon_is_a_whole_number_of_days_in_range(tmp_path, value):
+    from importlib import resources
+
+    from yiwu_credit.errors import ConfigError
+    from yiwu_credit.policy import load_policy
+
+    text = (resources.files("yiwu_credit") / "resources" / "policy" / "yiwu-2022.toml").read_text("utf-8")
+    assert "horizon_days = 365" in text
+    p = tmp_path / "p.toml"
+    p.write_text(text.replace("horizon_days = 365", f"horizon_days = {value}", 1), encoding="utf-8")
+    with pytest.raises(ConfigError, match="horizon_days"):
+        load_policy(p)

@@ -8,7 +8,7 @@ import pytest
 
 from yiwu_credit import supervision as S
 from yiwu_credit.data.contract import INSPECTION_RESULTS
-from yiwu_credit.errors import DataValidationError, PlanError
+from yiwu_credit.errors import DataValidationError, PlanError, UsageError
 from yiwu_credit.supervision.estimates import (
     RESULT_LABELS_ZH,
     ht_rate,
@@ -166,7 +166,7 @@ def test_estimates_refuse_results_not_tied_to_the_draw(population):
         violation_rates(res, plan)                                # no estimate without the draw
     with pytest.raises(PlanError, match="campaign window unknown"):
         violation_rates(res, plan, drawn=d.selected)              # ids alone carry no window
-    with pytest.raises(PlanError, match="audit records 2025-06-01"):
+    with pytest.raises(UsageError, match="audit records 2025-06-01"):
         violation_rates(res, plan, drawn=d, window=("2025-01-01", "2025-12-31"))
     other = plan.copy()                                           # pi moved: not the plan drawn from
     other.iloc[10, other.columns.get_loc("pi")] += 1e-4

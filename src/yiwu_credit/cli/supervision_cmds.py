@@ -132,7 +132,8 @@ def cmd_verify(a: argparse.Namespace) -> int:
     if not res.ok:
         from ..errors import VerificationFailed
 
-        raise VerificationFailed(f"the draw in {a.audit} does not verify ({str(res).splitlines()[0]})")
+        lines = [x.strip() for x in str(res).splitlines() if x.strip()]
+        raise VerificationFailed(f"the draw in {a.audit} does not verify: " + " ".join(lines[:2]))
     return 0
 
 
@@ -222,6 +223,9 @@ def _window_problem(start: str | None, end: str | None, what: str) -> str | None
 
 
 def _check_draw(a: argparse.Namespace) -> str | None:
+    unused = [o for o, v in (("--previous", a.previous), ("--qualification", a.qualification)) if v]
+    if unused and not a.inspectors:
+        return f"{' and '.join(unused)} apply to the inspector draw: give --inspectors ROSTER too"
     return _window_problem(*a.window, "--window") if a.window else None
 
 

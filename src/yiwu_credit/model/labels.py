@@ -27,13 +27,12 @@ from ..data.dataset import Dataset
 from ..data.dates import NAT, Day, day_array
 from ..errors import UsageError
 from ..features.build import alive
-from ..policy import Policy, load_policy
+from ..policy import MAX_HORIZON_DAYS, Policy, load_policy
 
 __all__ = ["MAX_HORIZON_DAYS", "build_labels", "horizon_days"]
 
 
 #: the longest label horizon accepted (10 years): a longer one is a typo, not a design
-MAX_HORIZON_DAYS = 3660
 
 
 def horizon_days(horizon: str | int | pd.Timedelta | None, policy: Policy | str | None = None) -> int:

@@ -50,7 +50,7 @@ import pandas as pd
 
 from ..data.contract import INSPECTION_RESULTS, RESULT_LABELS_ZH
 from ..data.dates import parse_dates
-from ..errors import ConfigError, DataValidationError, PlanError, Problem
+from ..errors import ConfigError, DataValidationError, PlanError, Problem, UsageError
 from ..policy import Policy
 from .assignments import inspectors_by_entity
 from .audit import campaign_window
@@ -186,8 +186,8 @@ def _drawn_and_window(drawn: Any, window: tuple[Any, Any] | None) -> tuple[pd.In
         if audit is not None and "campaign" in audit else None
     given = campaign_window(*window) if window is not None else None
     if recorded and given and recorded != given:
-        raise PlanError(f"campaign window: {given['start']}–{given['end']} given, but the audit records "
-                        f"{recorded['start']}–{recorded['end']}")
+        raise UsageError(f"campaign window: {given['start']}–{given['end']} given, but the audit records "
+                         f"{recorded['start']}–{recorded['end']}: omit --campaign-start/--campaign-end")
     win = given or recorded
     if win is None:
         raise PlanError("campaign window unknown: record it at draw time (draw(..., window=) / "
