@@ -182,3 +182,65 @@ def test_with_inspectors_and_joint_draws_are_sealed():
     bad = {**j.audit, "window": 0.5}
     r = S.verify(bad, plans)
     assert not r.ok and any("window" in m for m in r.mismatches)
+
+
+def test_a_resealed_audit_is_caught_by_the_published_seal(tmp_path, capsys):
+    """Anyone can remake the seal over an edited record; the seal printed at draw time is what the
+    public compares with (verify --seal, estimate --seal)."""
+    import json
+
+    from yiwu_credit.cli import main
+    from yiwu_credit.data import synth
+    from yiwu_credit.supervision.audit import seal_audit
+
+    w = synth.generate(400, seed=5)
+    d, _ = w.save(tmp_path / "w")
+    assert main(["score", "--data", str(d), "--as-of", "2026-01-01", "--out", str(tmp_path / "s.csv")]) == 0
+    assert main(["plan", "--scores", str(tmp_path / "s.csv"), "--n", "30", "--out", str(tmp_path / "p.csv")]) == 0
+    capsys.readouterr()
+    assert main(["draw", "--plan", str(tmp_path / "p.csv"), "--seed", "7", "--window", "2026-02-01", "2026-04-30",
+                 "--out", str(tmp_path / "d.csv")]) == 0
+    out = capsys.readouterr().out
+    seal = out.split("audit seal sha256 ")[1].split()[0]
+    audit_path = tmp_path / "d.audit.json"
+    audit = json.loads(audit_path.read_text("utf-8"))
+    assert audit["seal"]["sha256"] == seal
+    verify = ["verify", "--audit", str(audit_path), "--frame", str(tmp_path / "p.csv")]
+    assert main(verify) == 0
+    assert seal in capsys.readouterr().out          # OK shows the seal to compare with the published one
+    assert main([*verify, "--seal", seal]) == 0
+    assert "the record's seal is the published one" in capsys.readouterr().out
+    widened = seal_audit({**audit, "campaign": {**audit["campaign"], "end": "2026-12-31"}})   # edited and resealed
+    audit_path.write_text(json.dumps(widened), encoding="utf-8")
+    assert main(verify) == 0                      # the seal alone cannot tell…
+    assert main([*verify, "--seal", seal]) == 7   # …the published one can
+    assert "not the published seal" in capsys.readouterr().out
+    res = tmp_path / "r.csv"
+    res.write_text("entity_id,date,result\n", encoding="utf-8")
+    est = ["estimate", "--results", str(res), "--plan", str(tmp_path / "p.csv"), "--audit", str(audit_path),
+           "--out", str(tmp_path / "e.csv")]
+    assert main([*est, "--seal", seal]) == 7 and "not the published seal" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main([*verify, "--seal", "not-a-hash"])
+    assert e.value.code == 2
+
+
+def test_a_plan_file_with_an_edited_record_does_not_verify(tmp_path):
+    """The plan's own record (plan_* columns) must be the one the audit recorded: a plan file whose
+    policy was edited is not the plan drawn from, and estimate would read the wrong adverse codes."""
+    from yiwu_credit.data.tables import read_input
+    from yiwu_credit.supervision.plan import PLAN_COLUMNS
+    from yiwu_credit.supervision.systematic import draw
+    from yiwu_credit.supervision.verification import verify
+
+    scored = _scored(300, 1)
+    from yiwu_credit.supervision.plan import supervision_plan
+
+    plan = supervision_plan(scored, n=20)
+    d = draw(plan, None, 3, window=("2026-02-01", "2026-04-30"))
+    plan.reset_index().to_csv(tmp_path / "p.csv", index=False)
+    frame = read_input(tmp_path / "p.csv", "frame")
+    assert verify(d.audit, frame).ok
+    edited = frame.assign(**{PLAN_COLUMNS["policy"]: "yiwu-2022-1.1"})
+    res = verify(d.audit, edited)
+    assert not res.ok and any("plan record" in m for m in res.mismatches)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "TABLE_SUFFIXES", "add_command", "add_db_args", "add_source_args", "count_arg", "date_arg", "db_writer",
-    "floats_arg", "io_plan", "positive_float", "say", "print_reconcile", "progress", "read_input",
+    "floats_arg", "io_plan", "positive_float", "say", "print_reconcile", "progress", "read_input", "sha256_arg",
 ]
 
 TABLE_SUFFIXES = (".csv", ".parquet", ".xlsx")
@@ -62,6 +62,14 @@ def positive_float(value: str) -> float:
 
 
 positive_float.__name__ = "number > 0"
+
+
+def sha256_arg(value: str) -> str:
+    """argparse type for a SHA-256 written in hex (64 digits; case and surrounding spaces ignored)."""
+    v = value.strip().lower()
+    if len(v) != 64 or any(c not in "0123456789abcdef" for c in v):
+        raise argparse.ArgumentTypeError(f"{value!r} is not a SHA-256 (64 hexadecimal digits)")
+    return v
 
 
 def floats_arg(value: str) -> tuple[float, ...]:

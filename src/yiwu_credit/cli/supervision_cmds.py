@@ -18,6 +18,7 @@ from .boundary import (
     positive_float,
     read_input,
     say,
+    sha256_arg,
 )
 
 __all__ = ["PLOT_SUFFIXES", "register"]
@@ -127,7 +128,7 @@ def cmd_verify(a: argparse.Namespace) -> int:
     from ..supervision.verification import verify_files
 
     res = verify_files(a.audit, a.frame, a.policy, roster=a.inspectors, previous=a.previous,
-                       assignments=a.assignments)
+                       assignments=a.assignments, seal=a.seal)
     say(str(res))
     if not res.ok:
         from ..errors import VerificationFailed
@@ -147,8 +148,8 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     plan = read_input(a.plan, "plan")
     results = read_input(a.results, "results")
     if a.audit:
-        audit = load_audit(a.audit)
-        v = verify(audit, plan, entities_only=True)
+        audit = load_audit(a.audit, seal=a.seal)
+        v = verify(audit, plan, entities_only=True, seal=a.seal)
         if not v.ok:
             from ..errors import VerificationFailed
 
@@ -335,6 +336,8 @@ def register(sp) -> None:
     p.add_argument("--previous", help="the previous campaign's assignments, if the draw used them")
     p.add_argument("--assignments", help="the published assignments to compare with the audit "
                    "(default: <audit stem>.inspectors.csv next to the audit, if present)")
+    p.add_argument("--seal", type=sha256_arg, help="the audit seal published at draw time (draw prints it): an "
+                   "audit edited and resealed afterwards is then a mismatch")
 
     p = add_command(sp, "estimate", cmd_estimate, "Horvitz–Thompson/Hájek violation rates from campaign results, tied to "
              "the draw, adjusted for non-response (一公开).",
@@ -347,6 +350,7 @@ def register(sp) -> None:
     g.add_argument("--audit", help="the draw's audit record (checked against the plan; gives the drawn entities "
                    "and the campaign window)")
     g.add_argument("--drawn", help="the drawn entities (a table with entity_id), if there is no audit")
+    p.add_argument("--seal", type=sha256_arg, help="with --audit: the audit seal published at draw time")
     p.add_argument("--campaign-start", type=date_arg,
                    help="campaign window start (ISO date), if the audit does not record it")
     p.add_argument("--campaign-end", type=date_arg, help="campaign window end (ISO date, inclusive)")

@@ -19,11 +19,12 @@ import pandas as pd
 from ..data.paths import conventional_assignments_path
 from ..errors import ConfigError, VerificationFailed
 from ..policy import Policy
-from .audit import SamplingDesign, VerifyResult, seal_problems
+from .audit import SEAL, SamplingDesign, VerifyResult, seal_problems
 from .joint import JOINT_MICROSTRATA, JointDraw
+from .plan import read_plan_record
 from .systematic import SYSTEMATIC_PPS, Draw
 
-__all__ = ["DESIGNS", "check_audit", "check_seal", "conventional_assignments_path", "load_audit", "verify",
+__all__ = ["DESIGNS", "check_audit", "check_seal", "conventional_assignments_path", "load_audit", "published_seal_problems", "verify",
            "verify_files"]
 
 #: audit ``format`` → the design that wrote it
@@ -56,7 +57,34 @@ def check_seal(audit: Mapping[str, Any], source: str = "audit") -> dict[str, Any
     return dict(audit)
 
 
-def load_audit(path: str | os.PathLike, *, sealed: bool = True) -> dict[str, Any]:
+def published_seal_problems(audit: Mapping[str, Any], seal: str | None) -> list[str]:
+    """The record's seal against the value published at draw time (``draw`` prints it): the seal
+    alone can be remade by whoever edits the record, the published value cannot. None: not checked."""
+    if seal is None:
+        return []
+    got = (audit.get(SEAL) or {}).get("sha256") if isinstance(audit.get(SEAL), Mapping) else None
+    want = str(seal).strip().lower()
+    if got != want:
+        return [f"seal: the record's seal {str(got)[:16]}… is not the published seal {want[:16]}… (the record was "
+                "edited and resealed, or it is another draw's)"]
+    return []
+
+
+def _plan_record_problems(audit: Mapping[str, Any], frame: Any) -> list[str]:
+    """The frame's own plan record (``plan_*`` columns) against the one the audit recorded: a plan
+    file whose record was edited (another policy, budget or floor) is not the plan drawn from."""
+    if not isinstance(frame, pd.DataFrame) or not audit.get("plan"):
+        return []
+    rec = read_plan_record(frame, "frame")
+    if rec is None:
+        return []
+    def canon(x: Any) -> str:
+        return json.dumps(x, sort_keys=True, ensure_ascii=False, default=str)
+    diff = sorted(k for k in set(rec) | set(audit["plan"]) if canon(rec.get(k)) != canon(audit["plan"].get(k)))
+    return [f"plan record: the frame's plan_* columns differ from the audit's plan record in {diff}"] if diff else []
+
+
+def load_audit(path: str | os.PathLike, *, sealed: bool = True, seal: str | None = None) -> dict[str, Any]:
     """Read an audit record written by :func:`~yiwu_credit.supervision.audit.save_audit` (ConfigError if
     malformed). ``sealed``: refuse a record whose seal does not hold or that has none
     (:func:`check_seal`, exit 7); ``verify_files`` reads with ``sealed=False`` and reports it instead."""
@@ -68,13 +96,20 @@ def load_audit(path: str | os.PathLike, *, sealed: bool = True) -> dict[str, Any
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise ConfigError(f"{p}: not valid JSON: {e}") from None
     audit = check_audit(audit, str(p))
-    return check_seal(audit, str(p)) if sealed else audit
+    if not sealed:
+        return audit
+    audit = check_seal(audit, str(p))
+    problems = published_seal_problems(audit, seal)
+    if problems:
+        raise VerificationFailed(f"{p}: " + "; ".join(problems))
+    return audit
 
 
 def verify(audit: Mapping[str, Any] | Draw | JointDraw,
            plan_or_frame: pd.DataFrame | Mapping[str, pd.DataFrame],
            policy: str | Path | Policy | None = None, *, roster: Any = None, previous: Any = None,
-           assignments: pd.DataFrame | str | os.PathLike | None = None, entities_only: bool = False) -> VerifyResult:
+           assignments: pd.DataFrame | str | os.PathLike | None = None, entities_only: bool = False,
+           seal: str | None = None) -> VerifyResult:
     """Recompute a draw from its audit record and the candidate frame; name every mismatch.
 
     ``plan_or_frame``: the plan (with ``pi``) the draw used, or the scored frame — the plan is
@@ -94,7 +129,9 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     changed, added or removed is a mismatch; a record without a seal is NOT VERIFIED), so what is
     not recomputed — the campaign window, the plan record — is covered too. ``entities_only``:
     check the seal, recompute the entity draw, and leave the recorded inspector draw to the seal
-    (what ``estimate`` needs).
+    (what ``estimate`` needs). ``seal``: the seal published at draw time, compared with the
+    record's (anyone can remake a seal over an edited record; nobody can change the published one).
+    A frame that carries a plan record (``plan_*`` columns) must carry the audit's.
     """
     if isinstance(audit, Draw | JointDraw):
         audit = audit.audit
@@ -107,8 +144,14 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
     named = {m.split(":", 1)[0] for m in res.mismatches}   # a field the recomputation already names
     seal_mm = [m for m in seal_mm if "'" not in m or m.split("'")[1] not in named]
     checked = res.checked if not sealed else (
-        *res.checked, "seal: every recorded field (campaign window, plan record, parameters, …) is as drawn")
-    mismatches, unverified = (*res.mismatches, *seal_mm), (*res.unverified, *seal_unverified)
+        *res.checked, "seal: every recorded field (campaign window, plan record, parameters, …) is as sealed"
+        + ("" if seal is not None else f"; the seal is {audit[SEAL]['sha256']}: compare it with the one published at "
+           "draw time (or pass it: --seal)"))
+    mismatches = (*res.mismatches, *seal_mm, *published_seal_problems(audit, seal),
+                  *_plan_record_problems(audit, plan_or_frame))
+    unverified = (*res.unverified, *seal_unverified)
+    if seal is not None and not published_seal_problems(audit, seal):
+        checked = (*checked, "seal: the record's seal is the published one")
     return VerifyResult(not mismatches and not unverified, mismatches, res.recomputed, checked, unverified)
 
 
@@ -117,7 +160,7 @@ def verify(audit: Mapping[str, Any] | Draw | JointDraw,
 def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | Mapping[str, str | os.PathLike],
                  policy: str | Path | Policy | None = None, *, roster: str | os.PathLike | None = None,
                  previous: str | os.PathLike | None = None,
-                 assignments: str | os.PathLike | None = None) -> VerifyResult:
+                 assignments: str | os.PathLike | None = None, seal: str | None = None) -> VerifyResult:
     """:func:`verify` on files: an audit JSON and a plan/scored table (CSV or Parquet; for a joint
     audit a mapping department → table path; read by the one reader, exit 3 if missing or
     unreadable). This is what ``yiwu-credit verify`` runs.
@@ -131,10 +174,10 @@ def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | 
 
     audit = load_audit(audit_path, sealed=False)   # the seal is reported by verify, with the rest
     if isinstance(frame_path, Mapping):
-        return verify(audit, {d: read_input(p, f"frame {d}") for d, p in frame_path.items()}, policy)
+        return verify(audit, {d: read_input(p, f"frame {d}") for d, p in frame_path.items()}, policy, seal=seal)
     frame = read_input(frame_path, "frame")
     prev = read_input(previous, "previous", required=("entity_id", "inspector_id")) if previous is not None else None
     asg = Path(assignments) if assignments is not None else None
     if asg is None and "inspectors" in audit and conventional_assignments_path(audit_path).is_file():
         asg = conventional_assignments_path(audit_path)
-    return verify(audit, frame, policy, roster=roster, previous=prev, assignments=asg)
+    return verify(audit, frame, policy, roster=roster, previous=prev, assignments=asg, seal=seal)
