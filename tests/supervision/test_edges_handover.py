@@ -245,7 +245,7 @@ def test_duplicate_entity_ids_are_refused_by_plan_and_frontier(capsys, flow, cmd
     s.to_csv(flow / "s_dup.csv", index=False)
     extra = ["--budget-rate", "0.04"] if cmd == "frontier" else []
     code, _, err = run(capsys, cmd, "--scores", flow / "s_dup.csv", *extra, "--out", flow / "x_dup.csv")
-    assert code == 3 and "scored.entity_id: duplicate entity_id" in err
+    assert code == 3 and "entity_id: duplicate entity_id" in err
     for i in sorted(set(dups)):
         assert repr(s.loc[i, "entity_id"]) in err and f"{i + 1}" in err
     n_rows = 2 * len(set(dups)) + (len(dups) - len(set(dups)))
@@ -334,3 +334,26 @@ def test_estimates_use_the_plan_s_policy_and_refuse_another(flow):
     bare = plan.drop(columns=list(PLAN_COLUMNS.values()))
     bare.attrs.clear()
     assert plan_policy(bare)[1] is not None
+
+
+@pytest.mark.parametrize("cmd", ["draw", "verify", "estimate"])
+def test_an_id_repeated_in_another_spelling_is_refused_by_every_command(capsys, flow, cmd):
+    """A plan (or drawn list) naming an entity twice, once in lower case, is a data error naming the
+    id and rows (exit 3) for every command that reads it, not an 'impossible plan' (6)."""
+    run(capsys, "plan", "--scores", flow / "s11.csv", "--n", "30", "--out", flow / "p_ok.csv")
+    assert run(capsys, "draw", "--plan", flow / "p_ok.csv", "--seed", "4", "--window", "2026-02-01", "2026-04-30",
+               "--out", flow / "d_ok.csv")[0] == 0
+    p = pd.read_csv(flow / "p_ok.csv", dtype=str, keep_default_na=False)
+    twin = p.iloc[[3]].assign(entity_id=p["entity_id"].iloc[3].lower())
+    pd.concat([p, twin], ignore_index=True).to_csv(flow / "p_twin.csv", index=False)
+    drawn = pd.read_csv(flow / "d_ok.csv", dtype=str, keep_default_na=False)[["entity_id"]]
+    pd.concat([drawn, drawn.iloc[[0]].assign(entity_id=lambda d: d["entity_id"].str.lower())],
+              ignore_index=True).to_csv(flow / "d_twin.csv", index=False)
+    (flow / "r_none.csv").write_text("entity_id,date,result\n", encoding="utf-8")
+    argv = {"draw": ["draw", "--plan", flow / "p_twin.csv", "--seed", "4", "--out", flow / "d_x.csv"],
+            "verify": ["verify", "--audit", flow / "d_ok.audit.json", "--frame", flow / "p_twin.csv"],
+            "estimate": ["estimate", "--results", flow / "r_none.csv", "--plan", flow / "p_ok.csv", "--drawn",
+                         flow / "d_twin.csv", "--campaign-start", "2026-02-01", "--campaign-end", "2026-04-30",
+                         "--out", flow / "e_x.csv"]}[cmd]
+    code, _, err = run(capsys, *argv)
+    assert code == 3 and "duplicate entity_id" in err and "row(s)" in err

@@ -161,12 +161,13 @@ def print_reconcile(ds, notes: bool = True) -> None:
         say(f"note: {note}")
 
 
-def read_input(path: str, what: str) -> pd.DataFrame:
+def read_input(path: str, what: str, unique: bool = True) -> pd.DataFrame:
     """A command's input table with an entity_id column, indexed by it (the one reader,
-    :func:`yiwu_credit.data.tables.read_input`: exit 3 naming the file, column, rows and reason)."""
+    :func:`yiwu_credit.data.tables.read_input`: exit 3 naming the file, column, rows and reason).
+    ``unique``: each entity once (scores, plans, drawn lists); results explain their own repeats."""
     from ..data.tables import read_input as read_one
 
-    return read_one(path, what).set_index("entity_id")
+    return read_one(path, what, unique=("entity_id",) if unique else ()).set_index("entity_id")
 
 
 def io_plan(a: argparse.Namespace, *, inputs: Sequence[tuple[str, str | None]] = (),

@@ -146,7 +146,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
 
     window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
     plan = read_input(a.plan, "plan")
-    results = read_input(a.results, "results")
+    results = read_input(a.results, "results", unique=False)   # tie_results names repeated results
     if a.audit:
         audit = load_audit(a.audit, seal=a.seal)
         v = verify(audit, plan, entities_only=True, seal=a.seal)

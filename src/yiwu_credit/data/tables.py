@@ -25,7 +25,7 @@ import pandas as pd
 from ..errors import DataValidationError, Problem, UsageError
 from .uscc import normalise_ids
 
-__all__ = ["ID_COLUMNS", "TEXT_COLUMNS", "TEXT_PREFIXES", "read_input", "unmatched_ids"]
+__all__ = ["ID_COLUMNS", "TEXT_COLUMNS", "TEXT_PREFIXES", "check_unique_ids", "read_input", "unmatched_ids"]
 
 #: columns that name an entity or an inspector (the one id rule applies to them)
 ID_COLUMNS = ("entity_id", "inspector_id")
@@ -91,13 +91,14 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
 
 
 def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required: Sequence[str] = ("entity_id",),
-               id_columns: Sequence[str] = ID_COLUMNS, text: Iterable[str] = TEXT_COLUMNS) -> pd.DataFrame:
+               id_columns: Sequence[str] = ID_COLUMNS, text: Iterable[str] = TEXT_COLUMNS,
+               unique: Sequence[str] = ()) -> pd.DataFrame:
     """Read the command input ``what`` (a path, or a DataFrame to check the same way).
 
     ``required`` columns must be present; ``id_columns`` that are present are normalised by the
-    one id rule and may not be blank; ``text`` columns are read as text. Returns the table
-    (not indexed) with ``attrs["source"]`` (the file name) and ``attrs["ids_changed"]`` (column →
-    how many ids the rule changed). DataValidationError (exit 3) naming ``what``, the file, the
+    one id rule and may not be blank; ``text`` columns are read as text; ``unique`` columns may
+    not repeat a value (after the id rule: :func:`check_unique_ids`). Returns the table (not
+    indexed) with ``attrs["source"]`` (the file name). DataValidationError (exit 3) naming ``what``, the file, the
     column, the rows and the reason; UsageError (exit 2) for a database URL.
     """
     if isinstance(source, pd.DataFrame):
@@ -129,7 +130,6 @@ def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required:
     if missing:
         raise DataValidationError([Problem(what, c, f"missing column in {name}; found {[str(x) for x in df.columns]}")
                                    for c in missing])
-    changed: dict[str, int] = {}
     for c in id_columns:
         if c not in df.columns:
             continue
@@ -139,10 +139,25 @@ def read_input(source: str | os.PathLike | pd.DataFrame, what: str, *, required:
         if blank.any():
             rows = tuple(int(i) + 1 for i in np.flatnonzero(blank))
             raise DataValidationError([Problem(what, c, f"{name}: missing {c}", rows=rows[:10], n_rows=len(rows))])
-        changed[c] = int((raw.astype(object).to_numpy() != ids).sum())
         df[c] = pd.Series(ids, index=df.index, dtype=object)
-    df.attrs.update(source=name, ids_changed=changed)
+    for c in unique:
+        check_unique_ids(df.set_index(c), f"{what} ({name})" if name != what else what, c)
+    df.attrs.update(source=name)
     return df
+
+
+def check_unique_ids(df: pd.DataFrame, what: str = "scored", column: str = "entity_id") -> None:
+    """DataValidationError (exit 3) naming the duplicated ids of ``df``'s index and their rows
+    (1-based data rows): a duplicated entity would be planned, counted and drawn twice."""
+    idx = df.index
+    if idx.is_unique:
+        return
+    dup = idx.duplicated(keep=False)
+    rows = np.flatnonzero(dup)
+    ids = sorted({str(x) for x in idx[dup]})
+    shown = ", ".join(repr(x) for x in ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+    raise DataValidationError([Problem(what, column, f"duplicate {column} {shown}: each must appear once (it "
+                                       "would be counted twice)", tuple(int(r) + 1 for r in rows[:5]), len(rows))])
 
 
 def unmatched_ids(ids: Iterable[str], known: Iterable[str], what: str, against: str, limit: int = 5) -> str | None:

@@ -31,6 +31,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..data.tables import check_unique_ids
 from ..errors import ConfigError, DataValidationError, PlanError, Problem, UsageError
 from ..policy import TIERS, Policy, load_policy
 from .allocation import Bound, Infeasible, allocate, resolve_budget_n
@@ -120,21 +121,6 @@ def plan_pi(plan: pd.DataFrame, what: str = "plan") -> np.ndarray:
         raise PlanError(f"{what}.pi: every active entity needs 0 < pi ≤ 1 (nobody is exempt), entity "
                         f"{_examples(plan.index, bad)}")
     return pi
-
-
-def check_unique_ids(df: pd.DataFrame, what: str = "scored") -> None:
-    """DataValidationError (exit 3) naming the duplicated entity ids and their rows (1-based data
-    rows of ``df``): a duplicated entity would be planned, counted and drawn twice."""
-    idx = df.index
-    if idx.is_unique:
-        return
-    dup = idx.duplicated(keep=False)
-    rows = np.flatnonzero(dup)
-    ids = sorted({str(x) for x in idx[dup]})
-    shown = ", ".join(repr(x) for x in ids[:5]) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
-    raise DataValidationError([Problem(what, "entity_id", f"duplicate entity_id {shown}: each entity must "
-                                       "appear once (it would be counted twice)",
-                                       tuple(int(r) + 1 for r in rows[:5]), len(rows))])
 
 
 # ============================================================== the plan record, in files

@@ -174,8 +174,9 @@ def verify_files(audit_path: str | os.PathLike, frame_path: str | os.PathLike | 
 
     audit = load_audit(audit_path, sealed=False)   # the seal is reported by verify, with the rest
     if isinstance(frame_path, Mapping):
-        return verify(audit, {d: read_input(p, f"frame {d}") for d, p in frame_path.items()}, policy, seal=seal)
-    frame = read_input(frame_path, "frame")
+        return verify(audit, {d: read_input(p, f"frame {d}", unique=("entity_id",)) for d, p in frame_path.items()},
+                      policy, seal=seal)
+    frame = read_input(frame_path, "frame", unique=("entity_id",))
     prev = read_input(previous, "previous", required=("entity_id", "inspector_id")) if previous is not None else None
     asg = Path(assignments) if assignments is not None else None
     if asg is None and "inspectors" in audit and conventional_assignments_path(audit_path).is_file():
