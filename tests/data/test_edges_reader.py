@@ -442,3 +442,20 @@ def test_rows_longer_than_the_header_are_refused_not_shifted(capsys, camp, tmp_p
     (tmp_path / "plan.csv").write_text("\n".join([lines[0], *body]) + "\n", encoding="utf-8")
     code, _, err = run(capsys, "draw", "--plan", tmp_path / "plan.csv", "--seed", 7, "--out", tmp_path / "o.csv")
     assert code == 3 and "plan" in err and "plan.csv" in err and not (tmp_path / "o.csv").exists()
+
+
+@pytest.mark.parametrize("suffix", [".XLSX", ".Parquet", ".CSV"])
+def test_a_table_s_format_follows_its_suffix_in_any_case(capsys, camp, tmp_path, suffix):
+    """``PLAN.XLSX`` is a workbook and ``P.PARQUET`` Parquet, when written and when read (one rule,
+    data/paths.table_format): not a CSV refused for its encoding."""
+    from yiwu_credit.data.paths import table_format
+
+    plan = tmp_path / f"plan{suffix}"
+    code, _, _ = run(capsys, "plan", "--scores", camp / "scores.csv", "--n", 40, "--out", plan)
+    assert code == 0
+    head = plan.read_bytes()[:4]
+    assert (head == b"PK\x03\x04") == (table_format(plan) == "xlsx") and (head == b"PAR1") == (table_format(plan) == "parquet")
+    code, _, _ = run(capsys, "draw", "--plan", plan, "--seed", 7, "--out", tmp_path / "d.csv")
+    assert code == 0
+    code, out, _ = run(capsys, "verify", "--audit", tmp_path / "d.audit.json", "--frame", camp / "plan.csv")
+    assert code == 0 and out.startswith("OK")

@@ -173,11 +173,11 @@ def cmd_monitor(a: argparse.Namespace) -> int:
 
 def _check_score(a: argparse.Namespace) -> str | None:
     out = Path(a.out)
-    if out.suffix not in TABLE_SUFFIXES:
+    if out.suffix.lower() not in TABLE_SUFFIXES:
         return f"--out {a.out}: give a file ending in {', '.join(TABLE_SUFFIXES)}"
-    if a.excel and out.suffix != ".xlsx":
+    if a.excel and out.suffix.lower() != ".xlsx":
         return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {out.suffix})"
-    if a.rejects and Path(a.rejects).suffix not in TABLE_SUFFIXES:
+    if a.rejects and Path(a.rejects).suffix.lower() not in TABLE_SUFFIXES:
         return f"--rejects {a.rejects}: give a file ending in {', '.join(TABLE_SUFFIXES)}"
     return None
 

@@ -266,7 +266,7 @@ def _check_frontier(a: argparse.Namespace) -> str | None:
 
 
 def _check_estimate(a: argparse.Namespace) -> str | None:
-    if a.excel and Path(a.out).suffix != ".xlsx":
+    if a.excel and Path(a.out).suffix.lower() != ".xlsx":
         return f"--excel writes an Excel workbook: give an --out ending in .xlsx (not {Path(a.out).suffix})"
     if (a.campaign_start is None) != (a.campaign_end is None):
         return "--campaign-start and --campaign-end: give both (the campaign window, inclusive) or neither"

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import OutputError
+from .paths import table_format
 
 if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
@@ -225,12 +226,12 @@ def write_xlsx(df: pd.DataFrame, tmp: Path, target: Path, date_cells: bool = Fal
 
 
 def _write_one(df: pd.DataFrame, tmp: Path, target: Path, *, excel: bool, index: bool, neutralise: bool) -> None:
-    if target.suffix == ".parquet":
+    if table_format(target) == "parquet":
         df.to_parquet(tmp, index=index)
         return
     if index:
         df = df.reset_index()
-    if target.suffix == ".xlsx":  # every text cell is written as text, never as a formula
+    if table_format(target) == "xlsx":  # every text cell is written as text, never as a formula
         write_xlsx(df, tmp, target)
     else:
         df = neutralise_formulas(df) if neutralise else df

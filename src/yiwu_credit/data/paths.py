@@ -23,7 +23,7 @@ from pathlib import Path
 
 __all__ = [
     "IoPlan", "case_insensitive", "check_io", "conventional_assignments_path", "dataset_table_files",
-    "draw_audit_path", "publish_summary_path", "same_database", "same_location", "score_rejects_path",
+    "draw_audit_path", "publish_summary_path", "same_database", "same_location", "score_rejects_path", "table_format",
 ]
 
 # ----------------------------------------------------------------------------- sidecar names
@@ -34,7 +34,14 @@ def score_rejects_path(out: str | os.PathLike, rejects: str | os.PathLike | None
     if rejects:
         return Path(rejects)
     o = Path(out)
-    return o.with_name(o.stem + ".rejects" + (".xlsx" if o.suffix == ".xlsx" else ".csv"))
+    return o.with_name(o.stem + ".rejects" + (".xlsx" if table_format(o) == "xlsx" else ".csv"))
+
+
+def table_format(path: str | os.PathLike) -> str:
+    """The format a table file is read and written in, from its suffix, whatever its case
+    (officials' files come as ``PLAN.XLSX``): "parquet", "xlsx", or "csv" (anything else)."""
+    suffix = Path(path).suffix.lower()
+    return {".parquet": "parquet", ".xlsx": "xlsx"}.get(suffix, "csv")
 
 
 def draw_audit_path(out: str | os.PathLike, audit: str | os.PathLike | None = None) -> Path:
@@ -53,7 +60,7 @@ def conventional_assignments_path(audit_path: str | os.PathLike) -> Path:
 def publish_summary_path(publish: str | os.PathLike) -> Path:
     """The summary beside ``estimate --publish P``: ``<P stem>.summary.csv`` (``.xlsx`` for a workbook)."""
     p = Path(publish)
-    return p.with_name(p.stem + ".summary" + (".xlsx" if p.suffix == ".xlsx" else ".csv"))
+    return p.with_name(p.stem + ".summary" + (".xlsx" if table_format(p) == "xlsx" else ".csv"))
 
 
 def dataset_table_files(names: Sequence[str]) -> tuple[str, ...]:

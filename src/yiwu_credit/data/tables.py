@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from ..errors import DataValidationError, Problem, UsageError
+from .paths import table_format
 from .uscc import normalise_ids
 
 __all__ = ["ID_COLUMNS", "TEXT_COLUMNS", "TEXT_PREFIXES", "check_unique_ids", "read_input", "unmatched_ids"]
@@ -53,14 +54,14 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
     from .io import restore_formulas
     from .sources.files import Unreadable, csv_header, duplicate_headers, xlsx_rows
 
-    if p.suffix == ".parquet":
+    if table_format(p) == "parquet":
         import pyarrow.parquet as pq
 
         dup = duplicate_headers([str(n) for n in pq.read_schema(p).names])
         if dup:
             raise Unreadable(dup)
         return pd.read_parquet(p)
-    if p.suffix == ".xlsx":
+    if table_format(p) == "xlsx":
         _, names, rows = xlsx_rows(p)
         width = len(names)
         body = [list(r[:width]) + [None] * (width - len(r)) for r in rows]

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ...errors import Problem
+from ..paths import table_format
 from .profile import Profile
 
 __all__ = ["EXCEL_MAX_COLUMNS", "EXCEL_MAX_SHEET_ROWS", "EXTENSIONS", "MAX_XLSX_CELLS", "RawTable", "Unreadable",
@@ -309,14 +310,14 @@ def read_table_file(p: Path, table: str, profile: Profile, encoding: str | None 
 
     Raises :class:`Unreadable` for a file that cannot be read, has missing or ambiguous
     columns, or (with ``strict_headers``) headers the profile does not know."""
-    if p.suffix == ".parquet":
+    if table_format(p) == "parquet":
         import pyarrow.parquet as pq
 
         dup = duplicate_headers([str(n) for n in pq.read_schema(p).names])
         if dup:
             raise Unreadable(dup)
         raw = RawTable(pd.read_parquet(p), None, [], p.name, detail="parquet")
-    elif p.suffix == ".xlsx":
+    elif table_format(p) == "xlsx":
         raw = _read_xlsx(p, profile.tables[table].sheet)
     else:
         raw = _read_csv(p, encoding, (*profile.tables[table].columns["entity_id"], "entity_id"))
