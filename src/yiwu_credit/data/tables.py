@@ -52,7 +52,7 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
     """The file's cells (``text`` columns as str), after the header checks; Unreadable/ValueError
     propagate with the reason."""
     from .io import restore_formulas
-    from .sources.files import Unreadable, csv_header, duplicate_headers, xlsx_rows
+    from .sources.files import Unreadable, csv_header, duplicate_headers, xlsx_cell, xlsx_rows
 
     if table_format(p) == "parquet":
         import pyarrow.parquet as pq
@@ -69,9 +69,7 @@ def _read(p: Path, text: set[str]) -> pd.DataFrame:
             else pd.DataFrame({c: [] for c in names}, dtype=object)
         for c in df.columns:
             if c in text or str(c).startswith(TEXT_PREFIXES):
-                df[c] = df[c].astype(object).where(df[c].notna(), None).map(lambda v: v if v is None else
-                                                                         (str(int(v)) if isinstance(v, float) and
-                                                                          v.is_integer() else str(v)))
+                df[c] = df[c].astype(object).where(df[c].notna(), None).map(xlsx_cell)  # the loader's rule
             else:
                 df[c] = _infer(df[c])
         return df

@@ -25,7 +25,7 @@ from ...errors import Problem
 from ..paths import table_format
 from .profile import Profile
 
-__all__ = ["EXCEL_MAX_COLUMNS", "EXCEL_MAX_SHEET_ROWS", "EXTENSIONS", "MAX_XLSX_CELLS", "RawTable", "Unreadable",
+__all__ = ["EXCEL_MAX_COLUMNS", "EXCEL_MAX_SHEET_ROWS", "EXTENSIONS", "MAX_XLSX_CELLS", "RawTable", "Unreadable", "xlsx_cell",
            "csv_header", "detect_encoding", "duplicate_headers", "find_table", "read_table_file", "write_dataset",
            "xlsx_rows"]
 
@@ -173,7 +173,7 @@ def _read_csv(p: Path, encoding: str | None, id_headers: tuple[str, ...] = ("ent
     return RawTable(df, rows, bad, p.name, encoding="UTF-8" if enc == "utf-8" else enc.upper())
 
 
-def _cell(v: Any) -> Any:
+def xlsx_cell(v: Any) -> Any:
     """An Excel cell as text the contract parser understands (dates as ISO, whole numbers without .0)."""
     if v is None or v == "":
         return None
@@ -300,7 +300,7 @@ def xlsx_rows(p: Path, sheet: str | None = None) -> tuple[str, list[str], list[l
 def _read_xlsx(p: Path, sheet: str | None) -> RawTable:
     name, names, data = xlsx_rows(p, sheet)
     width = len(names)
-    body = [[_cell(v) for v in r[:width]] + [None] * (width - len(r)) for r in data]
+    body = [[xlsx_cell(v) for v in r[:width]] + [None] * (width - len(r)) for r in data]
     df = pd.DataFrame(body, columns=names, dtype=object) if body else pd.DataFrame({c: [] for c in names}, dtype=object)
     return RawTable(df, None, [], p.name, detail=f"xlsx, sheet {name!r}")
 
