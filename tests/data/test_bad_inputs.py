@@ -209,14 +209,15 @@ def test_formula_cells_are_neutralised_in_csv_and_text_in_xlsx(capsys, world_cop
 
 
 def test_formula_guard_round_trips_and_leaves_numbers(tmp_path):
-    from yiwu_credit.data.io import neutralise_formulas, read_table, write_table
+    from yiwu_credit.data.io import neutralise_formulas, write_table
+    from yiwu_credit.data.tables import read_input
 
     df = pd.DataFrame({"t": ["\tx", "\ry", "=1", "ok", None, "'=kept"], "n": [-1.0, 2.0, -3.0, 4.0, 5.0, 6.0]})
     g = neutralise_formulas(df)
     assert g["t"].tolist()[:4] == ["'\tx", "'\ry", "'=1", "ok"] and g["n"].tolist() == df["n"].tolist()
     assert df["t"].iloc[0] == "\tx"                                      # the input is not modified
     write_table(df, tmp_path / "t.csv")
-    back = read_table(tmp_path / "t.csv")
+    back = read_input(tmp_path / "t.csv", "t", required=(), id_columns=())
     assert back["t"].tolist()[:4] == ["\tx", "\ry", "=1", "ok"] and back["t"].iloc[5] == "'=kept"
 
 

@@ -186,10 +186,10 @@ def test_xlsx_with_a_stray_cell_is_refused_not_an_abort(camp, tmp_path, case):
 def test_verify_reads_an_xlsx_frame_like_draw(capsys, camp, tmp_path):
     """``verify --frame plan.xlsx`` failed with UnicodeDecodeError; a draw from the workbook is the
     draw from the CSV, and each verifies against the other."""
-    from yiwu_credit.data.io import read_table, write_table
+    from yiwu_credit.data.io import write_table
+    from yiwu_credit.data.tables import read_input
 
-    write_table(read_table(camp / "plan.csv", dtype={"entity_id": str, "tier": str, "town": str, "industry": str}),
-                tmp_path / "plan.xlsx")
+    write_table(read_input(camp / "plan.csv", "plan"), tmp_path / "plan.xlsx")
     code, out, _ = run(capsys, "verify", "--audit", camp / "drawn.audit.json", "--frame", tmp_path / "plan.xlsx",
                        "--inspectors", camp / "w" / "inspectors.csv")
     assert code == 0 and out.startswith("OK")

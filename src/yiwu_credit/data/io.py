@@ -8,7 +8,7 @@ naming the path, and leaves no temporary file behind.
 
 CSV and Excel outputs are read by people in spreadsheets, so text cells that a spreadsheet would
 run as a formula (starting with ``= + - @``, tab or CR; OWASP "CSV injection") are written to CSV
-with a leading apostrophe (:func:`read_table` removes it again, so a round trip is exact); Excel
+with a leading apostrophe (the reader, :func:`yiwu_credit.data.tables.read_input`, removes it again, so a round trip is exact); Excel
 workbooks hold every text cell as a text cell, never a formula.
 """
 
@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from matplotlib.figure import Figure
 
 __all__ = [
-    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas", "read_table",
+    "EXCEL_MAX_ROWS", "atomic_outputs", "atomic_path", "markdown_table", "neutralise_formulas",
     "restore_formulas", "save_figure", "sha256_file", "write_bytes", "write_table", "write_tables", "write_text", "write_xlsx",
 ]
 
@@ -272,16 +272,6 @@ def write_table(df: pd.DataFrame, path: str | os.PathLike, *, excel: bool = Fals
                 neutralise: bool = True) -> Path:
     """Write one table atomically (see :func:`write_tables` for formats and options)."""
     return write_tables([(df, path)], excel=excel, index=index, neutralise=neutralise)[0]
-
-
-def read_table(path: str | os.PathLike, dtype: dict | None = None) -> pd.DataFrame:
-    """Read a table this package wrote (CSV with or without BOM, Excel workbook or Parquet),
-    undoing the formula guard of CSV text cells: the one reader
-    (:func:`yiwu_credit.data.tables.read_input`) without required or id columns; the columns in
-    ``dtype`` are read as text."""
-    from .tables import read_input
-
-    return read_input(path, Path(path).name, required=(), id_columns=(), text=tuple(dtype or ()))
 
 
 def sha256_file(path: str | os.PathLike) -> str:
