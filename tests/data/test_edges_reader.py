@@ -459,3 +459,27 @@ def test_a_table_s_format_follows_its_suffix_in_any_case(capsys, camp, tmp_path,
     assert code == 0
     code, out, _ = run(capsys, "verify", "--audit", tmp_path / "d.audit.json", "--frame", camp / "plan.csv")
     assert code == 0 and out.startswith("OK")
+
+
+def test_roster_text_follows_the_key_rule_and_unknown_towns_are_reported(capsys, camp, tmp_path):
+    """Roster towns, qualifications and conflict lists are read by the loader's key rule: a
+    zero-width space or full-width text is the same town, '；' separates like ';', and a town that
+    no entity of the plan has is reported (an inspector silently never eligible otherwise)."""
+    from yiwu_credit.supervision.inspectors import load_roster
+
+    ros = pd.read_csv(camp / "w" / "inspectors.csv", dtype=str, keep_default_na=False)
+    clean = load_roster(ros.copy())
+    dirty = ros.copy()
+    dirty["towns"] = dirty["towns"].str.replace(";", "；").map(lambda t: t + "\u200b" if t else t)
+    dirty["qualifications"] = dirty["qualifications"].str.replace(";", "；")
+    dirty["conflicts"] = dirty["conflicts"].str.replace(";", "；")
+    got = load_roster(dirty)
+    assert got.table["towns"].tolist() == clean.table["towns"].tolist()
+    assert got.table["qualifications"].tolist() == clean.table["qualifications"].tolist()
+    assert got.table["conflicts"].tolist() == clean.table["conflicts"].tolist()
+    odd = ros.copy()
+    odd.loc[0, "towns"] = "不存在镇"
+    odd.to_csv(tmp_path / "r.csv", index=False)
+    code, out, _ = run(capsys, "draw", "--plan", camp / "plan.csv", "--seed", 7, "--inspectors", tmp_path / "r.csv",
+                       "--out", tmp_path / "d.csv")
+    assert code == 0 and "towns" in out and "不存在镇" in out

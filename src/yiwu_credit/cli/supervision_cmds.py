@@ -98,7 +98,10 @@ def cmd_draw(a: argparse.Namespace) -> int:
                   unmatched_ids(prev["entity_id"] if prev is not None else (), plan.index,
                                 f"previous {Path(a.previous or '').name} entity_id", "the plan"),
                   unmatched_ids(prev["inspector_id"] if prev is not None else (), roster.table.index,
-                                f"previous {Path(a.previous or '').name} inspector_id", "the roster")):
+                                f"previous {Path(a.previous or '').name} inspector_id", "the roster"),
+                  unmatched_ids((t for ts in roster.table["towns"] for t in ts),
+                                plan["town"].dropna().unique() if "town" in plan.columns else (),
+                                f"roster {Path(a.inspectors).name} towns", "the plan's towns")):
             if w:
                 say(w)
         asg = assign_inspectors(d.frame(plan), roster, a.seed, previous=prev, qualification=a.qualification)

@@ -46,7 +46,7 @@ _K = np.uint64(0x9E3779B97F4A7C15)
 
 
 def _split(v: Any) -> frozenset[str]:
-    if v is None or (isinstance(v, float) and np.isnan(v)):
+    if v is None or (not isinstance(v, str) and pd.isna(v)):
         return frozenset()
     return frozenset(x.strip() for x in str(v).split(";") if x.strip())
 
@@ -111,6 +111,12 @@ def load_roster(source: str | os.PathLike | pd.DataFrame | Roster) -> Roster:
     if len(dup):
         raise ConfigError(f"{src}.inspector_id: duplicate id(s) {sorted(set(dup))[:5]} "
                           f"(rows {dup.index[:5].tolist()})")
+    from ..data.checks import key_text
+
+    # the loader's one rule for key text (format characters removed, NFKC: '；' is ';', '义亭镇\u200b' is
+    # '义亭镇'), so towns and qualifications compare with the plan's and lists split as written
+    df = df.assign(**{c: key_text(df[c].astype(object).where(df[c].notna(), None))[0]
+                      for c in ("department", "towns", "qualifications", "conflicts")})
     dept = df["department"].fillna("").astype(str).str.strip()
     empty = np.flatnonzero((dept == "").to_numpy())
     if len(empty):
