@@ -419,3 +419,24 @@ def test_a_password_is_found_however_it_is_written(password, capsys):
     code = main(["validate", url])
     out, err = capsys.readouterr()
     assert code != 0 and password not in out + err and "carries a password" in err
+
+
+def test_a_failed_plot_leaves_no_frontier_table_and_the_drawn_list_has_no_plan_record(tmp_path, capsys):
+    """frontier's plot belongs to the run's output set (a plot that cannot be written leaves no table);
+    the drawn list carries the entities, the plan's record goes into the audit only."""
+    from yiwu_credit.data import synth
+
+    w = synth.generate(300, seed=4)
+    d, _ = w.save(tmp_path / "w")
+    assert main(["score", "--data", str(d), "--as-of", "2026-01-01", "--out", str(tmp_path / "s.csv")]) == 0
+    (tmp_path / "blocker").write_text("a file, not a folder", encoding="utf-8")
+    code = main(["frontier", "--scores", str(tmp_path / "s.csv"), "--budget-rate", "0.05", "--out",
+                 str(tmp_path / "f.csv"), "--plot", str(tmp_path / "blocker" / "f.png")])
+    assert code == 9 and not (tmp_path / "f.csv").exists()
+    assert main(["plan", "--scores", str(tmp_path / "s.csv"), "--n", "20", "--out", str(tmp_path / "p.csv")]) == 0
+    assert main(["draw", "--plan", str(tmp_path / "p.csv"), "--seed", "3", "--out", str(tmp_path / "d.csv")]) == 0
+    import json
+
+    cols = pd.read_csv(tmp_path / "d.csv", nrows=1).columns
+    assert not [c for c in cols if c.startswith("plan_")]
+    assert json.loads((tmp_path / "d.audit.json").read_text("utf-8"))["plan"]["policy_sha256"]

@@ -37,7 +37,12 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
         write_table(ds.rejects, a.rejects)
         say(f"rejected rows written to {a.rejects}")
-    return 0 if not len(ds.rejects) else 3
+    if len(ds.rejects):
+        from ..errors import Problem
+
+        raise DataValidationError([Problem("dataset", None, f"{len(ds.rejects):,} row(s) quarantined (listed above"
+                                           + (f", written to {a.rejects})" if a.rejects else "; --rejects FILE writes them)"))])
+    return 0
 
 
 def cmd_synth(a: argparse.Namespace) -> int:

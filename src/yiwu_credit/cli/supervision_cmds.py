@@ -62,9 +62,8 @@ def cmd_frontier(a: argparse.Namespace) -> int:
     items = [(f.table, a.out)]
     if a.burden:
         items.append((f.burden, a.burden))
-    write_tables(items)
-    if a.plot:
-        f.plot(a.plot)
+    # the plot is drawn before the tables are renamed into place: a failed plot leaves no table either
+    write_tables(items, before_commit=(lambda: f.plot(a.plot)) if a.plot else None)
     p = f.params
     say(f"frontier of {len(f.table)} candidate policies on {p['population']:,} entities, budget "
          f"{p['budget']:,.0f} inspections/year, campaign n = {p['n']:,} ({f.seconds:.1f} s) → {a.out}")
@@ -84,7 +83,9 @@ def cmd_draw(a: argparse.Namespace) -> int:
 
     plan = read_input(a.plan, "plan")
     d = draw(plan, a.n, a.seed, window=tuple(a.window) if a.window else None)
+    # the drawn list for people and the next step; the plan's record goes into the audit, not each row
     sel = d.frame(plan).reset_index()
+    sel = sel.drop(columns=[c for c in sel.columns if str(c).startswith("plan_")])
     audit_path = draw_audit_path(a.out, a.audit)
     if a.inspectors:
         from ..data.tables import read_input as read_one
@@ -145,6 +146,7 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     from ..data.io import write_tables
     from ..data.paths import publish_summary_path
     from ..supervision.estimates import publication_summary, tie_results, violation_rates
+    from ..supervision.plan import plan_policy
     from ..supervision.verification import load_audit, verify
 
     window = (a.campaign_start, a.campaign_end) if a.campaign_start or a.campaign_end else None  # both, checked
@@ -161,7 +163,10 @@ def cmd_estimate(a: argparse.Namespace) -> int:
     else:
         drawn = read_input(a.drawn, "drawn").index
     c = tie_results(results, plan, drawn=drawn, window=window, verify_plan=False)
-    est = violation_rates(c, by=a.by, policy=a.policy)
+    pol, note = plan_policy(plan, a.policy)             # the plan's recorded policy, or refused
+    if note:
+        say(f"note: {note}")
+    est = violation_rates(c, by=a.by, policy=pol)
     table = _published_table(a, c, drawn) if a.publish else None   # checked before anything is written
     outputs = [(est, a.out, a.excel)]
     if table is not None:
