@@ -336,13 +336,29 @@ def test_batch_equals_online_on_1000_dirty_entities(tmp_path):
 # ------------------------------------------------------------------ threads
 
 
+def _outcome(sc: Scorer, req) -> object:
+    try:
+        return sc.score_one(*req, AS_OF)
+    except (DataValidationError, ValueError) as e:
+        return (type(e).__name__, str(e))
+
+
 def test_a_scorer_shared_by_8_threads_gives_the_one_thread_answers(w23, scorer):
+    """Concurrent calls are scored together; each still gets exactly its own answer or error:
+    good requests, a refused one (bad fine), one out of the pool, one whose event names another
+    entity, and the same entity twice at once."""
     d, ds, run = w23
     records = _text_records(d)
     ids = [i for i in ds.entities["entity_id"][:14] if i in run.scored.index]
     reqs = [_request(records, i) for i in ids]
-    want = [scorer.score_one(e, ev, AS_OF) for e, ev in reqs]
-    got: dict[tuple[int, int], dict] = {}
+    e0, ev0 = reqs[0]
+    reqs += [(e0, dict(ev0, penalties=[dict(_PEN, entity_id=e0["entity_id"], fine_cny="-5")])),
+             (dict(e0, established_on="2030-01-01"), {}),
+             (e0, dict(ev0, complaints=[{"entity_id": ids[1], "received_on": "2025-01-01", "substantiated": "true"}])),
+             (dict(e0, entity_id=e0["entity_id"].lower()), ev0)]
+    want = [_outcome(scorer, r) for r in reqs]
+    assert sum(isinstance(w, tuple) for w in want) == 3
+    got: dict[tuple[int, int], object] = {}
     errors: list[BaseException] = []
 
     def work(t: int) -> None:
@@ -350,7 +366,7 @@ def test_a_scorer_shared_by_8_threads_gives_the_one_thread_answers(w23, scorer):
             for rep in range(2):
                 for k in range(len(reqs)):
                     j = (k + t * 5) % len(reqs)
-                    got[(t, rep * len(reqs) + j)] = scorer.score_one(*reqs[j], AS_OF)
+                    got[(t, rep * len(reqs) + j)] = _outcome(scorer, reqs[j])
         except BaseException as e:  # noqa: BLE001 - reported below
             errors.append(e)
 
@@ -363,3 +379,25 @@ def test_a_scorer_shared_by_8_threads_gives_the_one_thread_answers(w23, scorer):
     assert len(got) == 8 * 2 * len(reqs)
     for (_, i), one in got.items():
         assert one == want[i % len(reqs)]
+
+
+def test_waiting_calls_are_scored_in_one_pass(w23, monkeypatch):
+    """While one pass runs, calls that arrive wait and are then scored together."""
+    d, ds, run = w23
+    records = _text_records(d)
+    ids = [i for i in ds.entities["entity_id"][:30] if i in run.scored.index][:8]
+    sc = Scorer()
+    sizes: list[int] = []
+    real = sc.score_many
+
+    def spy(entities, as_of):
+        sizes.append(len(entities))
+        return real(entities, as_of)
+
+    monkeypatch.setattr(sc, "score_many", spy)
+    threads = [threading.Thread(target=sc.score_one, args=(*_request(records, i), AS_OF)) for i in ids]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert sum(sizes) == len(ids) and max(sizes) > 1
