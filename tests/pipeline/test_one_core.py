@@ -86,6 +86,15 @@ def test_records_as_text_or_typed_give_the_batch_answer(w23, scorer, form):
     assert (round(one["probability"], 3), one["tier"]) == (0.185, "D")
 
 
+def test_rows_of_dataframes_are_records_too(w23, scorer):
+    """An entity as a DataFrame row (Series) and events as DataFrames, NaT dates included."""
+    d, ds, run = w23
+    for eid in [i for i in ds.entities["entity_id"][:10] if i in run.scored.index]:
+        ent = ds.entities[ds.entities["entity_id"] == eid].iloc[0]
+        events = {n: ds.table(n)[ds.table(n)["entity_id"] == eid] for n in EVENT_TABLES}
+        _assert_same(scorer.score_one(ent, events, AS_OF), run.scored.loc[eid], eid)
+
+
 def test_score_many_equals_score_one(w23, scorer):
     d, ds, run = w23
     records = _text_records(d)

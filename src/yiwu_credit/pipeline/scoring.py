@@ -311,8 +311,10 @@ class Scorer:
         whole request); one dict per entity, in order."""
         tables: dict[str, list[Mapping[str, Any]]] = {"entities": []}
         for entity, events in entities:
-            tables["entities"].append(entity)
+            tables["entities"].append(entity.to_dict() if isinstance(entity, pd.Series) else entity)
             for name, rows in events.items():
+                if isinstance(rows, pd.DataFrame):
+                    rows = rows.to_dict("records")
                 if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
                     raise DataValidationError([Problem(str(name), None, "expected a DataFrame or a list of records, "
                                                                         f"got {type(rows).__name__}")])
