@@ -401,8 +401,9 @@ def load_records(tables: Mapping[str, pd.DataFrame | Sequence[Mapping[str, Any]]
                 frames[name] = raw
     for name in TABLES:  # a table left out: no rows
         if name not in frames and not any(p.table == name for p in f.fatal):
-            frames[name] = _native_table(_record_frame([], name, prof, f), name, prof, f"{name} ({source})",
-                                         source, f)
+            frames[name] = RawTable(_record_frame([], name, prof, f), np.zeros(0, dtype=np.int64), [],
+                                    f"{name} ({source})", headers={c: c for c in TABLES[name].column_names},
+                                    detail=source)
     if f.fatal:
         raise DataValidationError(f.fatal)
     small = sum(len(r.df) for r in frames.values()) < _PARALLEL_ROWS
