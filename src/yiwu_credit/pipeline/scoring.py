@@ -9,6 +9,11 @@ bundle's by default, or ``policy=`` (``score --policy``), fitted on the bundle's
 distribution at scoring time, so another policy's shares or thresholds take effect without a
 refit. The output records which policy tiered it (columns ``tier_policy`` and
 ``tier_policy_sha256``; ``ScoreResult.tiering``; ``scored.attrs["tiering"]``).
+
+One scoring function (``_score``: features → model → tiers → overrides → reasons → assembly)
+serves every path: :func:`score_entities` (batch, and each Dask partition) and :class:`Scorer`
+(online), which validates its records with :func:`~yiwu_credit.data.dataset.load_records` — the
+loader's own rules — so batch and online answers agree field by field.
 """
 
 from __future__ import annotations
