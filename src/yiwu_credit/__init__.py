@@ -5,10 +5,10 @@ reason codes, and double-random (双随机) inspection planning, drawing and est
 
 The pipeline, stage by stage (each name is importable from here; see docs/architecture.md)::
 
-    data         load_dataset → Dataset            (contract, validation, sources, synthetic world)
+    data         load_dataset, load_records → Dataset  (contract, validation, sources, synthetic world)
     features     build_features                    (the declarative catalogue)
     model        TieredRiskModel, train, Bundle    (learner, calibration, points, bundles)
-    pipeline     score_entities                    (features → model → tiers → reasons)
+    pipeline     score_entities, Scorer            (features → model → tiers → reasons, batch and online)
     supervision  supervision_plan → draw → verify  (policy, inspectors, estimates, frontier)
     monitoring   monitor
 
@@ -30,7 +30,8 @@ _API: dict[str, str] = {
     "BundleError": "errors", "PlanError": "errors", "OutputError": "errors", "UsageError": "errors",
     "Problem": "errors", "VerificationFailed": "errors", "RetrainNeeded": "errors",
     # data
-    "Dataset": "data.dataset", "load_dataset": "data.dataset", "validation_report": "data.dataset",
+    "Dataset": "data.dataset", "load_dataset": "data.dataset", "load_records": "data.dataset",
+    "validation_report": "data.dataset",
     "Profile": "data.sources.profile", "load_profile": "data.sources.profile",
     "synth": "data.synth",
     # features
@@ -74,7 +75,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # pragma: no cover - for type checkers and IDEs only
     from .data import synth
-    from .data.dataset import Dataset, load_dataset, validation_report
+    from .data.dataset import Dataset, load_dataset, load_records, validation_report
     from .data.sources.profile import Profile, load_profile
     from .errors import (
         BundleError,

@@ -285,3 +285,20 @@ def test_local_cluster_starts_workers_with_the_worker_environ():
         assert list(got.values()) == [want]
         c.restart()
         assert list(c.run(lambda: {k: os.environ.get(k) for k in WORKER_ENVIRON}).values()) == [want]
+
+
+def test_read_bucket_validates_by_the_loaders_rules(small, bundle, tmp_path):
+    """A bucket read with ``validate=True`` goes through load_records: a valid bucket gives the
+    same tables; one with a row breaking the contract is refused, naming table, column and row."""
+    from yiwu_credit.errors import DataValidationError
+
+    D.write_partitioned(small, tmp_path / "ok", 4)
+    plain, checked = D.read_bucket(tmp_path / "ok", 1), D.read_bucket(tmp_path / "ok", 1, validate=True)
+    for n in TABLES:
+        pd.testing.assert_frame_equal(checked.table(n), plain.table(n))
+    pen = small.penalties.copy()
+    pen.loc[0, "fine_cny"] = -5.0
+    D.write_partitioned(small.replace(penalties=pen), tmp_path / "bad", 4)
+    k = int(D.bucket_of(pen["entity_id"].iloc[[0]], 4)[0])
+    with pytest.raises(DataValidationError, match="penalties.fine_cny: must be >= 0"):
+        D.read_bucket(tmp_path / "bad", k, validate=True)

@@ -12,7 +12,7 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from yiwu_credit.data.contract import TABLES
@@ -80,6 +80,12 @@ def pool_ids(world, bundle):
 
 
 @pytest.fixture(scope="module")
+def ages(world, bundle) -> dict[str, int]:
+    X = build_features(world.dataset, AS_OF, bundle.catalogue, bundle.policy)
+    return X["age_days"].astype(int).to_dict()
+
+
+@pytest.fixture(scope="module")
 def all_a(bundle):
     """The shipped bundle tiered by its policy with thresholds that put every entity in model tier
     A (probabilities are clipped at 1 - 1e-6): whatever ends above A got there through a policy rule."""
@@ -105,9 +111,14 @@ _pen = st.tuples(st.integers(1, 365), _fines)
 @settings(max_examples=60, derandomize=True, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 @given(data=st.data(), before=st.lists(_pen, max_size=4), new=_pen)
-def test_a_recent_general_penalty_never_lowers_probability_or_tier(small, pool_ids, bundle, data, before, new):
+def test_a_recent_general_penalty_never_lowers_probability_or_tier(small, pool_ids, ages, bundle, data, before,
+                                                                   new):
     everyone, young = pool_ids
     eid = data.draw(st.one_of(st.sampled_from(everyone), st.sampled_from(young)), label="entity")
+    assume(ages[eid] >= 1)
+    # penalties on or after the establishment date (an earlier one breaks the contract: refused online)
+    before = [(min(d, ages[eid]), f) for d, f in before]
+    new = (min(new[0], ages[eid]), new[1])
     scorer = _scorer(bundle)
     extra0 = [_penalty(eid, d, f) for d, f in before]
     extra1 = extra0 + [_penalty(eid, *new)]

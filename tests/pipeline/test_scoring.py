@@ -6,7 +6,7 @@ import pytest
 
 from yiwu_credit import build_features
 from yiwu_credit.data.contract import TABLES
-from yiwu_credit.features.build import entity_features
+from yiwu_credit.data.dataset import load_records
 from yiwu_credit.pipeline.scoring import Scorer, score_entities
 
 AS_OF = "2026-01-01"
@@ -57,21 +57,21 @@ def test_single_entity_path_matches_batch(world, batch, bundle):
             assert one["reasons"][0][1] == row["reason_1_zh"]
 
 
-def test_entity_features_equal_build_features_row(world, bundle):
+def test_entity_records_give_the_build_features_row(world, bundle):
+    """One entity's records, validated by load_records (the online path), give its row of the
+    batch feature matrix exactly."""
     X = build_features(world.dataset, AS_OF, bundle.catalogue, bundle.policy)
     for eid in X.index[:40]:
         ent, events = _entity(world, eid)
-        f = entity_features(ent, events, AS_OF, bundle.catalogue, bundle.policy)
-        for c in X.columns:
-            v = X.loc[eid, c]
-            if isinstance(X[c].dtype, pd.CategoricalDtype):
-                v = list(X[c].cat.categories).index(v)
-            assert (np.isnan(f[c]) and pd.isna(v)) or f[c] == pytest.approx(v), (eid, c)
+        one = build_features(load_records({"entities": [ent], **events}), AS_OF, bundle.catalogue, bundle.policy)
+        pd.testing.assert_frame_equal(one, X.loc[[eid]], check_index_type=False)
 
 
 def test_single_entity_outside_pool_is_refused(world, bundle):
     sc = Scorer(bundle)
     ent, events = _entity(world, world.dataset.entities["entity_id"].iloc[0])
-    ent = dict(ent, established_on="2030-01-01")
-    with pytest.raises(ValueError, match="not in the supervision pool"):
-        sc.score_one(ent, events, AS_OF)
+    # established after as_of (no events: those would break the contract, dated before it)
+    with pytest.raises(ValueError, match="not in the supervision pool.*not established"):
+        sc.score_one(dict(ent, established_on="2030-01-01"), {}, AS_OF)
+    with pytest.raises(ValueError, match="not in the supervision pool.*revoked/cancelled"):
+        sc.score_one(dict(ent, status="cancelled", closed_on="2025-06-01"), events, AS_OF)

@@ -455,6 +455,19 @@ def _numbers(table: Table, col: Column, raw: pd.Series, f: Findings | None) -> t
 def coerce(table: Table, df: pd.DataFrame, f: Findings | None = None, profile: Profile | None = None) -> pd.DataFrame:
     """Cast every contract column to its type; unparseable or implausible values are findings.
     ``profile`` maps source code values and adds date formats."""
+    n = len(df)
+    if not n:  # no rows, no findings: the typed empty table (made once per table)
+        empty = _EMPTY.get(table.name)
+        if empty is None or list(empty.columns) != table.column_names:
+            empty = _EMPTY[table.name] = _coerce(table, df.iloc[:0], None, None)
+        return empty.copy(deep=True)
+    return _coerce(table, df, f, profile)
+
+
+_EMPTY: dict[str, pd.DataFrame] = {}
+
+
+def _coerce(table: Table, df: pd.DataFrame, f: Findings | None, profile: Profile | None) -> pd.DataFrame:
     out = {}
     n = len(df)
     codes = profile.codes if profile is not None else {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,7 +50,11 @@ from .sources.files import (
 )
 from .sources.profile import Profile, load_profile
 
-__all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "validation_report"]
+__all__ = ["REJECT_COLUMNS", "Dataset", "empty_table", "index_of", "load_dataset", "load_records",
+           "validation_report"]
+
+#: below this many rows in all, in-memory tables are validated on the calling thread
+_PARALLEL_ROWS = 50_000
 
 
 
@@ -227,7 +231,8 @@ class _Prepared:
 
 
 def _prepare_tables(read: Callable[[str], tuple[RawTable | None, list[Problem]]], prof: Profile,
-                    order: list[str], as_of: pd.Timestamp | None = None) -> dict[str, _Prepared]:
+                    order: list[str], as_of: pd.Timestamp | None = None,
+                    parallel: bool = True) -> dict[str, _Prepared]:
     """Read, type and check every table on up to one thread per core (Arrow and numpy release the
     GIL): ``entities`` first (its worker then indexes the ids and checks the entities), then the
     other tables, the largest first; each event table's worker matches its ids and checks its rows
@@ -284,7 +289,7 @@ def _prepare_tables(read: Callable[[str], tuple[RawTable | None, list[Problem]]]
                 done.set()
 
     order = ["entities", *(n for n in order if n != "entities")]
-    return _in_parallel(one, order)
+    return _in_parallel(one, order) if parallel else {name: one(name) for name in order}
 
 
 def _in_parallel(fn: Callable[[str], Any], names: list[str]) -> dict[str, Any]:
@@ -314,13 +319,96 @@ def _read_database(url: str, prof: Profile, f: Findings) -> dict[str, RawTable]:
                     f.fatal.append(Problem(name, None, f"no table or view {' or '.join(prof.tables[name].names)} "
                                                        f"in the database {_redacted(url)}"))
                 continue
-            raw = RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), [], names[0], detail="database relation")
-            try:
-                out[name] = apply_headers(raw, name, prof)
-            except Unreadable as e:
-                f.fatal.append(Problem(name, None, f"cannot read {names[0]}: {e}"))
+            got_table = _native_table(df, name, prof, names[0], "database relation", f)
+            if got_table is not None:
+                out[name] = got_table
         todo = nxt
     return out
+
+
+def _native_table(df: pd.DataFrame, name: str, prof: Profile, file: str, detail: str,
+                  f: Findings) -> RawTable | None:
+    """Rows with native typed values (a database relation, in-memory records) as table ``name``:
+    rows numbered 1..n, headers mapped by ``prof``; a header problem is fatal (in ``f``)."""
+    raw = RawTable(df, np.arange(1, len(df) + 1, dtype=np.int64), [], file, detail=detail)
+    try:
+        return apply_headers(raw, name, prof)
+    except Unreadable as e:
+        f.fatal.append(Problem(name, None, f"cannot read {file}: {e}"))
+    return None
+
+
+def _record_frame(rows: Sequence[Any], name: str, prof: Profile, f: Findings) -> pd.DataFrame | None:
+    """A list of records (mappings of column → value) as an object-typed frame: every value is
+    read as a file cell is (missing-likes — None, NaN, NaT, NA, blank — are missing; numbers,
+    booleans and dates by their text), so typed and text records give the same verdicts. A key
+    absent from a record is a missing value; a key that names no column (of the contract or the
+    profile's headers) is fatal."""
+    bad = [i for i, r in enumerate(rows, 1) if not isinstance(r, Mapping)]
+    if bad:
+        f.fatal.append(Problem(name, None, f"row(s) {bad[:5]} are not records (mappings of column to value)"))
+        return None
+    tm = prof.tables[name]
+    known = {h: c for c in TABLES[name].column_names for h in (c, *tm.columns.get(c, ()))}
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    unknown = [k for k in keys if str(k).strip() not in known and str(k).strip() not in tm.ignore]
+    if unknown:
+        f.fatal.append(Problem(name, None, f"unknown field(s) {unknown[:5]}; fields are {TABLES[name].column_names}"))
+        return None
+    given = {known[str(k).strip()] for k in keys if str(k).strip() in known}
+    keys += [c for c in TABLES[name].column_names if c not in given]
+    return pd.DataFrame({k: pd.Series([r.get(k) for r in rows], dtype=object) for k in keys},
+                        index=pd.RangeIndex(len(rows)))
+
+
+def load_records(tables: Mapping[str, pd.DataFrame | Sequence[Mapping[str, Any]]],
+                 as_of: str | pd.Timestamp | None = None, strict: bool = True, *,
+                 profile: str | Path | Profile | None = None, source: str = "records") -> Dataset:
+    """Validate in-memory tables — DataFrames or lists of records (column → value) — into a
+    :class:`Dataset`, exactly as :func:`load_dataset` validates a directory or a database: the
+    same typing, codes, ranges, dates, USCC check, id normalisation and profile mapping, the same
+    rejects, notes, counts and ``data_issues``. ``tables`` maps a contract table name (or the
+    profile's name of it) to its rows; a table left out has no rows (``entities`` must have rows).
+
+    DataFrame columns keep their types (as a database relation's do); record values are read by
+    their text (``2016`` and ``"2016"``, ``True`` and ``"True"`` give the same verdict; None,
+    NaN, NaT and blanks are missing). An unknown table name or field is always fatal. ``strict``
+    and ``as_of`` as in :func:`load_dataset`; row N of a reject is the N-th record (1-based).
+    Small inputs are validated on the calling thread (no thread pool: online requests)."""
+    as_of_ts = parse_as_of(as_of) if as_of is not None else None
+    prof = load_profile(profile)
+    f = Findings()
+    alias = {n: name for name in TABLES for n in (name, *prof.tables[name].names)}
+    frames: dict[str, RawTable] = {}
+    for key, rows in tables.items():
+        name = alias.get(str(key))
+        if name is None:
+            f.fatal.append(Problem(str(key), None, f"unknown table {key!r}; tables are {list(TABLES)}"))
+            continue
+        if name in frames:
+            f.fatal.append(Problem(name, None, f"table given twice (as {key!r} and another name)"))
+            continue
+        if isinstance(rows, pd.DataFrame):
+            df = rows.reset_index(drop=True)
+        elif isinstance(rows, Sequence) and not isinstance(rows, str | bytes):
+            df = _record_frame(rows, name, prof, f)
+        else:
+            f.fatal.append(Problem(name, None, f"expected a DataFrame or a list of records, got {type(rows).__name__}"))
+            continue
+        if df is not None:
+            raw = _native_table(df, name, prof, f"{name} ({source})", source, f)
+            if raw is not None:
+                frames[name] = raw
+    for name in TABLES:  # a table left out: no rows
+        if name not in frames and not any(p.table == name for p in f.fatal):
+            frames[name] = RawTable(_record_frame([], name, prof, f), np.zeros(0, dtype=np.int64), [],
+                                    f"{name} ({source})", headers={c: c for c in TABLES[name].column_names},
+                                    detail=source)
+    if f.fatal:
+        raise DataValidationError(f.fatal)
+    small = sum(len(r.df) for r in frames.values()) < _PARALLEL_ROWS
+    return _validated(lambda name: (frames.get(name), []), list(TABLES), prof, as_of_ts, strict, source, f,
+                      parallel=not small)
 
 
 def _redacted(location: str) -> str:
@@ -356,7 +444,15 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
             raise DataValidationError([Problem("dataset", None, f"directory not found: {directory}")])
         read = lambda name: _read_file(directory, name, prof, encoding)  # noqa: E731
         order = sorted(TABLES, key=lambda name: -_file_size(directory, name, prof))
-    prepared = _prepare_tables(read, prof, order, as_of_ts)
+    return _validated(read, order, prof, as_of_ts, strict, location, f)
+
+
+def _validated(read: Callable[[str], tuple[RawTable | None, list[Problem]]], order: list[str], prof: Profile,
+               as_of_ts: pd.Timestamp | None, strict: bool, location: str, f: Findings,
+               parallel: bool = True) -> Dataset:
+    """Type and check the tables ``read(name)`` gives, and build the Dataset (or raise): the one
+    validation of every source (files, a database, in-memory records)."""
+    prepared = _prepare_tables(read, prof, order, as_of_ts, parallel)
     for name in TABLES:
         f.fatal += prepared[name].fatal
     typed: dict[str, pd.DataFrame] = {}
@@ -409,8 +505,9 @@ def load_dataset(path: str | Path, as_of: str | pd.Timestamp | None = None, stri
         return pos, sub
 
     todo = [n for n in EVENT_TABLES if prepared[n].positions is None]
+    later = sorted(todo, key=lambda name: -len(typed[name]))
     checked = {**{n: check(n) for n in EVENT_TABLES if n not in todo},
-               **_in_parallel(check, sorted(todo, key=lambda name: -len(typed[name])))}
+               **(_in_parallel(check, later) if parallel else {n: check(n) for n in later})}
     positions = {}
     for name in EVENT_TABLES:
         positions[name], sub = checked[name]

@@ -42,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..data.contract import TABLES
-from ..data.dataset import Dataset
+from ..data.dataset import Dataset, load_records
 from ..errors import ConfigError
 from ..features.build import build_features
 from ..model.bundle import Bundle, load_bundle
@@ -430,15 +430,17 @@ def read_partitioned(path: str | os.PathLike | Sequence[str | os.PathLike]) -> D
     return DistributedDataset(tables, B, source=key, entity_rows=entity_rows)
 
 
-def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: int) -> Dataset:
+def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: int, validate: bool = False) -> Dataset:
     """One bucket of a partitioned dataset as an in-memory :class:`Dataset` (no Dask needed):
-    what a Spark ``mapInPandas`` task or any other executor scores with ``score_entities``."""
+    what a Spark ``mapInPandas`` task or any other executor scores with ``score_entities``.
+    ``validate``: check its rows by the loader's rules (``load_records``, strict) — buckets another system wrote."""
     paths = [Path(path)] if isinstance(path, str | os.PathLike) else [Path(p) for p in path]
     B = {int(_manifest(p)["npartitions"]) for p in paths}
     if len(B) != 1 or not 0 <= bucket < min(B):
         raise ConfigError(f"read_bucket: bucket {bucket} is not in [0, {min(B)}) for every directory")
     key = tuple(str(p) for p in paths)
-    return _dataset_of([_read_bucket(key, n, int(bucket)) for n in TABLES])
+    tables = [_read_bucket(key, n, int(bucket)) for n in TABLES]
+    return load_records(dict(zip(TABLES, tables, strict=True)), source=f"bucket {bucket}") if validate else _dataset_of(tables)
 
 
 # ============================================================== features and scores per partition

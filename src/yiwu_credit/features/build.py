@@ -15,7 +15,6 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -30,7 +29,7 @@ from .catalogue import OTHER_TOWN, TAX_RANK, Catalogue, Feature, load_catalogue
 __all__ = [
     "AR_STATUS", "BOOL_CODES", "EXCLUSION_REASONS", "FACT_TABLES", "NAT", "TABLE_DATE", "Day", "Events",
     "EntityStatus", "alive", "build_features", "code_array", "compute_columns", "day_array", "entity_arrays",
-    "entity_events", "entity_features", "entity_status", "events_at", "events_from_arrays", "override_core",
+    "entity_status", "events_at", "events_from_arrays", "override_core",
     "override_facts", "pool", "pool_events", "pool_index", "sort_ids", "table_arrays", "to_day",
 ]
 
@@ -405,7 +404,7 @@ def compute_columns(ent: dict[str, np.ndarray], events: dict[str, Events], n: in
     """Every catalogue feature for ``n`` pool rows from entity arrays and per-table Events.
 
     Pure numpy; categorical attributes come back as category codes. Shared by the batch path
-    (:func:`build_features`), partitions, and the single-entity path (:func:`entity_features`).
+    (:func:`build_features`) and the partitions of a distributed run.
     """
     columns: dict[str, np.ndarray] = {}
     cache: dict = {}
@@ -478,86 +477,6 @@ def pool_index(dataset: Dataset, as_of_day: int) -> pd.Index:
         return pd.Index(dataset.entities["entity_id"].take(idx).astype("str"), name="entity_id")
 
     return dataset.derived(("pool_index", as_of_day), ("entities",), make)
-
-
-def _record_arrays(name: str, rows: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
-    """:func:`table_arrays` for a few plain records (dicts with ISO-date strings or dates)."""
-    out: dict[str, np.ndarray] = {}
-    for c in TABLES[name].columns:
-        vals = [r.get(c.name) for r in rows]
-        if c.kind == "date":
-            out[c.name] = np.array([NAT if _missing(v) else to_day(v) for v in vals], dtype=np.int64)
-        elif c.kind == "code":
-            out[c.name] = np.array([c.codes.index(v) if v in c.codes else -1 for v in vals], dtype=np.int16)
-        elif c.kind in ("float", "int", "year"):
-            out[c.name] = np.array([np.nan if _missing(v) else float(v) for v in vals], dtype=np.float64)
-        elif c.kind == "bool":
-            out[c.name] = np.array([1 if v is True or v in ("true", "1", 1) else 0 for v in vals], dtype=np.int16)
-    return out
-
-
-def _missing(v: Any) -> bool:
-    return v is None or v == "" or (isinstance(v, float) and v != v)
-
-
-def entity_events(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]], as_of_day: int,
-                  policy: Policy, catalogue: Catalogue) -> tuple[dict[str, np.ndarray], dict[str, Events]]:
-    """Entity arrays and per-table Events for one entity given as plain records."""
-    ent: dict[str, np.ndarray] = {}
-    for f in catalogue.features:
-        s = f.spec
-        if s.table != "entities":
-            continue
-        v = entity.get(s.column)
-        if s.transform == "age_days":
-            ent[s.column] = np.array([NAT if _missing(v) else to_day(v)], dtype=np.int64)
-        elif s.transform == "value":
-            ent[s.column] = np.array([np.nan if _missing(v) else float(v)])
-        else:
-            key = str(v)[:1] if s.transform == "section" and not _missing(v) else v
-            code = f.categories.index(key) if key in f.categories else -1
-            ent[f.name] = _category_codes(f, np.array([code], dtype=np.int64))
-    evs = {}
-    for t in (n for n in TABLES if n != "entities"):
-        rows = events.get(t, ())
-        if not rows:  # most entities have no rows in most tables
-            evs[t] = _empty_events(t, policy, catalogue)
-            continue
-        evs[t] = events_from_arrays(t, _record_arrays(t, rows), np.zeros(len(rows), dtype=np.int64), as_of_day,
-                                    policy, catalogue)
-    return ent, evs
-
-
-def _empty_events(name: str, policy: Policy, catalogue: Catalogue) -> Events:
-    """Events of a table without rows. For no rows the result does not depend on the policy or
-    the catalogue (only on the table), so it is cached by table name; its arrays are read-only."""
-    ev = _EMPTY_EVENTS.get(name)
-    if ev is None:
-        ev = events_from_arrays(name, _record_arrays(name, ()), np.zeros(0, dtype=np.int64), 0, policy, catalogue)
-        for a in (ev.pos, ev.age, *ev.cols.values()):
-            a.flags.writeable = False
-        _EMPTY_EVENTS[name] = ev
-    return ev
-
-
-_EMPTY_EVENTS: dict[str, Events] = {}
-
-
-def entity_features(entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
-                    as_of: str | pd.Timestamp | Day, catalogue: Catalogue | str | None = None,
-                    policy: Policy | str | None = None) -> dict[str, float]:
-    """Features of one entity from plain records, without pandas (the online path).
-
-    ``entity`` maps entities columns to values; ``events`` maps a table name to a list of row
-    dicts. Returns {feature: value}, categorical attributes as category codes. Equal to the row
-    of :func:`build_features` for the same data.
-    """
-    cat = load_catalogue(catalogue)
-    pol = load_policy(policy)
-    a = Day.parse(as_of)
-    ent, evs = entity_events(entity, events, a, pol, cat)
-    cols = compute_columns(ent, evs, 1, a, cat)
-    return {k: float(v[0]) for k, v in cols.items()}
 
 
 def override_facts(dataset: Dataset, as_of: str | pd.Timestamp | Day, policy: Policy | str | None = None,

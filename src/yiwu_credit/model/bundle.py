@@ -16,6 +16,8 @@ A bundle is a directory::
                      matrix: the reference population for stability monitoring (CSI)
     ranges.json      min/max per numeric feature and seen categories per categorical one over
                      the whole training matrix (out-of-range flags at scoring, ``ranges.py``)
+    probes.json      a few entities' records with the probability and model tier the model gave
+                     them, re-checked at load (:mod:`.probes`; older bundles have none)
 
 :func:`load_bundle` verifies every hash and the format version before unpickling anything, so a
 tampered or incompatible bundle is refused with a clear :class:`BundleError`. Nothing in the
@@ -138,6 +140,10 @@ def save_bundle(model: TieredRiskModel, path: str | Path, *, name: str, version:
         names.append("reference.parquet")
         write_text(path / RANGES_FILE, json.dumps(feature_ranges(reference), indent=1, sort_keys=True) + "\n")
         names.append(RANGES_FILE)
+    from .probes import PROBES_FILE, make_probes, write_probes
+
+    write_probes(path, make_probes(model, catalogue, policy))
+    names.append(PROBES_FILE)
     files = {f: sha256_file(path / f) for f in names}
     manifest = {
         "format": FORMAT, "name": name, "version": version, "versions": _versions(),
@@ -203,7 +209,10 @@ def _check_manifest(manifest: Any, mpath: Path) -> None:
 
 
 def load_bundle(path: str | Path | None = None) -> Bundle:
-    """Load and verify a bundle (default: the shipped ``models/default``)."""
+    """Load and verify a bundle (default: the shipped ``models/default``): file hashes, format,
+    versions, cut-offs and, when the bundle has them, its probe rows (:mod:`.probes`)."""
+    from .probes import PROBES_FILE
+
     p = resolve_bundle_path(path)
     mpath = p / "manifest.json"
     if not mpath.is_file():
@@ -215,7 +224,7 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     _check_manifest(manifest, mpath)
     files = manifest["files"]
     for f in ("model.joblib", "catalogue.toml", "policy.toml",
-              *(o for o in ("reference.parquet", RANGES_FILE) if o in files)):
+              *(o for o in ("reference.parquet", RANGES_FILE, PROBES_FILE) if o in files)):
         if f not in files:
             raise BundleError(f"{p}: manifest lists no hash for {f}")
         if not (p / f).is_file():
@@ -250,6 +259,10 @@ def load_bundle(path: str | Path | None = None) -> Bundle:
     model.catalogue = catalogue
     model.policy = policy
     _check_cutoffs(model, manifest, p)
+    if PROBES_FILE in files:  # bundles written before probes have none: no check
+        from .probes import check_probes
+
+        check_probes(model, catalogue, policy, p / PROBES_FILE)
     reference = pd.read_parquet(p / "reference.parquet") if "reference.parquet" in files else None
     ranges = json.loads((p / RANGES_FILE).read_text(encoding="utf-8")) if RANGES_FILE in files else None
     return Bundle(model, manifest, catalogue, policy, p, reference, ranges)

@@ -56,7 +56,7 @@ def reason_texts(order: np.ndarray, positive: np.ndarray, values: Callable[[int,
     feat = order.ravel()[sel]
     by = np.argsort(feat, kind="stable")
     feats, starts = np.unique(feat[by], return_index=True)
-    ends = np.append(starts[1:], len(by))
+    ends = np.append(starts[1:], len(by))[:len(starts)]  # no reason at all: no run
     codes = np.zeros(n * k, dtype=np.intp)  # 0: no reason
     zh: list = [None]
     en: list = [None]

@@ -9,13 +9,20 @@ bundle's by default, or ``policy=`` (``score --policy``), fitted on the bundle's
 distribution at scoring time, so another policy's shares or thresholds take effect without a
 refit. The output records which policy tiered it (columns ``tier_policy`` and
 ``tier_policy_sha256``; ``ScoreResult.tiering``; ``scored.attrs["tiering"]``).
+
+One scoring function (``_score``: features → model → tiers → overrides → reasons → assembly)
+serves every path: :func:`score_entities` (batch, and each Dask partition) and :class:`Scorer`
+(online), which validates its records with :func:`~yiwu_credit.data.dataset.load_records` — the
+loader's own rules — so batch and online answers agree field by field.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,30 +30,27 @@ import pandas as pd
 
 from ..data.columns import constant_strings, dictionary_take, encode_strings, string_column
 from ..data.contract import TABLES
-from ..data.dataset import Dataset
-from ..data.dates import NAT, Day, day_array, to_day
+from ..data.dataset import Dataset, load_records
+from ..data.dates import Day, day_array
+from ..data.sources.profile import Profile, load_profile
+from ..data.uscc import normalise_ids
+from ..errors import DataValidationError, Problem
 from ..features.build import (
     EXCLUSION_REASONS,
-    TABLE_DATE,
-    EntityStatus,
     build_features,
-    compute_columns,
-    entity_events,
     entity_status,
-    override_core,
     override_facts,
     pool,
     pool_events,
 )
-from ..features.ranges import range_check
+from ..features.ranges import RangeCheck, range_check
 from ..model.bundle import Bundle, load_bundle
 from ..model.compiled import wanted
-from ..model.reasons import top_reasons
 from ..policy import TIERS, Policy, load_policy
 from ..tiering.cutoffs import TierCutoffs
-from ..tiering.overrides import fact_arrays, override_codes, override_ranks
+from ..tiering.overrides import fact_arrays, override_codes
 
-__all__ = ["REASON_TIERS", "STALE_DATA_DAYS", "ScoreResult", "Scorer", "data_warnings", "last_event_date",
+__all__ = ["MAX_COALESCED", "REASON_TIERS", "STALE_DATA_DAYS", "ScoreResult", "Scorer", "data_warnings", "last_event_date",
            "rejects_table", "score_entities", "tiering_policy"]
 
 REASON_TIERS = ("C", "D")
@@ -135,14 +139,40 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     the wall seconds of each stage (features, model, tiers_overrides, reasons, assemble) and
     their CPU seconds (``<stage>_cpu``), for benchmarks.
     """
-    day = Day.parse(as_of)
     b = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
+    return _score(dataset, Day.parse(as_of), _Setup.of(b, policy), reasons, compiled, timings)
+
+
+@dataclass(frozen=True)
+class _Setup:
+    """What a run takes from the bundle and the tiering policy, made once (a :class:`Scorer`
+    keeps it across calls)."""
+
+    bundle: Bundle
+    policy: Policy
+    notes: list[str]
+    cut: TierCutoffs
+    ranges: RangeCheck
+    same_codes: bool  # the model's category codes are the catalogue's (the range check reads them as they are)
+
+    @classmethod
+    def of(cls, b: Bundle, policy: Policy | str | None) -> _Setup:
+        pol, notes = tiering_policy(b, policy)
+        m = b.model
+        same = all(list(f.categories or ()) == list(m.categories_.get(f.name, f.categories or ()))
+                   for f in b.catalogue.features if f.is_categorical)
+        return cls(b, pol, notes, b.tiering(pol), range_check(b), same)
+
+
+def _score(dataset: Dataset, day: Day, setup: _Setup, reasons: str = "CD", compiled: bool | None = None,
+           timings: dict[str, float] | None = None, n_reasons: int | None = None) -> ScoreResult:
+    """The one scoring function (batch, online and each partition of a distributed run):
+    features → model → tiers → overrides → reasons → assembly. See :func:`score_entities`."""
     if reasons not in ("CD", "all", "none"):
         raise ValueError(f"reasons must be 'CD', 'all' or 'none', got {reasons!r}")
     clock = _Clock(timings)
+    b, pol, notes, cut = setup.bundle, setup.policy, setup.notes, setup.cut
     m = b.model
-    pol, notes = tiering_policy(b, policy)
-    cut = b.tiering(pol)
     events = pool_events(dataset, day, b.policy, b.catalogue)
     X = build_features(dataset, day, b.catalogue, b.policy, events=events)
     clock("features")
@@ -156,7 +186,7 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     model_rank = cut.ranks(p)
     rank, note_codes, note_texts = override_codes(model_rank, fact_arrays(facts), pol)
     clock("tiers_overrides")
-    k = m.n_reasons
+    k = m.n_reasons if n_reasons is None else n_reasons
     rcols = [f"reason_{i}{s}" for i in range(1, k + 1) for s in ("", "_zh", "_en")]
     texts = {c: np.full(len(X), None, dtype=object) for c in rcols}
     if reasons != "none" and len(X):
@@ -172,11 +202,9 @@ def score_entities(dataset: Dataset, as_of: str | pd.Timestamp | Day, bundle: Bu
     idx, remap = pool(dataset, day)
     ent = {c: dictionary_take(dataset.derived(("encoded", c), ("entities",), lambda c=c: encode_strings(
         dataset.entities[c])), idx) for c in ("entity_type", "town", "industry")}
-    ranges = range_check(b)
-    same_codes = all(list(f.categories or ()) == list(m.categories_.get(f.name, f.categories or ()))
-                     for f in b.catalogue.features if f.is_categorical)
+    ranges = setup.ranges
     # the model's matrix holds category codes as the range check reads them when the categories agree
-    beyond = ranges.beyond(M if same_codes else ranges.matrix(X[list(m.feature_names_in_)]))
+    beyond = ranges.beyond(M if setup.same_codes else ranges.matrix(X[list(m.feature_names_in_)]))
     oor_codes, oor_labels = ranges.flag_codes(beyond)
     n = len(X)
     out = pd.DataFrame({
@@ -239,77 +267,180 @@ class _Clock:
 
 
 class Scorer:
-    """Scores one entity at a time for online use: the same catalogue, model, tiers, overrides
-    and reasons as :func:`score_entities` (with the same ``policy``), on plain records and
-    without pandas (p50 well under 1 ms including features; see ``benchmarks/single_entity.py``).
+    """Online scoring: entities given as records, validated by the data contract
+    (:func:`~yiwu_credit.data.dataset.load_records`, the loader's own rules) and scored by the
+    same function as :func:`score_entities` — the same features, model, tiers, overrides,
+    reasons and output columns, field for field.
+
+    ``strict=True`` (default): a record that breaks the contract refuses the request
+    (:class:`~yiwu_credit.errors.DataValidationError` naming table, column, row and reason).
+    ``strict=False``: bad event rows are quarantined and counted in ``data_issues``, exactly as
+    batch ``score`` does; an entity whose own row is bad is refused. ``profile``: how the
+    records name fields and codes (e.g. ``"zh"``). Safe to share across threads (a call builds
+    its own Dataset; the bundle's lookups are made here, once).
 
     >>> s = Scorer()                                             # the shipped bundle
     >>> s.score_one(entity, {"penalties": [...], ...}, "2026-01-01")  # doctest: +SKIP
     """
 
     def __init__(self, bundle: Bundle | str | None = None, n_reasons: int | None = None,
-                 policy: Policy | str | None = None):
+                 policy: Policy | str | None = None, *, strict: bool = True,
+                 profile: str | Path | Profile | None = None):
         self.bundle = bundle if isinstance(bundle, Bundle) else load_bundle(bundle)
-        m = self.bundle.model
-        self.policy, self.warnings = tiering_policy(self.bundle, policy)
-        self.tiering = self.bundle.tiering(self.policy)
-        self.names = list(m.feature_names_in_)
-        self.n_reasons = m.n_reasons if n_reasons is None else n_reasons
-        self._feats = {f.name: f for f in self.bundle.catalogue.features}
-        self._ranges = range_check(self.bundle)
-        for c, cats in m.categories_.items():  # the online path passes catalogue codes directly
-            if c in self._feats and list(self._feats[c].categories or ()) != list(cats):
-                raise ValueError(f"model categories of {c!r} differ from the catalogue's")
+        self._setup = _Setup.of(self.bundle, policy)
+        self.policy, self.warnings, self.tiering = self._setup.policy, self._setup.notes, self._setup.cut
+        self.n_reasons = self.bundle.model.n_reasons if n_reasons is None else n_reasons
+        self.strict = strict
+        self.profile = load_profile(profile)
+        self._cond = threading.Condition()
+        self._queue: list[_Call] = []
+        self._busy = False
+        learner = self.bundle.model.learner_
+        for warm in ("_leaf_values", "_feature_paths"):  # lazy lookups made before any thread reads them
+            if hasattr(learner, warm):
+                getattr(learner, warm)()
+
+    def score_records(self, tables: Mapping[str, pd.DataFrame | Sequence[Mapping[str, Any]]],
+                      as_of: str | pd.Timestamp | Day) -> tuple[ScoreResult, Dataset]:
+        """Validate ``tables`` (as :func:`~yiwu_credit.data.dataset.load_records`, in this
+        scorer's mode and profile) and score them: the run and the validated dataset."""
+        day = Day.parse(as_of)
+        # validated as batch ``score`` loads (no as_of): later events are left out by the features
+        ds = load_records(tables, None, self.strict, profile=self.profile, source="request")
+        return _score(ds, day, self._setup, "all", n_reasons=self.n_reasons), ds
+
+    def score_many(self, entities: Sequence[tuple[Mapping[str, Any], Mapping[str, Sequence[Mapping[str, Any]]]]],
+                   as_of: str | pd.Timestamp | Day) -> list[dict[str, Any]]:
+        """Score several entities, each ``(entity, events)`` as for :meth:`score_one`, as one
+        request: one validation and one scoring pass (strict mode: any bad record refuses the
+        whole request); one dict per entity, in order."""
+        tables: dict[str, list[Mapping[str, Any]]] = {"entities": []}
+        for entity, events in entities:
+            tables["entities"].append(entity.to_dict() if isinstance(entity, pd.Series) else entity)
+            for name, rows in events.items():
+                if isinstance(rows, pd.DataFrame):
+                    rows = rows.to_dict("records")
+                if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
+                    raise DataValidationError([Problem(str(name), None, "expected a DataFrame or a list of records, "
+                                                                        f"got {type(rows).__name__}")])
+                tables.setdefault(name, []).extend(rows)
+        run, ds = self.score_records(tables, as_of)
+        return [_row(run, ds, i, as_of) for i in _positions(len(tables["entities"]), ds)]
 
     def score_one(self, entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
                   as_of: str | pd.Timestamp | Day) -> dict[str, Any]:
         """Score one entity. ``entity``: entities columns → values; ``events``: table name → list
-        of row dicts (dates as ISO strings or dates). Returns a dict like a row of
-        ``score_entities(...).scored`` plus ``reasons`` (list of (feature, zh, en))."""
-        b = self.bundle
-        m = b.model
-        pol = self.policy
-        a = Day.parse(as_of)
-        est, closed = entity.get("established_on"), entity.get("closed_on")
-        est_day = NAT if est in (None, "") else to_day(est)
-        closed_day = NAT if closed in (None, "") else to_day(closed)
-        if entity_status(np.array([est_day]), np.array([closed_day]), a)[0] != EntityStatus.ALIVE:
-            raise ValueError(f"entity {entity.get('entity_id')} is not in the supervision pool at {a}")
-        ent, evs = entity_events(entity, events, a, b.policy, b.catalogue)
-        cols = compute_columns(ent, evs, 1, a, b.catalogue)
-        row = np.array([[cols[n][0] for n in self.names]], dtype=np.float64)
-        cat_cols = [j for j, n in enumerate(self.names) if n in m.categories_]
-        row[0, cat_cols] = np.where(row[0, cat_cols] < 0, np.nan, row[0, cat_cols])
-        lg = getattr(m.learner_, "leaves", None)
-        leaves = lg(row) if lg else None  # LightGBM: one call gives margin and reasons
-        margin = m.learner_.margin_from_leaves(leaves) if lg else m.learner_.margin(row)
-        p = float(m.proba_from_margin(margin)[0])
-        model_rank = int(self.tiering.ranks(np.array([p]))[0])
-        history = any(r.get(TABLE_DATE[t]) not in (None, "") and to_day(r[TABLE_DATE[t]]) < a
-                      for t in TABLE_DATE for r in events.get(t, ()))
-        pen = evs["penalties"] if pol.repair == b.policy.repair else entity_events(
-            entity, {"penalties": events.get("penalties", ())}, a, pol, b.catalogue)[1]["penalties"]
-        facts = override_core(evs["list_records"], evs["inspections"], np.array([history]),
-                              np.array([a - est_day]), 1, pol, pen)
-        ranks, notes = override_ranks(np.array([model_rank]), facts, pol)
-        tier = TIERS[int(ranks[0])]
-        out: dict[str, Any] = {
-            "entity_id": entity.get("entity_id"), "probability": p,
-            "credit_score": round(float(m.credit_points(p)), 1), "model_tier": TIERS[model_rank],
-            "tier": tier, "tier_zh": pol.tier_label(tier, "zh"), "tier_en": pol.tier_label(tier, "en"),
-            "overrides": str(notes[0]), **{k: v[0].item() for k, v in facts.items()},
-            "out_of_range": str(self._ranges.flags(row)[0]), "model_version": b.version,
-            "tier_policy": str(self.tiering.policy), "tier_policy_sha256": self.tiering.policy.sha256,
-        }
-        contrib = (m.learner_.contrib_from_leaves(leaves) if lg else m.learner_.contrib(row))[0]
-        order, positive = top_reasons(contrib[None, :], self.n_reasons)
-        reasons = []
-        for j in order[0][positive[0]]:
-            name = self.names[j]
-            v = row[0, j]
-            f = self._feats.get(name)
-            if f is not None and f.is_categorical:
-                v = f.categories[int(v)] if v == v else None
-            reasons.append((name, f.reason(v, "zh") if f else f"{name}={v}", f.reason(v, "en") if f else f"{name}={v}"))
-        out["reasons"] = reasons
-        return out
+        of row dicts (values typed or as text; dates as ISO strings, dates or timestamps).
+        Returns a dict like a row of ``score_entities(...).scored`` plus ``entity_id`` and
+        ``reasons`` (list of (feature, zh, en)). Raises DataValidationError for a bad record
+        (strict mode) or a rejected entity row, ValueError for an entity out of the pool.
+
+        Calls made at the same time from several threads are scored together (one validation
+        and scoring pass for the waiting calls: the fixed cost of a pass is shared, so throughput
+        grows with threads instead of falling to GIL contention); each call gets exactly the
+        answer, or the error, it gets alone (a pass that fails is redone call by call)."""
+        call = _Call(entity, events, as_of)
+        with self._cond:
+            self._queue.append(call)
+            while not call.done:
+                if self._busy:
+                    self._cond.wait()
+                    continue
+                self._busy = True
+                batch, self._queue = self._queue[:MAX_COALESCED], self._queue[MAX_COALESCED:]
+                self._cond.release()
+                try:
+                    self._run(batch)
+                finally:
+                    for c in batch:  # interrupted: no waiting thread is left behind
+                        if not c.done:
+                            c.error, c.done = RuntimeError("scoring was interrupted"), True
+                    self._cond.acquire()
+                    self._busy = False
+                    self._cond.notify_all()
+        if call.error is not None:
+            raise call.error
+        return call.result
+
+    def _run(self, calls: list[_Call]) -> None:
+        """Score waiting calls together where that cannot change an answer, else one by one."""
+        groups: dict[Any, list[_Call]] = {}
+        for c in calls:
+            groups.setdefault(str(c.as_of), []).append(c)
+        for group in groups.values():
+            if len(group) > 1 and _separable(group):
+                try:
+                    for c, out in zip(group, self.score_many([(c.entity, c.events) for c in group], group[0].as_of),
+                                      strict=True):
+                        c.result, c.done = out, True
+                    continue
+                except Exception:  # noqa: BLE001 - a refusal or an entity out of the pool: each call alone
+                    pass
+            for c in group:
+                try:
+                    c.result = self.score_many([(c.entity, c.events)], c.as_of)[0]
+                except Exception as e:  # noqa: BLE001 - handed to the calling thread
+                    c.error = e
+                c.done = True
+
+
+#: at most this many waiting calls are scored in one pass
+MAX_COALESCED = 64
+
+
+@dataclass
+class _Call:
+    """One waiting :meth:`Scorer.score_one` call and its outcome."""
+
+    entity: Mapping[str, Any]
+    events: Mapping[str, Any]
+    as_of: Any
+    result: dict[str, Any] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+def _separable(calls: list[_Call]) -> bool:
+    """Whether calls can share a pass without one affecting another: distinct entity ids (under
+    the one id rule) and every event row naming its own call's entity exactly (a row naming
+    another entity of the pass would attach to it)."""
+    try:
+        ids = [c.entity.get("entity_id") for c in calls]
+        norm = normalise_ids(ids)
+        if any(i is None for i in norm) or len(set(norm)) != len(norm):
+            return False
+        return all(isinstance(rows, Sequence) and not isinstance(rows, str | bytes)
+                   and all(isinstance(r, Mapping) and r.get("entity_id") == i for r in rows)
+                   for c, i in zip(calls, ids, strict=True) for rows in c.events.values())
+    except Exception:  # noqa: BLE001 - anything unusual is scored call by call
+        return False
+
+
+def _positions(n: int, ds: Dataset) -> list[int]:
+    """Positions in ``ds.entities`` of the request's ``n`` entities, in request order; an entity
+    row that broke the contract (lenient mode quarantined it) refuses the request with its
+    reasons: an entity is scored on its own row or not at all."""
+    rej = ds.rejects[ds.rejects["table"] == "entities"] if len(ds.rejects) else ds.rejects
+    if len(rej):
+        raise DataValidationError([Problem("entities", r["column"] or None, r["reason"], (int(r["row"]),), 1)
+                                   for _, r in rej.iterrows()])
+    if len(ds.entities) != n:  # pragma: no cover - every entity row is kept or rejected
+        raise AssertionError("entities lost in validation")
+    return list(range(n))
+
+
+def _row(run: ScoreResult, ds: Dataset, i: int, as_of: Any) -> dict[str, Any]:
+    """The ``i``-th entity of ``ds`` as a dict: its row of ``run.scored`` (Python values) plus
+    ``entity_id`` and ``reasons``; ValueError if it is outside the supervision pool."""
+    eid = ds.entities["entity_id"].iloc[i]
+    if eid not in run.scored.index:
+        why = run.excluded.loc[run.excluded["entity_id"] == eid, "reason"]
+        raise ValueError(f"entity {eid} is not in the supervision pool at {Day.parse(as_of)}"
+                         + (f": {why.iloc[0]}" if len(why) else ""))
+    out: dict[str, Any] = {"entity_id": eid}
+    for c, v in run.scored.loc[eid].items():
+        out[str(c)] = None if v is None or v is pd.NA else v.item() if isinstance(v, np.generic) else v
+    k = sum(1 for c in run.scored.columns if c.startswith("reason_") and c.count("_") == 1)
+    out["reasons"] = [(out[f"reason_{j}"], out[f"reason_{j}_zh"], out[f"reason_{j}_en"])
+                      for j in range(1, k + 1) if out.get(f"reason_{j}") is not None]
+    return out

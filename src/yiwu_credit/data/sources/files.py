@@ -337,7 +337,8 @@ def apply_headers(raw: RawTable, table: str, profile: Profile) -> RawTable:
     if unmapped:
         raise Unreadable(f"header(s) {unmapped} are not mapped by profile {profile.name!r}: add them to "
                          f"[tables.{table}.columns] or to its ignore list")
-    raw.df = raw.df.rename(columns={h: c for c, h in found.items()})
+    if any(h != c for c, h in found.items()):  # headers already the contract's: nothing to rename
+        raw.df = raw.df.rename(columns={h: c for c, h in found.items()})
     raw.headers = found
     return raw
 
