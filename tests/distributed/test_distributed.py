@@ -302,3 +302,8 @@ def test_read_bucket_validates_by_the_loaders_rules(small, bundle, tmp_path):
     k = int(D.bucket_of(pen["entity_id"].iloc[[0]], 4)[0])
     with pytest.raises(DataValidationError, match="penalties.fine_cny: must be >= 0"):
         D.read_bucket(tmp_path / "bad", k, validate=True)
+    # a bucket no entity falls in is valid: nothing to check, not "a header but no data"
+    one = small.replace(entities=small.entities.iloc[:1], **{n: small.table(n).iloc[:0] for n in TABLES if n != "entities"})
+    D.write_partitioned(one, tmp_path / "sparse", 4)
+    empty = next(b for b in range(4) if b != int(D.bucket_of(one.entities["entity_id"], 4)[0]))
+    assert len(D.read_bucket(tmp_path / "sparse", empty, validate=True).entities) == 0

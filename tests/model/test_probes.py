@@ -111,3 +111,24 @@ def test_add_probes_leaves_every_other_file_byte_identical(tmp_path):
     assert json.loads((p / "manifest.json").read_text(encoding="utf-8")) == want_manifest  # the shipped probes again
     with pytest.raises(BundleError, match="has probe rows already"):
         add_probes(p)
+
+
+def test_probes_record_the_violation_probability_whatever_order_the_classes_sort(bundle):
+    """A model fitted with a named violation class that sorts first ("bad" < "good"): the probe
+    records P(violation), as scoring does, not the second column of predict_proba."""
+    import numpy as np
+    from sklearn.base import clone
+
+    from yiwu_credit.data import synth
+    from yiwu_credit.features.build import build_features
+    from yiwu_credit.model.labels import build_labels
+    from yiwu_credit.model.probes import make_probes
+
+    ds = synth.generate(1500, seed=11).dataset
+    X = build_features(ds, "2024-01-01", bundle.catalogue, bundle.policy)
+    y = build_labels(ds, "2024-01-01", policy=bundle.policy)["y"].reindex(X.index)
+    m = clone(bundle.model).set_params(pos_label="bad").fit(X, np.where(y == 1, "bad", "good"))
+    probes = make_probes(m, bundle.catalogue, bundle.policy, n=3)
+    got = probe_predictions(m, bundle.catalogue, bundle.policy, probes)
+    assert [p for p, _ in got] == [p["probability"] for p in probes["probes"]]
+    assert min(p for p, _ in got) < 0.5          # violation probabilities, not P(good) near 1

@@ -410,3 +410,49 @@ def test_waiting_calls_are_scored_in_one_pass(w23, monkeypatch):
     for th in threads:
         th.join()
     assert sum(sizes) == len(ids) and max(sizes) > 1
+
+
+# ------------------------------------------------------------------ rows sent with an entity are its own
+@pytest.mark.parametrize("strict", [True, False])
+def test_an_event_row_naming_another_entity_is_refused_and_one_naming_none_is_the_entity_s(w23, strict):
+    """A penalty sent with entity X is X's: without an entity_id it counts for X (the same answer as
+    with X's id); naming another entity it is refused in both modes (lenient mode would otherwise
+    quarantine it out of sight and score X as clean)."""
+    sc = Scorer(strict=strict)
+    ent, events = _base(w23)
+    pen = {"entity_id": EID, "decided_on": "2025-06-01", "procedure": "general", "fine_cny": "50000",
+           "domain": "quality"}
+    own = sc.score_one(ent, dict(events, penalties=[*events["penalties"], pen]), AS_OF)
+    anon = sc.score_one(ent, dict(events, penalties=[*events["penalties"], {**pen, "entity_id": None}]), AS_OF)
+    assert anon["probability"] == own["probability"] and anon["tier"] == own["tier"]
+    with pytest.raises(DataValidationError, match="not the request's entity"):
+        sc.score_one(ent, dict(events, penalties=[*events["penalties"], {**pen, "entity_id": "91330782MA00000001"}]),
+                     AS_OF)
+
+
+def test_each_answer_carries_the_notes_on_its_own_records(w23, scorer):
+    """What validation repaired or grouped (a town read as 其他) is in that call's answer, and only
+    in it: a pass shared by several calls is not used when it has notes."""
+    ent, events = _base(w23)
+    plain = scorer.score_one(ent, events, AS_OF)
+    odd = scorer.score_one(dict(ent, town="稠城街 道X"), events, AS_OF)
+    assert plain["notes"] == [] and any("town" in n for n in odd["notes"])
+    d, _, batch = w23
+    records = _text_records(d)
+    ids = list(batch.scored.index[:4])
+    reqs = [_request(records, i) for i in ids]
+    reqs[0] = (dict(reqs[0][0], town="稠城街 道X"), reqs[0][1])
+    results: dict[int, dict] = {}
+    start = threading.Barrier(4)
+
+    def call(i):
+        start.wait()
+        results[i] = scorer.score_one(*reqs[i], AS_OF)
+
+    threads = [threading.Thread(target=call, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert any("town" in n for n in results[0]["notes"])
+    assert all(results[i]["notes"] == [] for i in (1, 2, 3))

@@ -440,7 +440,8 @@ def read_bucket(path: str | os.PathLike | Sequence[str | os.PathLike], bucket: i
         raise ConfigError(f"read_bucket: bucket {bucket} is not in [0, {min(B)}) for every directory")
     key = tuple(str(p) for p in paths)
     tables = [_read_bucket(key, n, int(bucket)) for n in TABLES]
-    return load_records(dict(zip(TABLES, tables, strict=True)), source=f"bucket {bucket}") if validate else _dataset_of(tables)
+    return load_records(dict(zip(TABLES, tables, strict=True)), source=f"bucket {bucket}") if validate and len(tables[0]) \
+        else _dataset_of(tables)  # an empty bucket is valid: nothing to check
 
 
 # ============================================================== features and scores per partition

@@ -95,11 +95,6 @@ class LGBLearner:
         leaves = self.booster.predict(X, pred_leaf=True, num_threads=self._threads(len(X)))
         return leaves[:, None] if leaves.ndim == 1 else leaves
 
-    def margin_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
-        """The raw margin from leaf indices (sum of leaf values), shape (n,)."""
-        values, offsets = self._leaf_values()
-        return values[offsets[None, :] + leaves].sum(axis=1)
-
     def contrib_from_leaves(self, leaves: np.ndarray) -> np.ndarray:
         """Path attribution from leaf indices, shape (n, p): for each feature, the sum over the
         trees, in tree order, of the path table's entry for the leaf reached.
@@ -163,33 +158,11 @@ class LGBLearner:
         self._paths = (np.vstack(rows).astype(np.float32), np.array(offsets, dtype=np.int64))
         return self._paths
 
-    def _leaf_values(self) -> tuple[np.ndarray, np.ndarray]:
-        cached = getattr(self, "_values", None)
-        if cached is None:
-            dump = self.booster.dump_model()
-            vals, offsets = [], []
-            for tree in dump["tree_info"]:
-                offsets.append(len(vals))
-                leaf = np.zeros(tree["num_leaves"])
-                stack = [tree["tree_structure"]]
-                while stack:
-                    node = stack.pop()
-                    if "leaf_index" in node:
-                        leaf[node["leaf_index"]] = node["leaf_value"]
-                    elif "left_child" in node:
-                        stack += [node["left_child"], node["right_child"]]
-                    else:  # a single-leaf tree
-                        leaf[0] = node.get("leaf_value", 0.0)
-                vals.extend(leaf)
-            cached = self._values = (np.array(vals), np.array(offsets, dtype=np.int64))
-        return cached
-
     def __getstate__(self) -> dict:
         state = dict(self.__dict__)
         state.pop("_paths", None)  # derived; rebuilt on first use
         state.pop("_paths_by_feature", None)
         state.pop("_compiled", None)
-        state.pop("_values", None)
         state.pop("_base", None)
         return state
 

@@ -66,7 +66,7 @@ def probe_predictions(model: Any, catalogue: Any, policy: Any, probes: dict[str,
         if len(X) != 1:
             raise BundleError(f"probe {probe['records']['entities'][0].get('entity_id')} is not in the "
                               f"supervision pool at {probes['as_of']}")
-        p = model.predict_proba(X)[:, 1]
+        p = model.violation_proba(X)   # the violation's probability, whatever order the classes sort in
         out.append((float(p[0]), TIERS[int(cut.ranks(p)[0])]))
     return out
 

@@ -33,7 +33,7 @@ from ..data.contract import TABLES
 from ..data.dataset import Dataset, load_records
 from ..data.dates import Day, day_array
 from ..data.sources.profile import Profile, load_profile
-from ..data.uscc import normalise_ids
+from ..data.uscc import is_valid, normalise_ids
 from ..errors import DataValidationError, Problem
 from ..features.build import (
     EXCLUSION_REASONS,
@@ -274,8 +274,11 @@ class Scorer:
 
     ``strict=True`` (default): a record that breaks the contract refuses the request
     (:class:`~yiwu_credit.errors.DataValidationError` naming table, column, row and reason).
-    ``strict=False``: bad event rows are quarantined and counted in ``data_issues``, exactly as
-    batch ``score`` does; an entity whose own row is bad is refused. ``profile``: how the
+    ``strict=False``: bad event rows are quarantined and counted in ``data_issues``, as batch
+    ``score`` does; an entity whose own row is bad is refused. Event rows given with an entity are
+    that entity's (a row without ``entity_id`` gets it; a row naming another entity is refused in
+    both modes). Each answer carries ``notes``: what validation repaired or grouped in its records
+    (a town read as 其他, a reason read as ``other``). ``profile``: how the
     records name fields and codes (e.g. ``"zh"``). Safe to share across threads (a call builds
     its own Dataset; the bundle's lookups are made here, once).
 
@@ -296,7 +299,7 @@ class Scorer:
         self._queue: list[_Call] = []
         self._busy = False
         learner = self.bundle.model.learner_
-        for warm in ("_leaf_values", "_feature_paths"):  # lazy lookups made before any thread reads them
+        for warm in ("_feature_paths",):  # a lazy lookup made before any thread reads it
             if hasattr(learner, warm):
                 getattr(learner, warm)()
 
@@ -316,14 +319,15 @@ class Scorer:
         whole request); one dict per entity, in order."""
         tables: dict[str, list[Mapping[str, Any]]] = {"entities": []}
         for entity, events in entities:
-            tables["entities"].append(entity.to_dict() if isinstance(entity, pd.Series) else entity)
+            entity = entity.to_dict() if isinstance(entity, pd.Series) else entity
+            tables["entities"].append(entity)
             for name, rows in events.items():
                 if isinstance(rows, pd.DataFrame):
                     rows = rows.to_dict("records")
                 if isinstance(rows, str | bytes | Mapping) or not isinstance(rows, Sequence):
                     raise DataValidationError([Problem(str(name), None, "expected a DataFrame or a list of records, "
                                                                         f"got {type(rows).__name__}")])
-                tables.setdefault(name, []).extend(rows)
+                tables.setdefault(name, []).extend(_own_rows(entity, str(name), rows))
         run, ds = self.score_records(tables, as_of)
         return [_row(run, ds, i, as_of) for i in _positions(len(tables["entities"]), ds)]
 
@@ -352,10 +356,10 @@ class Scorer:
                 try:
                     self._run(batch)
                 finally:
-                    for c in batch:  # interrupted: no waiting thread is left behind
+                    self._cond.acquire()   # first: the state below is only changed under the lock
+                    for c in batch:        # interrupted: unfinished calls go back to the queue, not failed
                         if not c.done:
-                            c.error, c.done = RuntimeError("scoring was interrupted"), True
-                    self._cond.acquire()
+                            self._queue.append(c)
                     self._busy = False
                     self._cond.notify_all()
         if call.error is not None:
@@ -370,12 +374,13 @@ class Scorer:
         for group in groups.values():
             if len(group) > 1 and _separable(group):
                 try:
-                    for c, out in zip(group, self.score_many([(c.entity, c.events) for c in group], group[0].as_of),
-                                      strict=True):
+                    outs = self.score_many([(c.entity, c.events) for c in group], group[0].as_of)
+                except Exception:  # noqa: BLE001 - a refusal or an entity out of the pool: each call alone
+                    outs = None
+                if outs is not None and not any(o["notes"] for o in outs):  # notes would be the pass's, not a call's
+                    for c, out in zip(group, outs, strict=True):
                         c.result, c.done = out, True
                     continue
-                except Exception:  # noqa: BLE001 - a refusal or an entity out of the pool: each call alone
-                    pass
             for c in group:
                 try:
                     c.result = self.score_many([(c.entity, c.events)], c.as_of)[0]
@@ -416,6 +421,27 @@ def _separable(calls: list[_Call]) -> bool:
         return False
 
 
+def _own_rows(entity: Mapping[str, Any], table: str, rows: Sequence[Any]) -> list[Any]:
+    """The event rows given with ``entity``: a row without ``entity_id`` is the entity's (the
+    request says so); a row naming another entity (under the one id rule) is refused in both
+    modes, never quarantined out of sight (the caller sent it for this entity)."""
+    eid = entity.get("entity_id") if isinstance(entity, Mapping) else None
+    key = normalise_ids([eid])[0] if eid is not None else None
+    if key is not None and not is_valid(key):
+        key = None   # the entity's own id is refused by validation, with its reason; rows are not matched to it
+    out = []
+    for j, r in enumerate(rows):
+        if isinstance(r, Mapping) and key is not None:
+            rid = r.get("entity_id")
+            if rid is None or (isinstance(rid, str) and not rid.strip()) or (not isinstance(rid, str) and pd.isna(rid)):
+                r = {**r, "entity_id": eid}
+            elif normalise_ids([rid])[0] != key:
+                raise DataValidationError([Problem(table, "entity_id", f"the row names entity {rid!r}, not the "
+                                                   f"request's entity {eid!r}", (j + 1,), 1)])
+        out.append(r)
+    return out
+
+
 def _positions(n: int, ds: Dataset) -> list[int]:
     """Positions in ``ds.entities`` of the request's ``n`` entities, in request order; an entity
     row that broke the contract (lenient mode quarantined it) refuses the request with its
@@ -437,7 +463,7 @@ def _row(run: ScoreResult, ds: Dataset, i: int, as_of: Any) -> dict[str, Any]:
         why = run.excluded.loc[run.excluded["entity_id"] == eid, "reason"]
         raise ValueError(f"entity {eid} is not in the supervision pool at {Day.parse(as_of)}"
                          + (f": {why.iloc[0]}" if len(why) else ""))
-    out: dict[str, Any] = {"entity_id": eid}
+    out: dict[str, Any] = {"entity_id": eid, "notes": list(ds.notes)}  # what validation repaired or grouped
     for c, v in run.scored.loc[eid].items():
         out[str(c)] = None if v is None or v is pd.NA else v.item() if isinstance(v, np.generic) else v
     k = sum(1 for c in run.scored.columns if c.startswith("reason_") and c.count("_") == 1)
