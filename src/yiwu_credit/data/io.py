@@ -66,6 +66,35 @@ def _output_error(e: OSError, path: Path, written: Sequence[str] = (), unwritten
 
 
 @contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """SIGINT/SIGTERM/SIGHUP held back while a set of files is renamed into place, then delivered.
+
+    Blocking them for this thread (``pthread_sigmask``) is not enough: the kernel may hand the
+    signal to another thread (a worker pool's), whose C handler records it, and Python then runs
+    the handler in the main thread between two renames. So, in the main thread, the Python-level
+    handlers are also replaced by ones that only note the signal; after the renames the handlers
+    are restored and the noted signals raised again."""
+    import threading
+
+    pending: list[int] = []
+    saved: dict[int, object] = {}
+    if threading.current_thread() is threading.main_thread():
+        for s in _BLOCKED:
+            with contextlib.suppress(ValueError, OSError):
+                saved[s] = signal.signal(s, lambda signum, frame: pending.append(signum))
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED) if hasattr(signal, "pthread_sigmask") else None
+    try:
+        yield
+    finally:
+        if old is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)   # a signal held by the kernel is noted now
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+        for s in dict.fromkeys(pending):
+            signal.raise_signal(s)                             # delivered to the restored handler
+
+
+@contextlib.contextmanager
 def atomic_outputs(*paths: str | os.PathLike, written: list[str] | None = None) -> Iterator[list[Path]]:
     """Yield one temporary path per target; rename them all onto their targets only if the block
     succeeds. The renames run with SIGINT/SIGTERM held back, so an interrupted run leaves either
@@ -85,8 +114,7 @@ def atomic_outputs(*paths: str | os.PathLike, written: list[str] | None = None) 
         except OSError as e:  # a writer that failed without naming its target
             where = Path(e.filename) if e.filename else targets[0]
             raise _output_error(e, targets[temps.index(where)] if where in temps else where) from None
-        old = signal.pthread_sigmask(signal.SIG_BLOCK, _BLOCKED) if hasattr(signal, "pthread_sigmask") else None
-        try:
+        with _signals_held():
             done = list(written or [])
             for i, (tmp, t) in enumerate(zip(temps, targets, strict=True)):
                 try:
@@ -94,9 +122,6 @@ def atomic_outputs(*paths: str | os.PathLike, written: list[str] | None = None) 
                 except OSError as e:
                     raise _output_error(e, t, done, targets[i:]) from None
                 done.append(str(t))
-        finally:
-            if old is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, old)
     finally:
         for tmp in temps:
             with contextlib.suppress(FileNotFoundError):
