@@ -456,3 +456,31 @@ def test_each_answer_carries_the_notes_on_its_own_records(w23, scorer):
         t.join()
     assert any("town" in n for n in results[0]["notes"])
     assert all(results[i]["notes"] == [] for i in (1, 2, 3))
+
+
+def test_a_waiting_call_times_out_instead_of_hanging(w23, monkeypatch):
+    """A call waiting for another caller's long pass raises TimeoutError after ``timeout`` seconds;
+    the long pass still answers its own caller."""
+    import time
+
+    sc = Scorer()
+    ent, events = _base(w23)
+    real = Scorer._run
+    started = threading.Event()
+
+    def slow(self, calls):
+        started.set()
+        time.sleep(1.5)
+        real(self, calls)
+
+    monkeypatch.setattr(Scorer, "_run", slow)
+    out: dict[str, object] = {}
+    t = threading.Thread(target=lambda: out.setdefault("first", sc.score_one(ent, events, AS_OF)))
+    t.start()
+    assert started.wait(10)
+    t0 = time.monotonic()
+    with pytest.raises(TimeoutError, match="within 0.2 s"):
+        sc.score_one(ent, events, AS_OF, timeout=0.2)
+    assert time.monotonic() - t0 < 1.2
+    t.join()
+    assert out["first"]["entity_id"] == EID and not sc._queue

@@ -332,7 +332,7 @@ class Scorer:
         return [_row(run, ds, i, as_of) for i in _positions(len(tables["entities"]), ds)]
 
     def score_one(self, entity: Mapping[str, Any], events: Mapping[str, Sequence[Mapping[str, Any]]],
-                  as_of: str | pd.Timestamp | Day) -> dict[str, Any]:
+                  as_of: str | pd.Timestamp | Day, *, timeout: float | None = None) -> dict[str, Any]:
         """Score one entity. ``entity``: entities columns → values; ``events``: table name → list
         of row dicts (values typed or as text; dates as ISO strings, dates or timestamps).
         Returns a dict like a row of ``score_entities(...).scored`` plus ``entity_id`` and
@@ -342,13 +342,22 @@ class Scorer:
         Calls made at the same time from several threads are scored together (one validation
         and scoring pass for the waiting calls: the fixed cost of a pass is shared, so throughput
         grows with threads instead of falling to GIL contention); each call gets exactly the
-        answer, or the error, it gets alone (a pass that fails is redone call by call)."""
+        answer, or the error, it gets alone (a pass that fails is redone call by call).
+        ``timeout`` (seconds): a call still waiting for another caller's pass by then raises
+        :class:`TimeoutError` (a large request holds the others for the length of its pass)."""
         call = _Call(entity, events, as_of)
+        deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
             self._queue.append(call)
             while not call.done:
                 if self._busy:
-                    self._cond.wait()
+                    left = None if deadline is None else deadline - time.monotonic()
+                    if left is not None and left <= 0:
+                        if call in self._queue:
+                            self._queue.remove(call)
+                        raise TimeoutError(f"score_one: no answer within {timeout} s (another caller's pass "
+                                           "is still running)")
+                    self._cond.wait(left)
                     continue
                 self._busy = True
                 batch, self._queue = self._queue[:MAX_COALESCED], self._queue[MAX_COALESCED:]
