@@ -54,3 +54,19 @@ def postgres_url():
         pytest.skip(f"PostgreSQL not available: {e}")
     with temporary_server() as url:
         yield url
+
+
+@pytest.fixture()
+def usage_error(capsys):
+    """Run the CLI with ``argv`` that must be a usage error: argparse's exit 2, no traceback;
+    returns stderr."""
+    from yiwu_credit.cli import main
+
+    def run(*argv) -> str:
+        with pytest.raises(SystemExit) as ei:
+            main([str(a) for a in argv])
+        err = capsys.readouterr().err
+        assert ei.value.code == 2 and "Traceback" not in err, err
+        return err
+
+    return run

@@ -17,7 +17,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from yiwu_credit import load_dataset
-from yiwu_credit.cli import main
 from yiwu_credit.data import synth
 from yiwu_credit.data.dates import Day, format_pattern, parse_dates, parse_text_dates, to_day
 from yiwu_credit.data.sources.files import write_dataset
@@ -196,21 +195,13 @@ def test_the_one_value_reader_agrees_with_the_column_parser(values):
 
 
 # ------------------------------------------------------------------ date options: argparse dates, exit 2
-def _usage(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as ei:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert ei.value.code == 2 and "Traceback" not in err, err
-    return err
-
-
 @pytest.mark.parametrize("window, msg", [(("2026-02-30", "2026-04-01"), "calendar date"),
                                           (("2026-03", "2026-04-01"), "not a date"),
                                           (("2026-03-01", "soon"), "not a date"),
                                           (("2026-03-01", "20260401"), "not a date"),
                                           (("2026-05-01", "2026-04-01"), "after end")])
-def test_draw_window_is_a_usage_error(capsys, tmp_path, window, msg):
-    err = _usage(capsys, "draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--window", *window,
+def test_draw_window_is_a_usage_error(usage_error, tmp_path, window, msg):
+    err = usage_error("draw", "--plan", tmp_path / "p.csv", "--seed", "1", "--window", *window,
                  "--out", tmp_path / "o.csv")
     assert msg in err and "--window" in err
 
@@ -221,7 +212,7 @@ def test_draw_window_is_a_usage_error(capsys, tmp_path, window, msg):
                                        (("--campaign-start", "2026-03-01", "--campaign-end", "2026/4/1"), "not a date"),
                                        (("--campaign-start", "2026-05-01", "--campaign-end", "2026-04-01"), "after end"),
                                        (("--campaign-start", "2026-03-01"), "give both")])
-def test_estimate_campaign_window_is_a_usage_error(capsys, tmp_path, args, msg):
-    err = _usage(capsys, "estimate", "--results", tmp_path / "r.csv", "--plan", tmp_path / "p.csv",
+def test_estimate_campaign_window_is_a_usage_error(usage_error, tmp_path, args, msg):
+    err = usage_error("estimate", "--results", tmp_path / "r.csv", "--plan", tmp_path / "p.csv",
                  "--drawn", tmp_path / "d.csv", "--out", tmp_path / "e.csv", *args)
     assert msg in err

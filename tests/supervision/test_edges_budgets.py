@@ -21,27 +21,19 @@ def _scored(n: int = 200, seed: int = 0) -> pd.DataFrame:
                         index=pd.Index([f"91330782MA{i:08d}" for i in range(n)], name="entity_id"))
 
 
-def _usage(capsys, *argv) -> str:
-    with pytest.raises(SystemExit) as ei:
-        main([str(a) for a in argv])
-    err = capsys.readouterr().err
-    assert ei.value.code == 2 and "Traceback" not in err, err
-    return err
-
-
 @pytest.mark.parametrize("value", BAD_NUMBERS)
 @pytest.mark.parametrize("command, option", [("plan", "--budget"), ("frontier", "--budget"),
                                              ("frontier", "--budget-rate")])
-def test_budget_options_are_finite_and_positive(capsys, tmp_path, command, option, value):
-    err = _usage(capsys, command, "--scores", tmp_path / "s.csv", "--out", tmp_path / "o.csv", f"{option}={value}")
+def test_budget_options_are_finite_and_positive(usage_error, tmp_path, command, option, value):
+    err = usage_error(command, "--scores", tmp_path / "s.csv", "--out", tmp_path / "o.csv", f"{option}={value}")
     assert option in err
 
 
 @pytest.mark.parametrize("value", ["nan", "0", "-1", "2.5", "abc"])
 @pytest.mark.parametrize("command", ["plan", "frontier", "draw"])
-def test_campaign_size_is_a_whole_number_of_at_least_one(capsys, tmp_path, command, value):
+def test_campaign_size_is_a_whole_number_of_at_least_one(usage_error, tmp_path, command, value):
     src = ["--plan", tmp_path / "p.csv", "--seed", "1"] if command == "draw" else ["--scores", tmp_path / "s.csv"]
-    err = _usage(capsys, command, *src, "--out", tmp_path / "o.csv", f"--n={value}")
+    err = usage_error(command, *src, "--out", tmp_path / "o.csv", f"--n={value}")
     assert "--n" in err
 
 
@@ -53,10 +45,10 @@ def test_library_refuses_bad_budgets_naming_the_argument(budget):
         policy_frontier(_scored(), budget)
 
 
-def test_frontier_budget_rate_zero_is_not_the_default(capsys, tmp_path):
+def test_frontier_budget_rate_zero_is_not_the_default(usage_error, tmp_path):
     """frontier --budget-rate 0 used to fall back silently to the policy's budget."""
     _scored().reset_index().to_csv(tmp_path / "s.csv", index=False)
-    err = _usage(capsys, "frontier", "--scores", tmp_path / "s.csv", "--budget-rate", "0", "--out", tmp_path / "f.csv")
+    err = usage_error("frontier", "--scores", tmp_path / "s.csv", "--budget-rate", "0", "--out", tmp_path / "f.csv")
     assert "--budget-rate" in err and not (tmp_path / "f.csv").exists()
 
 
@@ -69,7 +61,6 @@ def test_frontier_refuses_bad_n(n):
 def test_inspector_options_without_a_roster_are_refused(tmp_path, capsys):
     """--previous and --qualification only act on the inspector draw: without --inspectors they
     would be silently ignored."""
-    from yiwu_credit.cli import main
 
     for opt in (["--previous", "p.csv"], ["--qualification", "food"]):
         with pytest.raises(SystemExit) as e:
